@@ -1,0 +1,104 @@
+/**
+ * queue/maildir: delivers each message into a Maildir, durably: the file is written to `tmp/`,
+ * fsynced, linked into `new/`, and `new/` is fsynced before the client hears 250.
+ *
+ * Hooks: queue.
+ * Arguments: `dir [subdir-template [mode]]`.
+ *  - `dir`: the Maildir (or the root of the per-recipient Maildirs); created if missing.
+ *  - `subdir-template`: deliver one copy per recipient into `dir/<template>`, where `%l` is the
+ *    local part, `%d` the domain and `%u` the whole address. Characters outside
+ *    `-A-Za-z0-9+_.,@=` become `_`, and a leading dot too, so an address cannot climb the tree.
+ *  - `mode`: octal permissions for new directories (default 700); files get it without x bits.
+ * Adds `Return-Path:` and `Delivered-To:` lines.
+ * Replies: `250 Queued! <Message-Id>`; on any failure DECLINED (451), so nothing is lost.
+ */
+import * as fs from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { DECLINED, LOGERROR, OK, type Address, type Hooks, type Plugin, type PluginHost, type Transaction } from "qpsmtpd";
+
+interface Settings {
+  dir: string;
+  template: string | undefined;
+  dirMode: number;
+  fileMode: number;
+}
+
+let counter = 0;
+const host = hostname().replace(/[^\w.-]/g, "_");
+
+export function register(this: Plugin, _qp: PluginHost, dir?: string, template?: string, mode?: string): void {
+  if (!dir) throw new Error("queue/maildir needs the Maildir directory as its first argument");
+  if (template !== undefined && !/%[ldu]/.test(template)) {
+    throw new Error(`queue/maildir: sub directory template "${template}" has no %l, %d or %u`);
+  }
+  if (mode !== undefined && !/^[0-7]{3}$/.test(mode)) throw new Error(`queue/maildir: mode "${mode}" is not octal`);
+  const dirMode = mode === undefined ? 0o700 : parseInt(mode, 8);
+  const settings: Settings = { dir, template, dirMode, fileMode: dirMode & 0o666 };
+  this.data["settings"] = settings;
+  if (template === undefined) makeMaildir(dir, dirMode);
+}
+
+function makeMaildir(dir: string, mode: number): void {
+  for (const sub of ["cur", "new", "tmp"]) fs.mkdirSync(join(dir, sub), { recursive: true, mode });
+}
+
+function safe(s: string): string {
+  return s.replace(/[^-A-Za-z0-9+_.,@=]/g, "_").replace(/^\./, "_");
+}
+
+export function subdirFor(template: string, rcpt: Address): string {
+  const user = safe(rcpt.user);
+  const domain = safe(rcpt.host ?? "");
+  return template.replace(/%([ldu])/g, (_, k: string) => (k === "l" ? user : k === "d" ? domain : `${user}@${domain}`));
+}
+
+export const hook_queue: Hooks["queue"] = async function (txn) {
+  const s = this.data["settings"] as Settings;
+  const msgId = (txn.header()?.get("Message-Id", 0) ?? "").replace(/[\r\n].*/s, "");
+  try {
+    if (s.template === undefined) {
+      const delivered = txn.recipients().map((r) => `Delivered-To: ${r.address()}\n`).join("");
+      await writeMessage(txn, s.dir, s.fileMode, delivered);
+    } else {
+      for (const rcpt of txn.recipients()) {
+        const dir = join(s.dir, subdirFor(s.template, rcpt));
+        makeMaildir(dir, s.dirMode);
+        await writeMessage(txn, dir, s.fileMode, `Delivered-To: ${rcpt.address()}\n`);
+      }
+    }
+  } catch (e) {
+    this.log(LOGERROR, `delivery failed: ${(e as Error).message}`);
+    return DECLINED;
+  }
+  return [OK, `Queued! ${msgId}`.trim()];
+};
+
+async function writeMessage(txn: Transaction, dir: string, mode: number, extra: string): Promise<void> {
+  const now = Date.now();
+  const name = `${Math.floor(now / 1000)}.P${process.pid}M${(now % 1000) * 1000}Q${counter++}.${host}`;
+  const tmp = join(dir, "tmp", name);
+  const fh = await fs.promises.open(tmp, "wx", mode);
+  try {
+    await fh.write(`Return-Path: ${txn.sender()?.format() ?? "<>"}\n${extra}`);
+    for await (const chunk of txn.message_stream()) await fh.write(chunk);
+    await fh.sync();
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await fs.promises.unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+  await fh.close();
+  await fs.promises.link(tmp, join(dir, "new", name));
+  await fs.promises.unlink(tmp);
+  await syncDir(join(dir, "new"));
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const d = await fs.promises.open(dir, "r");
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}

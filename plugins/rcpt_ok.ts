@@ -1,0 +1,39 @@
+/**
+ * rcpt_ok: accepts recipients in the domains we receive mail for (qmail's rcpthosts rules).
+ * It must be the last rcpt plugin.
+ *
+ * Hooks: rcpt.
+ * Config files: `rcpthosts` (a domain, or `.example.org` for every subdomain), `morercpthosts`
+ * (more domains, a flat file here), `me`.
+ * Replies: OK for relay clients and whitelisted senders; OK when the recipient's domain is local
+ * and its local part has no routing characters (`%`, `!`, `@`); OK for a bare `<postmaster>`;
+ * otherwise `550 Relaying denied (#5.7.1)`.
+ */
+import { DECLINED, DENY, LOGINFO, OK, type Hooks } from "qpsmtpd";
+
+export const hook_rcpt: Hooks["rcpt"] = function (_txn, rcpt) {
+  if (this.is_immune()) return OK;
+  const host = rcpt.host?.toLowerCase();
+  if (host === undefined) {
+    // <postmaster> without a domain must always be accepted (RFC 5321 4.5.1).
+    return /^postmaster$/i.test(rcpt.user) ? OK : DECLINED;
+  }
+  if (/[%!@]/.test(rcpt.user)) {
+    // Routing through the local part: leave it to no next hop (Postfix and Exim refuse these too).
+    this.log(LOGINFO, `fail, routing characters in ${rcpt}`);
+    return [DENY, "Relaying denied (#5.7.1)"];
+  }
+  if (isLocal(host, this.qp.me, this.qp.config_all("rcpthosts"), this.qp.config_all("morercpthosts"))) return OK;
+  this.log(LOGINFO, `fail, ${host} is not a local domain`);
+  return [DENY, "Relaying denied (#5.7.1)"];
+};
+
+export function isLocal(host: string, me: string, rcpthosts: readonly string[], more: readonly string[]): boolean {
+  if (host === me.toLowerCase()) return true;
+  for (const raw of [...rcpthosts, ...more]) {
+    const entry = raw.toLowerCase();
+    if (entry === host) return true;
+    if (entry.startsWith(".") && host.endsWith(entry)) return true;
+  }
+  return false;
+}

@@ -1,0 +1,55 @@
+/**
+ * IP address helpers for access lists: IPv4 and IPv6 alike, CIDR bounds inclusive.
+ * @module
+ */
+import { isIPv4, isIPv6 } from "node:net";
+import { normaliseIp } from "./connection.ts";
+
+/** The address as a number and its width in bits; undefined when it is not an IP address. */
+export function ipToBigInt(ip: string): { value: bigint; bits: 32 | 128 } | undefined {
+  const a = normaliseIp(ip);
+  if (isIPv4(a)) {
+    const v = a.split(".").reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n);
+    return { value: v, bits: 32 };
+  }
+  if (!isIPv6(a)) return undefined;
+  let s = a.replace(/%.*$/, "");
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
+  if (v4) {
+    const n = ipToBigInt(v4[1]!)!.value;
+    s = s.slice(0, -v4[1]!.length) + `${(n >> 16n).toString(16)}:${(n & 0xffffn).toString(16)}`;
+  }
+  const [head, tail] = s.includes("::") ? s.split("::") as [string, string] : [s, undefined];
+  const h = head ? head.split(":") : [];
+  const t = tail ? tail.split(":") : [];
+  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill("0"), ...t];
+  if (groups.length !== 8) return undefined;
+  return { value: groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g || "0", 16)), 0n), bits: 128 };
+}
+
+/** Whether `ip` is inside `cidr` (`192.0.2.0/24`, `2001:db8::/32`); a bare address matches itself. */
+export function cidrContains(cidr: string, ip: string): boolean {
+  const [net, lenText] = cidr.split("/");
+  const n = ipToBigInt(net ?? "");
+  const a = ipToBigInt(ip);
+  if (!n || !a || n.bits !== a.bits) return false;
+  const len = lenText === undefined ? n.bits : Number(lenText);
+  if (!Number.isInteger(len) || len < 0 || len > n.bits) return false;
+  const shift = BigInt(n.bits - len);
+  return (n.value >> shift) === (a.value >> shift);
+}
+
+/**
+ * qpsmtpd's client-list entry: an address, a CIDR, or a prefix ending in `.` or `:`
+ * (`192.168.` matches 192.168.0.0/16 textually, as qmail's tcprules do).
+ */
+export function matchesClientEntry(entry: string, ip: string): boolean {
+  const e = entry.trim();
+  const a = normaliseIp(ip);
+  if (e === "") return false;
+  if (e.includes("/")) return cidrContains(e, a);
+  if (e.endsWith(".") || (e.endsWith(":") && !e.endsWith("::"))) return a.toLowerCase().startsWith(e.toLowerCase());
+  const x = ipToBigInt(e);
+  const y = ipToBigInt(a);
+  return x !== undefined && y !== undefined && x.bits === y.bits && x.value === y.value;
+}

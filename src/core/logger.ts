@@ -1,0 +1,37 @@
+/**
+ * Log routing: every log call goes to the logging hooks; with none registered, lines at or
+ * below `loglevel` go to stderr as `PID (hook) plugin: message`.
+ * @module
+ */
+
+export type LogSink = (level: number, hook: string, plugin: string, message: string, connId: string) => boolean;
+
+export class Logger {
+  /** Level for the stderr fallback. */
+  level: number;
+  /** Runs the logging hooks; returns false when there are none. */
+  sink: LogSink | undefined;
+  #inSink = false;
+
+  constructor(level = 4) {
+    this.level = level;
+  }
+
+  log(level: number, message: string, hook = "", plugin = "", connId = ""): void {
+    if (this.#inSink) return; // a logging plugin's own log calls would recurse
+    if (this.sink) {
+      this.#inSink = true;
+      try {
+        if (this.sink(level, hook, plugin, message, connId)) return;
+      } finally {
+        this.#inSink = false;
+      }
+    }
+    if (level <= this.level) process.stderr.write(formatLogLine(hook, plugin, message, connId));
+  }
+}
+
+export function formatLogLine(hook: string, plugin: string, message: string, connId: string): string {
+  const where = `${hook ? `(${hook}) ` : ""}${plugin ? `${plugin}: ` : ""}`;
+  return `${process.pid}${connId ? ` ${connId}` : ""} ${where}${message}\n`;
+}

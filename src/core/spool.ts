@@ -1,0 +1,114 @@
+/**
+ * Message storage while a transaction lives: memory up to `size_threshold`, then a file in the
+ * spool directory. It holds the message as received (header block and body, LF line ends).
+ * @module
+ */
+import * as fs from "node:fs";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+
+export class Spool {
+  readonly #dir: string;
+  readonly #threshold: number;
+  #chunks: Buffer[] = [];
+  #fd: number | undefined;
+  #path: string | undefined;
+  /** Bytes written. */
+  size = 0;
+
+  /** @param threshold bytes kept in memory before moving to a file (0 = always a file) */
+  constructor(dir: string, threshold: number) {
+    this.#dir = dir;
+    this.#threshold = threshold;
+  }
+
+  write(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.size += chunk.length;
+    if (this.#fd === undefined && this.size > this.#threshold) this.#toFile();
+    if (this.#fd !== undefined) writeAll(this.#fd, chunk);
+    else this.#chunks.push(Buffer.from(chunk));
+  }
+
+  #toFile(): void {
+    fs.mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
+    const path = join(this.#dir, `${Date.now()}.${process.pid}.${randomBytes(6).toString("hex")}.spool`);
+    this.#fd = fs.openSync(path, "wx+", 0o600);
+    this.#path = path;
+    for (const c of this.#chunks) writeAll(this.#fd, c);
+    this.#chunks = [];
+  }
+
+  /** The spool file's path, moving the message to a file first if it is in memory. */
+  filename(): string {
+    if (this.#fd === undefined) this.#toFile();
+    return this.#path!;
+  }
+
+  get inMemory(): boolean {
+    return this.#fd === undefined;
+  }
+
+  /** Reads the stored bytes from `start` on, in chunks. */
+  async *read(start = 0): AsyncGenerator<Buffer> {
+    if (this.#fd === undefined) {
+      let skip = start;
+      for (const c of this.#chunks) {
+        if (skip >= c.length) {
+          skip -= c.length;
+          continue;
+        }
+        yield skip > 0 ? c.subarray(skip) : c;
+        skip = 0;
+      }
+      return;
+    }
+    const fd = this.#fd;
+    const buf = Buffer.allocUnsafe(65536);
+    let pos = start;
+    while (pos < this.size) {
+      const n = await new Promise<number>((resolve, reject) =>
+        fs.read(fd, buf, 0, Math.min(buf.length, this.size - pos), pos, (err, bytes) => err ? reject(err) : resolve(bytes))
+      );
+      if (n === 0) break;
+      pos += n;
+      yield Buffer.from(buf.subarray(0, n));
+    }
+  }
+
+  /** Deletes the file, if any, and forgets the content. */
+  destroy(): void {
+    if (this.#fd !== undefined) {
+      try {
+        fs.closeSync(this.#fd);
+      } catch { /* already closed */ }
+      try {
+        fs.unlinkSync(this.#path!);
+      } catch { /* already gone */ }
+    }
+    this.#fd = undefined;
+    this.#path = undefined;
+    this.#chunks = [];
+  }
+}
+
+function writeAll(fd: number, chunk: Buffer): void {
+  let off = 0;
+  while (off < chunk.length) off += fs.writeSync(fd, chunk, off, chunk.length - off);
+}
+
+/** Splits a chunk stream into UTF-8 lines that keep their LF (the last may lack one). */
+export async function* linesOf(chunks: AsyncIterable<Buffer>): AsyncGenerator<string> {
+  let carry: Buffer = Buffer.alloc(0);
+  for await (const c of chunks) {
+    const buf = carry.length ? Buffer.concat([carry, c]) : c;
+    let start = 0;
+    let lf: number;
+    while ((lf = buf.indexOf(10, start)) >= 0) {
+      yield buf.toString("utf8", start, lf + 1);
+      start = lf + 1;
+    }
+    carry = Buffer.from(buf.subarray(start));
+  }
+  if (carry.length) yield carry.toString("utf8");
+}

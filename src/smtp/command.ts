@@ -1,0 +1,91 @@
+/**
+ * Command-line parsing: verb and argument, the MAIL/RCPT path argument and ESMTP parameters.
+ * @module
+ */
+
+/** ESMTP parameters: lower-cased keyword to value (undefined when there was no `=`). */
+export type Params = Record<string, string | undefined>;
+
+export interface SplitCommand {
+  /** Lower-cased verb. */
+  readonly verb: string;
+  /** Everything after the first run of spaces. */
+  readonly rest: string;
+}
+
+export function splitCommand(line: string): SplitCommand {
+  const m = /^(\S*)(?: +(.*))?$/s.exec(line);
+  return { verb: (m?.[1] ?? "").toLowerCase(), rest: m?.[2] ?? "" };
+}
+
+/** A verb as qpsmtpd accepts it: 1 to 12 word characters. */
+export function isVerb(v: string): boolean {
+  return /^\w{1,12}$/.test(v);
+}
+
+/**
+ * Lines that show a non-SMTP client (HTTP) or message data parsed as commands; the session
+ * ends at once on these.
+ */
+export function isForbiddenCommand(line: string): boolean {
+  return /^(?:GET|POST|HEAD|PUT|CONNECT|OPTIONS|DELETE) /i.test(line) || /^[A-Za-z][A-Za-z0-9-]*:(?:\s|$)/.test(line) &&
+    !/^(?:mail|rcpt)\s/i.test(line);
+}
+
+export interface PathArgument {
+  /** The path as written, normally `<…>`. */
+  readonly path: string;
+  /** The parameter words after the path. */
+  readonly params: readonly string[];
+}
+
+/**
+ * Splits `FROM:<path> params` (or `TO:`): the keyword, optional spaces, then a bracketed path
+ * (quotes may hold `>`) or a bare word, then space-separated parameters.
+ */
+export function parsePathArgument(rest: string, keyword: "from" | "to"): PathArgument | undefined {
+  const kw = keyword.length + 1;
+  if (rest.slice(0, kw).toLowerCase() !== `${keyword}:`) return undefined;
+  const s = rest.slice(kw).replace(/^ +/, "");
+  let end: number;
+  if (s[0] === "<") {
+    let inQuote = false;
+    end = -1;
+    for (let i = 1; i < s.length; i++) {
+      const c = s[i];
+      if (inQuote && c === "\\") i++;
+      else if (c === '"') inQuote = !inQuote;
+      else if (c === ">" && !inQuote) {
+        end = i + 1;
+        break;
+      }
+    }
+    if (end < 0) return undefined;
+  } else {
+    end = s.indexOf(" ");
+    if (end < 0) end = s.length;
+  }
+  const path = s.slice(0, end);
+  const tail = s.slice(end);
+  if (tail !== "" && tail[0] !== " ") return undefined;
+  const params = tail.split(" ").filter((w) => w !== "");
+  return { path, params };
+}
+
+const KEYWORD = /^[A-Za-z0-9][A-Za-z0-9-]*$/;
+const VALUE = /^[\x21-\x3c\x3e-\x7e]+$/;
+
+/** Parses ESMTP parameter words; a string is an error message. */
+export function parseParams(words: readonly string[]): Params | string {
+  const out: Params = Object.create(null);
+  for (const w of words) {
+    const eq = w.indexOf("=");
+    const key = (eq < 0 ? w : w.slice(0, eq)).toLowerCase();
+    const value = eq < 0 ? undefined : w.slice(eq + 1);
+    if (!KEYWORD.test(key)) return "Syntax error in parameters";
+    if (value !== undefined && !VALUE.test(value)) return "Syntax error in parameters";
+    if (key in out) return `Duplicate parameter ${key.toUpperCase()}`;
+    out[key] = value;
+  }
+  return out;
+}
