@@ -1,0 +1,218 @@
+/**
+ * The qpsmtpd command: `qpsmtpd [serve] [flags]`, `qpsmtpd check`, `qpsmtpd hooks`.
+ * The only module with top-level effects.
+ * @module
+ */
+import * as fs from "node:fs";
+import { parseArgs } from "node:util";
+import * as api from "./plugin_api.ts";
+import { configDirs, connectLogging, createHost, loadPlugins } from "./app.ts";
+import { LOGERROR, LOGINFO, LOGNOTICE } from "./core/codes.ts";
+import { readLimits } from "./core/limits.ts";
+import { DEFAULT_SETTINGS, type DaemonSettings, listenSpecs, readSettingsFile } from "./config/settings.ts";
+import { installPluginModule } from "./runtime/runtime.ts";
+import { SmtpServer } from "./server/server.ts";
+import { dropPrivileges } from "./server/privileges.ts";
+import { VERSION } from "./version.ts";
+
+const HELP = `qpsmtpd ${VERSION}: the qpsmtpd SMTP daemon, in one executable
+
+Usage:
+  qpsmtpd [serve] [options]   receive mail
+  qpsmtpd check [--config DIR] load the config and every plugin; report problems (exit 1 on any)
+  qpsmtpd hooks [--config DIR] print each hook's plugin chain, in order
+
+Options (as qpsmtpd-forkserver; defaults may also come from smtpd.yaml in the config dir):
+  -l, --listen-address ADDR[:PORT]  address to listen on (repeatable; [v6]:port form) [0.0.0.0]
+  -p, --port N                      port (repeatable) [2525]
+      --tls-port N                  implicit-TLS port, e.g. 465 (repeatable; needs the tls plugin)
+  -c, --limit-connections N         connections at once [15]
+  -m, --max-from-ip N               connections at once from one address [5]
+  -u, --user USER                   run as USER after binding (when started as root)
+      --pid-file PATH               write the pid here; refuse to start if it names a live process
+      --config DIR                  config directory (else $QPSMTPD_CONFIG, ./config beside the program)
+  -h, --help                        this text
+  -v, --version                     the version
+
+Signals: HUP reloads config and plugins for new connections; TERM and INT stop accepting, let open
+transactions finish (shutdown_grace, 30 s), then answer 421.
+`;
+
+function fail(message: string): never {
+  process.stderr.write(`qpsmtpd: ${message}\n`);
+  process.exit(1);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      "listen-address": { type: "string", short: "l", multiple: true },
+      port: { type: "string", short: "p", multiple: true },
+      "tls-port": { type: "string", multiple: true },
+      "limit-connections": { type: "string", short: "c" },
+      "max-from-ip": { type: "string", short: "m" },
+      user: { type: "string", short: "u" },
+      "pid-file": { type: "string" },
+      config: { type: "string" },
+      help: { type: "boolean", short: "h" },
+      version: { type: "boolean", short: "v" },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  if (values.version) {
+    process.stdout.write(`qpsmtpd ${VERSION}\n`);
+    return;
+  }
+  installPluginModule(api as unknown as Record<string, unknown>);
+  const command = positionals[0] ?? "serve";
+  const dirs = configDirs(values.config);
+  const host = createHost(dirs);
+
+  const settings: DaemonSettings = { ...DEFAULT_SETTINGS };
+  const yamlPath = host.configDir.path("smtpd.yaml");
+  const num = (flag: string, v: string): number => {
+    if (!/^\d+$/.test(v)) fail(`--${flag} wants a number, not "${v}"`);
+    return Number(v);
+  };
+  try {
+    if (yamlPath) Object.assign(settings, readSettingsFile(yamlPath));
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  if (values["listen-address"]) settings.listen = values["listen-address"];
+  if (values.port) settings.ports = values.port.map((p) => num("port", p));
+  if (values["tls-port"]) settings.tlsPorts = values["tls-port"].map((p) => num("tls-port", p));
+  if (values["limit-connections"]) settings.limitConnections = num("limit-connections", values["limit-connections"]);
+  if (values["max-from-ip"]) settings.maxFromIp = num("max-from-ip", values["max-from-ip"]);
+  if (values.user) settings.user = values.user;
+  if (values["pid-file"]) settings.pidFile = values["pid-file"];
+
+  switch (command) {
+    case "check":
+      return check(host, settings);
+    case "hooks":
+      return hooks(host);
+    case "serve":
+      return serve(host, settings);
+    default:
+      fail(`unknown command "${command}" (try --help)`);
+  }
+}
+
+async function check(host: ReturnType<typeof createHost>, settings: DaemonSettings): Promise<void> {
+  const problems: string[] = [];
+  readLimits(host.configDir, (m) => problems.push(m));
+  try {
+    host.configDir.bool("tls_before_auth");
+  } catch (e) {
+    problems.push((e as Error).message);
+  }
+  let plugins = 0;
+  try {
+    const registry = await loadPlugins(host);
+    plugins = registry.plugins.length;
+    if (settings.tlsPorts.length > 0 && !registry.find("tls")) problems.push("implicit-TLS ports are set but the tls plugin is not loaded");
+    if (!registry.has("rcpt")) problems.push("no rcpt plugin: every recipient will get 450 (add rcpt_ok)");
+    if (!registry.has("queue")) problems.push("no queue plugin: every message will get 451 (add queue/maildir or queue/smtp-forward)");
+  } catch (e) {
+    problems.push((e as Error).message);
+  }
+  if (problems.length) {
+    for (const p of problems) process.stderr.write(`qpsmtpd check: ${p}\n`);
+    process.exit(1);
+  }
+  process.stdout.write(`qpsmtpd check: OK, ${plugins} plugins loaded from ${host.configDir.dirs[0]}\n`);
+}
+
+async function hooks(host: ReturnType<typeof createHost>): Promise<void> {
+  let registry;
+  try {
+    registry = await loadPlugins(host);
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  for (const [hook, chain] of registry.table()) {
+    process.stdout.write(`${hook}: ${chain.map((e) => e.plugin.name).join(" -> ")}\n`);
+  }
+}
+
+async function serve(host: ReturnType<typeof createHost>, settings: DaemonSettings): Promise<void> {
+  if (settings.pidFile) claimPidFile(settings.pidFile);
+  let generation = 0;
+  let registry;
+  try {
+    registry = await loadPlugins(host, generation);
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  connectLogging(registry);
+  host.max_conn_ip = settings.maxFromIp;
+  const server = new SmtpServer(registry, {
+    listen: listenSpecs(settings),
+    limitConnections: settings.limitConnections,
+    maxFromIp: settings.maxFromIp,
+  });
+  let bound;
+  try {
+    bound = await server.start();
+  } catch (e) {
+    fail(`cannot listen: ${(e as Error).message}`);
+  }
+  if (settings.user) {
+    try {
+      dropPrivileges(settings.user);
+    } catch (e) {
+      fail((e as Error).message);
+    }
+  }
+  host.log(LOGNOTICE, `qpsmtpd ${VERSION} listening on ${bound.map((a) => `${a.address}:${a.port}`).join(", ")}`, "server");
+
+  process.on("SIGHUP", () => {
+    void (async () => {
+      try {
+        const next = await loadPlugins(host, ++generation);
+        server.registry = next;
+        connectLogging(next);
+        host.log(LOGNOTICE, `reloaded: ${next.plugins.length} plugins`, "server");
+      } catch (e) {
+        host.log(LOGERROR, `reload failed, keeping the running plugins: ${(e as Error).message}`, "server");
+      }
+    })();
+  });
+  let stopping = false;
+  const stop = (sig: string): void => {
+    if (stopping) return;
+    stopping = true;
+    host.log(LOGNOTICE, `${sig}: stopping; open transactions get ${settings.shutdownGrace}s`, "server");
+    void server.stop(settings.shutdownGrace * 1000).then(() => {
+      if (settings.pidFile) fs.rmSync(settings.pidFile, { force: true });
+      host.log(LOGINFO, "stopped", "server");
+      process.exit(0);
+    });
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+function claimPidFile(path: string): void {
+  if (!path.startsWith("/")) fail(`--pid-file must be an absolute path, not ${path}`);
+  try {
+    const pid = Number(fs.readFileSync(path, "utf8").trim());
+    if (pid > 0) {
+      try {
+        process.kill(pid, 0);
+        fail(`found an already running qpsmtpd (pid ${pid} in ${path})`);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "EPERM") fail(`found an already running qpsmtpd (pid ${pid} in ${path})`);
+      }
+    }
+  } catch { /* no pid file yet */ }
+  fs.writeFileSync(path, `${process.pid}\n`);
+}
+
+await main(process.argv.slice(2));
