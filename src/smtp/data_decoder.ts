@@ -105,11 +105,12 @@ export class DataDecoder {
             state = S.MidCr;
             i++;
           } else {
-            // LF without CR before it
+            // LF without CR before it. The next line is not at a line start for end-of-data
+            // purposes, so `LF . CR LF` (the Exchange Online smuggling case) cannot end the data.
             this.bareNewline = true;
             emit(LF);
             i++;
-            state = S.Sol;
+            state = S.Mid;
           }
           break;
         }

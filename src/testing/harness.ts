@@ -116,6 +116,7 @@ export class TestSession {
     const t = new TestSession(session, registry, transport);
     void session.run();
     await t.#wait();
+    t.#seen = t.replies.length;
     return t;
   }
 

@@ -1,0 +1,45 @@
+# qpsmtpd.ts: `make run` and `make test` do all the set-up on a fresh machine.
+SHELL := /bin/bash
+BIN := node_modules/.bin
+BUN := $(BIN)/bun
+DENO := $(BIN)/deno
+SRC := $(shell find src plugins -name '*.ts' 2>/dev/null)
+
+.PHONY: all run build check typecheck test test-unit test-e2e test-deno bench clean deps
+
+all: build
+
+node_modules/.installed: package.json
+	npm install --no-audit --no-fund
+	@touch $@
+
+deps: node_modules/.installed
+
+dist/qpsmtpd: node_modules/.installed $(SRC)
+	$(BUN) build --compile --minify-syntax src/main.ts --outfile dist/qpsmtpd
+
+## build: one executable, dist/qpsmtpd, with the core and every built-in plugin
+build: dist/qpsmtpd
+
+## run: serve mail on 127.0.0.1:2525 from the shipped config/ (Maildir in ./run/Maildir)
+run: build
+	dist/qpsmtpd --config config
+
+## typecheck: the plugin contract and everything else, strictly
+typecheck: node_modules/.installed
+	$(BIN)/tsc -p .
+
+## check: type-check, then load the shipped config and plugins
+check: typecheck build
+	dist/qpsmtpd check --config config
+
+## test: type-check, every test (unit, end-to-end against dist/qpsmtpd, Deno), then one summary line
+test: node_modules/.installed build
+	@bash tests/run.sh
+
+## bench: smtp-source against dist/qpsmtpd (not a test)
+bench: build
+	@bash bench/run.sh
+
+clean:
+	rm -rf dist run .bench

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every gate and test and ends with one line: `N passed, N failed[, N skipped]`.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BIN=node_modules/.bin
+passed=0 failed=0 skipped=0
+log=$(mktemp -d)
+
+echo "== type check (tsc)"
+if $BIN/tsc -p . >"$log/tsc.txt" 2>&1; then passed=$((passed + 1)); else cat "$log/tsc.txt"; failed=$((failed + 1)); fi
+
+echo "== bun test (unit, conformance, end to end)"
+$BIN/bun test 2>&1 | tee "$log/bun.txt"
+count() { grep -Eo "^ *[0-9]+ $1\$" "$log/bun.txt" | tail -1 | tr -dc 0-9; }
+p=$(count pass); f=$(count fail); s=$(count skip)
+if [ -z "$p$f" ]; then echo "bun test printed no summary"; failed=$((failed + 1)); fi
+passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0})); skipped=$((skipped + ${s:-0}))
+
+echo "== deno (the server runs under Deno)"
+$BIN/deno test -A --no-check --config deno.json tests/runtime/deno/ 2>&1 | tee "$log/deno.txt"
+dp=$(grep -Eo "[0-9]+ passed" "$log/deno.txt" | tail -1 | tr -dc 0-9)
+df=$(grep -Eo "[0-9]+ failed" "$log/deno.txt" | tail -1 | tr -dc 0-9)
+if [ -z "$dp$df" ]; then echo "deno test printed no summary"; failed=$((failed + 1)); fi
+passed=$((passed + ${dp:-0})); failed=$((failed + ${df:-0}))
+
+rm -rf "$log"
+if [ "$skipped" -gt 0 ]; then echo "$passed passed, $failed failed, $skipped skipped"; else echo "$passed passed, $failed failed"; fi
+[ "$failed" -eq 0 ]
