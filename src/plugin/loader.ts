@@ -49,8 +49,8 @@ async function loadOne(line: ConfigLine, dirs: readonly string[], opts: LoadOpti
   const where = `${line.file}:${line.line}`;
   if (!/^[\x20-\x7e]+$/.test(line.value)) throw new PluginLoadError(`${where}: the line has non-printable characters`);
   const [name, ...args] = line.value.split(/\s+/);
+  if (name?.includes("::")) throw new PluginLoadError(`${where}: "${name}" is a Perl module plugin; only TypeScript plugins load`);
   if (!name || !NAME.test(name) || name.includes("..")) throw new PluginLoadError(`${where}: bad plugin name "${name}"`);
-  if (name.includes("::")) throw new PluginLoadError(`${where}: "${name}" is a Perl module plugin; only TypeScript plugins load`);
   const file = name.replace(/:\d+$/, "");
   const mod = await resolveModule(file, dirs, opts, where);
   const plugin = new Plugin(name, file, args, mod.module, opts.host);
