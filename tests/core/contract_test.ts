@@ -3,12 +3,12 @@
  * real session with mocked hooks. "none" means no plugin registered for the hook.
  */
 import { describe, expect, test } from "bun:test";
-import { DECLINED, DENY, DENY_DISCONNECT, DENYSOFT, DENYSOFT_DISCONNECT, DONE, OK } from "../../src/core/codes.ts";
+import { DECLINED, DENY, DENY_DISCONNECT, DENYSOFT, DENYSOFT_DISCONNECT, DONE, OK, type ReturnCode } from "../../src/core/codes.ts";
 import type { HookName } from "../../src/core/hooks.ts";
 import { TestSession } from "../../src/testing/harness.ts";
 
 type CodeName = "OK" | "DENY" | "DENYSOFT" | "DENY_DISCONNECT" | "DENYSOFT_DISCONNECT" | "DECLINED" | "DONE" | "none";
-const CODES: Record<Exclude<CodeName, "none">, number> = { OK, DENY, DENYSOFT, DENY_DISCONNECT, DENYSOFT_DISCONNECT, DECLINED, DONE };
+const CODES: Record<Exclude<CodeName, "none">, ReturnCode> = { OK, DENY, DENYSOFT, DENY_DISCONNECT, DENYSOFT_DISCONNECT, DECLINED, DONE };
 /** [expected reply code or null for no reply, disconnected] */
 type Expect = [number | null, boolean];
 type Row = Record<CodeName, Expect>;
