@@ -163,6 +163,10 @@ export class Session implements SessionApi, RunContext {
           if (this.#countError()) return undefined;
           continue;
         case "need_more":
+          if (this.#draining && !this.#txn?.sender()) {
+            await this.#goodbye();
+            return undefined;
+          }
           if (!(await this.waitInput(deadline))) return undefined;
       }
     }
@@ -218,11 +222,6 @@ export class Session implements SessionApi, RunContext {
         this.respond(220, this.greeting());
       }
       while (!this.#closed) {
-        if (this.#draining && !this.#txn?.sender()) {
-          this.respond(421, `4.3.2 ${this.me} Service shutting down, closing connection`);
-          await this.disconnect();
-          break;
-        }
         const line = await this.nextLine(this.limits.lineLength);
         if (line === undefined) break;
         await this.#dispatch(line);
@@ -279,6 +278,11 @@ export class Session implements SessionApi, RunContext {
     const custom = this.config("smtpgreeting");
     if (custom !== undefined) return /\bESMTP\b/.test(custom) ? custom : `${custom} ESMTP`;
     return `${this.me} ESMTP qpsmtpd ${this.version} ready; send us your mail, but not your spam.`;
+  }
+
+  async #goodbye(): Promise<void> {
+    this.respond(421, `4.3.2 ${this.me} Service shutting down, closing connection`);
+    await this.disconnect();
   }
 
   /** Asks the session to end after its current transaction (SIGTERM). */

@@ -1,0 +1,243 @@
+/**
+ * End to end against dist/qpsmtpd over real sockets, with real clients: swaks, Python's
+ * smtplib and Postfix's smtp-sink as the next hop.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BINARY, configDir, type Daemon, FIXTURE_PLUGINS, freePort, RawClient, run, startDaemon, swaks, TLS_DIR, waitForPort } from "./helpers.ts";
+
+const running: Daemon[] = [];
+afterAll(async () => {
+  for (const d of running) d.proc.kill("SIGKILL");
+});
+
+function mailConfig(plugins: string[], extra: Record<string, string> = {}): { dir: string; maildir: string } {
+  const maildir = join(mkdtempSync(join(tmpdir(), "qpmd-")), "Maildir");
+  const dir = configDir({
+    me: "mx.example.org\n",
+    rcpthosts: "example.org\n",
+    plugins: [...plugins, `queue/maildir ${maildir}`].join("\n") + "\n",
+    logging: "logging/warn LOGINFO\n",
+    ...extra,
+  });
+  return { dir, maildir };
+}
+
+async function daemon(dir: string, opts: Parameters<typeof startDaemon>[1] = {}): Promise<Daemon> {
+  const d = await startDaemon(dir, opts);
+  running.push(d);
+  return d;
+}
+
+const newMessages = (maildir: string): string[] =>
+  existsSync(join(maildir, "new")) ? readdirSync(join(maildir, "new")).map((f) => readFileSync(join(maildir, "new", f), "utf8")) : [];
+
+describe("dist/qpsmtpd with swaks", () => {
+  test("delivers for a local domain into the Maildir and refuses to relay", async () => {
+    const { dir, maildir } = mailConfig(["relay", "rcpt_ok"]);
+    const d = await daemon(dir);
+    const ok = await swaks(d.port, "--to", "user@example.org", "--from", "a@example.net", "--header", "Subject: e2e one");
+    expect(ok.code).toBe(0);
+    expect(ok.out).toMatch(/<- {2}250 Queued!/);
+    const relay = await swaks(d.port, "--to", "victim@evil.test", "--from", "a@example.net", "--quit-after", "RCPT");
+    expect(relay.out).toContain("<** 550 Relaying denied (#5.7.1)");
+    const msgs = newMessages(maildir);
+    expect(msgs.length).toBe(1);
+    expect(msgs[0]).toContain("Subject: e2e one");
+    expect(msgs[0]).toContain("Delivered-To: user@example.org");
+    expect(msgs[0]).toMatch(/Received: from Unknown \(HELO [^)]+\) \(127\.0\.0\.1\)\n by mx\.example\.org \(qpsmtpd\/[^)]+\) with ESMTP;/);
+  });
+
+  test("STARTTLS and AUTH PLAIN: an authenticated client may relay, over TLS", async () => {
+    const { dir, maildir } = mailConfig([`tls ${TLS_DIR}/server.crt ${TLS_DIR}/server.key`, "auth/auth_flat_file", "relay", "rcpt_ok"], {
+      flat_auth_pw: "user@example.org:s3cret\n",
+      tls_before_auth: "1\n",
+    });
+    const d = await daemon(dir);
+    const plain = await swaks(d.port, "--to", "x@elsewhere.example", "--auth", "PLAIN", "--auth-user", "user@example.org", "--auth-password", "s3cret", "--quit-after", "AUTH");
+    expect(plain.out).toContain("Host did not advertise authentication");
+    const r = await swaks(d.port, "--tls", "--to", "x@elsewhere.example", "--from", "user@example.org", "--auth", "PLAIN", "--auth-user", "user@example.org", "--auth-password", "s3cret");
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("235 PLAIN authentication successful for user@example.org");
+    const msgs = newMessages(maildir);
+    expect(msgs.length).toBe(1);
+    expect(msgs[0]).toMatch(/with ESMTPSA \(TLS_[A-Z0-9_]+ encrypted\);/);
+    expect(msgs[0]).toContain("auth=pass (plain) smtp.auth=user@example.org");
+    const bad = await swaks(d.port, "--tls", "--to", "x@elsewhere.example", "--auth", "LOGIN", "--auth-user", "user@example.org", "--auth-password", "wrong");
+    expect(bad.out).toContain("535 LOGIN authentication failed for user@example.org from 127.0.0.1");
+  });
+
+  test("implicit TLS on a second listener (port 465 style)", async () => {
+    const { dir, maildir } = mailConfig([`tls ${TLS_DIR}/server.crt ${TLS_DIR}/server.key`, "rcpt_ok"]);
+    const tlsPort = await freePort();
+    const d = await daemon(dir, { args: ["--tls-port", String(tlsPort)] });
+    await waitForPort(tlsPort);
+    const r = await swaks(tlsPort, "--tlsc", "--to", "user@example.org");
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("250 Queued!");
+    expect(r.out).not.toContain("STARTTLS");
+    expect(newMessages(maildir)[0]).toMatch(/with ESMTPS \(TLS_/);
+    const plain = await swaks(tlsPort, "--to", "user@example.org", "--timeout", "3");
+    expect(plain.code).not.toBe(0);
+    expect(d.port).toBeGreaterThan(0);
+  });
+
+  test("a disk plugin with a relative import, in plugin_dirs, loaded by a copied binary", async () => {
+    const home = mkdtempSync(join(tmpdir(), "qphome-"));
+    mkdirSync(join(home, "bin"));
+    copyFileSync(BINARY, join(home, "bin", "qpsmtpd"));
+    await run(["chmod", "+x", join(home, "bin", "qpsmtpd")]);
+    const { dir } = mailConfig(["deny_bob", "rcpt_ok"], { plugin_dirs: `${FIXTURE_PLUGINS}\n` });
+    const d = await daemon(dir, { cmd: [join(home, "bin", "qpsmtpd")] });
+    const bob = await swaks(d.port, "--to", "bob@example.org", "--quit-after", "RCPT");
+    expect(bob.out).toContain("<** 550 no mail for bob");
+    const alice = await swaks(d.port, "--to", "alice@example.org");
+    expect(alice.code).toBe(0);
+  });
+});
+
+describe("dist/qpsmtpd with other clients", () => {
+  test("Python smtplib: pipelined envelope with several recipients", async () => {
+    const { dir, maildir } = mailConfig(["rcpt_ok"]);
+    const d = await daemon(dir);
+    const py = `
+import smtplib
+from email.message import EmailMessage
+m = EmailMessage()
+m["From"] = "a@example.net"; m["To"] = "x@example.org"; m["Subject"] = "from python"
+m.set_content("line one\\n.line with a dot\\n")
+with smtplib.SMTP("127.0.0.1", ${d.port}, timeout=20) as s:
+    s.ehlo("py.example")
+    assert s.has_extn("pipelining"), s.esmtp_features
+    refused = s.send_message(m, to_addrs=["x@example.org", "y@example.org", "z@evil.test"])
+    print("REFUSED", sorted(refused))
+`;
+    const r = await run(["python3", "-c", py]);
+    expect(r.out).toContain("REFUSED ['z@evil.test']");
+    const msgs = newMessages(maildir);
+    expect(msgs.length).toBe(1);
+    expect(msgs[0]).toContain("Delivered-To: x@example.org\nDelivered-To: y@example.org\n");
+    expect(msgs[0]).toContain("\n.line with a dot\n");
+  });
+
+  test("queue/smtp-forward into Postfix's smtp-sink; a 5xx downstream stays 5xx", async () => {
+    const sinkPort = await freePort();
+    const dump = mkdtempSync(join(tmpdir(), "qpsink-"));
+    chmodSync(dump, 0o777); // smtp-sink writes as nobody
+    const sink = Bun.spawn(["/usr/sbin/smtp-sink", "-u", "nobody", "-d", `${dump}/%M.`, `127.0.0.1:${sinkPort}`, "10"], { stdout: "ignore", stderr: "ignore" });
+    const rejecting = await freePort();
+    const sink5 = Bun.spawn(["/usr/sbin/smtp-sink", "-u", "nobody", "-f", "RCPT", `127.0.0.1:${rejecting}`, "10"], { stdout: "ignore", stderr: "ignore" });
+    try {
+      await waitForPort(sinkPort);
+      await waitForPort(rejecting);
+      const a = await daemon(configDir({ me: "mx.example.org\n", rcpthosts: "example.org\n", plugins: `rcpt_ok\nqueue/smtp-forward 127.0.0.1 ${sinkPort}\n` }));
+      const ok = await swaks(a.port, "--to", "user@example.org", "--header", "Subject: via sink", "--body", "hello sink\n.dotted\n");
+      expect(ok.out).toMatch(/<- {2}250 Queued: 2\.0\.0 Ok/);
+      await Bun.sleep(200);
+      const text = readdirSync(dump, { recursive: true })
+        .map((f) => join(dump, String(f)))
+        .filter((f) => statSync(f).isFile())
+        .map((f) => readFileSync(f, "latin1"))
+        .join("");
+      expect(text).toContain("Subject: via sink");
+      expect(text).toContain("\nhello sink\n.dotted\n");
+      const b = await daemon(configDir({ me: "mx.example.org\n", rcpthosts: "example.org\n", plugins: `rcpt_ok\nqueue/smtp-forward 127.0.0.1 ${rejecting}\n` }));
+      const no = await swaks(b.port, "--to", "user@example.org");
+      expect(no.out).toMatch(/<\*\* 552 recipients refused by 127\.0\.0\.1: 5\d\d/);
+    } finally {
+      sink.kill();
+      sink5.kill();
+    }
+  });
+});
+
+describe("the daemon's process behaviour", () => {
+  test("SIGHUP loads an edited plugin list for new connections; a broken one keeps the old set", async () => {
+    const { dir } = mailConfig(["rcpt_ok"], { plugin_dirs: `${FIXTURE_PLUGINS}\n` });
+    const d = await daemon(dir);
+    expect((await swaks(d.port, "--to", "bob@example.org", "--quit-after", "RCPT")).out).toContain("<-  250 <bob@example.org>, recipient ok");
+    const held = await RawClient.connect(d.port);
+    await held.reply();
+    const plugins = readFileSync(join(dir, "plugins"), "utf8");
+    writeFileSync(join(dir, "plugins"), `deny_bob\n${plugins}`);
+    d.proc.kill("SIGHUP");
+    await Bun.sleep(500);
+    expect((await swaks(d.port, "--to", "bob@example.org", "--quit-after", "RCPT")).out).toContain("<** 550 no mail for bob");
+    // the connection opened before the reload keeps the old chain
+    await held.command("HELO c");
+    await held.command("MAIL FROM:<a@example.net>");
+    expect((await held.command("RCPT TO:<bob@example.org>")).code).toBe(250);
+    held.close();
+    writeFileSync(join(dir, "plugins"), `no_such_plugin\n${plugins}`);
+    d.proc.kill("SIGHUP");
+    await Bun.sleep(500);
+    expect(d.stderr()).toContain("reload failed, keeping the running plugins");
+    expect((await swaks(d.port, "--to", "bob@example.org", "--quit-after", "RCPT")).out).toContain("<** 550 no mail for bob");
+  });
+
+  test("SIGTERM lets an open transaction finish, then answers 421 and exits", async () => {
+    const { dir, maildir } = mailConfig(["rcpt_ok"]);
+    const d = await daemon(dir);
+    const c = await RawClient.connect(d.port);
+    await c.reply();
+    await c.command("EHLO c");
+    await c.command("MAIL FROM:<a@example.net>");
+    await c.command("RCPT TO:<b@example.org>");
+    expect((await c.command("DATA")).code).toBe(354);
+    const idle = await RawClient.connect(d.port);
+    await idle.reply();
+    d.proc.kill("SIGTERM");
+    expect((await idle.reply()).code).toBe(421);
+    c.write("Subject: during shutdown\r\n\r\nstill delivered\r\n.\r\n");
+    expect((await c.reply()).code).toBe(250);
+    expect((await c.reply()).code).toBe(421);
+    expect(await d.proc.exited).toBe(0);
+    expect(newMessages(maildir).length).toBe(1);
+  });
+
+  test("-m limits connections per address", async () => {
+    const { dir } = mailConfig(["rcpt_ok"]);
+    const d = await daemon(dir, { args: ["-m", "1"] });
+    await Bun.sleep(300); // let the start-up probe's connection close
+    const a = await RawClient.connect(d.port);
+    expect((await a.reply()).code).toBe(220);
+    const b = await RawClient.connect(d.port);
+    const r = await b.reply();
+    expect(r.code).toBe(421);
+    a.close();
+  });
+
+  test("a 250 means the message is in new/ even if the daemon is killed right after", async () => {
+    const { dir, maildir } = mailConfig(["rcpt_ok"]);
+    const d = await daemon(dir);
+    const c = await RawClient.connect(d.port);
+    await c.reply();
+    await c.command("HELO c");
+    await c.command("MAIL FROM:<a@example.net>");
+    await c.command("RCPT TO:<b@example.org>");
+    await c.command("DATA");
+    c.write("Subject: durable\r\n\r\nx\r\n.\r\n");
+    expect((await c.reply()).code).toBe(250);
+    d.proc.kill("SIGKILL");
+    await d.proc.exited;
+    expect(newMessages(maildir).join()).toContain("Subject: durable");
+  });
+
+  test("qpsmtpd check and qpsmtpd hooks", async () => {
+    const good = mailConfig(["relay", "rcpt_ok"]).dir;
+    const ok = await run([BINARY, "check", "--config", good]);
+    expect(ok.code).toBe(0);
+    expect(ok.out).toContain("OK, 4 plugins loaded");
+    const hooks = await run([BINARY, "hooks", "--config", good]);
+    expect(hooks.out).toContain("rcpt: relay -> rcpt_ok\n");
+    const bad = configDir({ plugins: "relay\nrcpt_okk\n", databytes: "lots\n" });
+    const r = await run([BINARY, "check", "--config", bad]);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain(`${bad}/plugins:2: plugin rcpt_okk not found`);
+    expect(r.out).toContain(`${bad}/databytes:1: databytes must be a whole number`);
+    const version = await run([BINARY, "--version"]);
+    expect(version.out).toMatch(/^qpsmtpd \d+\.\d+\.\d+\n$/);
+  });
+});
