@@ -10,8 +10,9 @@ import { configDirs, connectLogging, createHost, loadPlugins } from "./app.ts";
 import { LOGERROR, LOGINFO, LOGNOTICE } from "./core/codes.ts";
 import { readLimits } from "./core/limits.ts";
 import { DEFAULT_SETTINGS, type DaemonSettings, listenSpecs, readSettingsFile } from "./config/settings.ts";
-import { installPluginModule } from "./runtime/runtime.ts";
+import { installPluginModules } from "./runtime/runtime.ts";
 import { SmtpServer } from "./server/server.ts";
+import { scaffold } from "./scaffold.ts";
 import { dropPrivileges } from "./server/privileges.ts";
 import { VERSION } from "./version.ts";
 
@@ -21,6 +22,7 @@ Usage:
   qpsmtpd [serve] [options]   receive mail
   qpsmtpd check [--config DIR] load the config and every plugin; report problems (exit 1 on any)
   qpsmtpd hooks [--config DIR] print each hook's plugin chain, in order
+  qpsmtpd new-plugin NAME [DIR] write NAME.ts and NAME_test.ts (a plugin and its test) into DIR
 
 Options (as qpsmtpd-forkserver; defaults may also come from smtpd.yaml in the config dir):
   -l, --listen-address ADDR[:PORT]  address to listen on (repeatable; [v6]:port form) [0.0.0.0]
@@ -68,8 +70,17 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`qpsmtpd ${VERSION}\n`);
     return;
   }
-  installPluginModule(api as unknown as Record<string, unknown>);
   const command = positionals[0] ?? "serve";
+  if (command === "new-plugin") {
+    const name = positionals[1] ?? fail("new-plugin needs a NAME");
+    try {
+      for (const f of scaffold(name, positionals[2] ?? ".")) process.stdout.write(`wrote ${f}\n`);
+    } catch (e) {
+      fail((e as Error).message);
+    }
+    return;
+  }
+  installPluginModules({ qpsmtpd: api as unknown as Record<string, unknown> });
   const dirs = configDirs(values.config);
   const host = createHost(dirs);
 

@@ -1,5 +1,10 @@
-// As main.ts does at start-up: `import … from "qpsmtpd"` works for plugins loaded from anywhere.
+// As main.ts does at start-up: `import … from "qpsmtpd"` works for plugins loaded from anywhere,
+// and a plugin's own tests can `import { TestSession } from "qpsmtpd/testing"`.
 import * as api from "../src/plugin_api.ts";
-import { installPluginModule } from "../src/runtime/runtime.ts";
+import * as testing from "../src/testing/harness.ts";
+import { installPluginModules } from "../src/runtime/runtime.ts";
 
-installPluginModule(api as unknown as Record<string, unknown>);
+installPluginModules({
+  qpsmtpd: api as unknown as Record<string, unknown>,
+  "qpsmtpd/testing": testing as unknown as Record<string, unknown>,
+});

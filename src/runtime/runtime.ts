@@ -18,14 +18,15 @@ export function isCompiled(): boolean {
 }
 
 /**
- * Makes `import … from "qpsmtpd"` work in plugins loaded from disk. Bun needs a virtual module
- * (the compiled executable has no node_modules); Deno maps the name in deno.json.
+ * Makes `import … from "qpsmtpd"` work in plugins loaded from disk (and `"qpsmtpd/testing"` in
+ * their tests). Bun needs virtual modules (the compiled executable has no node_modules); Deno
+ * maps the names in deno.json.
  */
-export function installPluginModule(api: Record<string, unknown>): void {
+export function installPluginModules(modules: Record<string, Record<string, unknown>>): void {
   bun?.plugin({
     name: "qpsmtpd-plugin-api",
     setup(build) {
-      build.module("qpsmtpd", () => ({ exports: api, loader: "object" }));
+      for (const [id, exports] of Object.entries(modules)) build.module(id, () => ({ exports, loader: "object" }));
     },
   });
 }

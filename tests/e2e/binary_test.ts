@@ -6,7 +6,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BINARY, configDir, type Daemon, FIXTURE_PLUGINS, freePort, RawClient, run, startDaemon, swaks, TLS_DIR, waitForPort } from "./helpers.ts";
+import { BINARY, configDir, type Daemon, EXAMPLE_PLUGINS, freePort, RawClient, run, startDaemon, swaks, TLS_DIR, waitForPort } from "./helpers.ts";
 
 const running: Daemon[] = [];
 afterAll(async () => {
@@ -89,7 +89,7 @@ describe("dist/qpsmtpd with swaks", () => {
     mkdirSync(join(home, "bin"));
     copyFileSync(BINARY, join(home, "bin", "qpsmtpd"));
     await run(["chmod", "+x", join(home, "bin", "qpsmtpd")]);
-    const { dir } = mailConfig(["deny_bob", "rcpt_ok"], { plugin_dirs: `${FIXTURE_PLUGINS}\n` });
+    const { dir } = mailConfig(["deny_bob", "rcpt_ok"], { plugin_dirs: `${EXAMPLE_PLUGINS}\n` });
     const d = await daemon(dir, { cmd: [join(home, "bin", "qpsmtpd")] });
     const bob = await swaks(d.port, "--to", "bob@example.org", "--quit-after", "RCPT");
     expect(bob.out).toContain("<** 550 no mail for bob");
@@ -155,7 +155,7 @@ with smtplib.SMTP("127.0.0.1", ${d.port}, timeout=20) as s:
 
 describe("the daemon's process behaviour", () => {
   test("SIGHUP loads an edited plugin list for new connections; a broken one keeps the old set", async () => {
-    const { dir } = mailConfig(["rcpt_ok"], { plugin_dirs: `${FIXTURE_PLUGINS}\n` });
+    const { dir } = mailConfig(["rcpt_ok"], { plugin_dirs: `${EXAMPLE_PLUGINS}\n` });
     const d = await daemon(dir);
     expect((await swaks(d.port, "--to", "bob@example.org", "--quit-after", "RCPT")).out).toContain("<-  250 <bob@example.org>, recipient ok");
     const held = await RawClient.connect(d.port);

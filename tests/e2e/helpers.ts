@@ -7,7 +7,7 @@ import { join, resolve } from "node:path";
 export const ROOT = resolve(import.meta.dir, "../..");
 export const BINARY = join(ROOT, "dist/qpsmtpd");
 export const TLS_DIR = join(ROOT, "tests/fixtures/tls");
-export const FIXTURE_PLUGINS = join(ROOT, "tests/fixtures/plugins");
+export const EXAMPLE_PLUGINS = join(ROOT, "examples/plugins");
 
 export function freePort(): Promise<number> {
   return new Promise((res) => {

@@ -11,11 +11,12 @@ import { TestSession } from "../../src/testing/harness.ts";
 import { BUILTINS } from "../../plugins/mod.ts";
 
 const FIXTURES = join(import.meta.dir, "../fixtures/plugins");
+const EXAMPLES = join(import.meta.dir, "../../examples/plugins");
 
 function load(plugins: string, extra: Record<string, string> = {}) {
   const d = mkdtempSync(join(tmpdir(), "qpload-"));
   writeFileSync(join(d, "plugins"), plugins);
-  writeFileSync(join(d, "plugin_dirs"), `${FIXTURES}\n`);
+  writeFileSync(join(d, "plugin_dirs"), `${FIXTURES}\n${EXAMPLES}\n`);
   for (const [k, v] of Object.entries(extra)) writeFileSync(join(d, k), v);
   const host = new PluginHost(new ConfigDir({ dirs: [d] }), new Logger(-1));
   return { dir: d, load: () => loadRegistry({ host, builtins: BUILTINS, defaultPluginDirs: [] }) };

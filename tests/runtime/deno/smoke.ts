@@ -58,7 +58,7 @@ Deno.test("the server runs under Deno: one delivery through a disk plugin", asyn
   const config = mkdtempSync(join(tmpdir(), "qpdeno-"));
   const maildir = join(config, "Maildir");
   writeFileSync(join(config, "rcpthosts"), "example.org\n");
-  writeFileSync(join(config, "plugin_dirs"), `${join(ROOT, "tests/fixtures/plugins")}\n`);
+  writeFileSync(join(config, "plugin_dirs"), `${join(ROOT, "examples/plugins")}\n`);
   writeFileSync(join(config, "plugins"), `deny_bob\nrcpt_ok\nqueue/maildir ${maildir}\n`);
   const port = await freePort();
   const deno = join(ROOT, "node_modules/.bin/deno");
