@@ -176,7 +176,7 @@ async function serve(host: ReturnType<typeof createHost>, settings: DaemonSettin
   }
   if (settings.user) {
     try {
-      dropPrivileges(settings.user);
+      dropPrivileges(settings.user, settings.pidFile ? [settings.pidFile] : []);
     } catch (e) {
       fail((e as Error).message);
     }
@@ -201,7 +201,13 @@ async function serve(host: ReturnType<typeof createHost>, settings: DaemonSettin
     stopping = true;
     host.log(LOGNOTICE, `${sig}: stopping; open transactions get ${settings.shutdownGrace}s`, "server");
     void server.stop(settings.shutdownGrace * 1000).then(() => {
-      if (settings.pidFile) fs.rmSync(settings.pidFile, { force: true });
+      if (settings.pidFile) {
+        try {
+          fs.rmSync(settings.pidFile, { force: true });
+        } catch (e) {
+          host.log(LOGERROR, `cannot remove ${settings.pidFile}: ${(e as Error).message}`, "server");
+        }
+      }
       host.log(LOGINFO, "stopped", "server");
       process.exit(0);
     });

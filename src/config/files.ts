@@ -42,10 +42,14 @@ export class ConfigDir {
 
   /** The path a config name resolves to, or undefined when no directory has it. */
   path(name: string): string | undefined {
-    if (isAbsolute(name)) return fs.existsSync(name) ? name : undefined;
-    for (const d of this.dirs) {
-      const p = join(d, name);
-      if (fs.existsSync(p)) return p;
+    for (const p of isAbsolute(name) ? [name] : this.dirs.map((d) => join(d, name))) {
+      try {
+        fs.statSync(p);
+        return p;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== "ENOENT" && code !== "ENOTDIR") this.#warn(`config: cannot read ${p}: ${code}`);
+      }
     }
     return undefined;
   }

@@ -89,13 +89,13 @@ async function receive(s: Session, txn: Transaction): Promise<Received> {
       if (header) {
         header = Buffer.concat([header, r.content]);
         const end = headerEnd(header);
-        if (end) {
+        if ((end?.header ?? header.length) > s.limits.maxHeaderSize) {
+          headerTooBig = true;
+        } else if (end) {
           txn.header(Header.parse(header.toString("latin1", 0, end.header)));
           txn.set_body_start(end.body);
           header = undefined;
           if (!(await headersEnd(s))) return "gone";
-        } else if (header.length > s.limits.maxHeaderSize) {
-          headerTooBig = true;
         }
       }
       if (!headerTooBig) txn.body_write(r.content);

@@ -163,6 +163,11 @@ export class Session implements SessionApi, RunContext {
           if (this.#countError()) return undefined;
           continue;
         case "need_more":
+          if (this.input.looksLikeTls()) {
+            this.respond(500, "5.5.2 Error: TLS handshake on a plaintext port; use STARTTLS");
+            await this.disconnect();
+            return undefined;
+          }
           if (this.#draining && !this.#txn?.sender()) {
             await this.#goodbye();
             return undefined;

@@ -39,6 +39,11 @@ export class InputBuffer {
     this.#start = 0;
   }
 
+  /** The buffered input starts like a TLS handshake record (a ClientHello on a plaintext port). */
+  looksLikeTls(): boolean {
+    return this.size >= 2 && this.#buf[this.#start] === 0x16 && this.#buf[this.#start + 1] === 0x03;
+  }
+
   /** Drops every buffered byte, a partial line included (STARTTLS). */
   clear(): void {
     this.#buf = EMPTY;

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { createHmac } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DENY, OK } from "../../src/core/codes.ts";
 import type { Transaction } from "../../src/core/transaction.ts";
@@ -421,5 +421,49 @@ describe("AUTH", () => {
     const r = await t.command(`AUTH PLAIN ${b64("\0u@example.org\0secret")}`);
     expect(r.code).toBe(535);
     expect(r.text).toEndWith(" - locked");
+  });
+});
+
+describe("more edges", () => {
+  test("a TLS ClientHello on the plaintext port is refused and the connection closed", async () => {
+    const t = await TestSession.start();
+    const r = await t.send(Buffer.from([0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03]));
+    expect(r.map((x) => x.code)).toEqual([500]);
+    expect(t.closed).toBe(true);
+  });
+
+  test("a header block over max_header_size gets 552 after the dot; nothing queued", async () => {
+    const { t, queued } = await mta({ config: { max_header_size: "1000" } });
+    await envelope(t);
+    await t.command("DATA");
+    const r = await t.send(`${"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n".repeat(100)}\r\nbody\r\n.\r\n`);
+    expect(r.map((x) => x.code)).toEqual([552]);
+    expect(queued).toEqual([]);
+  });
+
+  test("config hooks answer before the files; user_config before config", async () => {
+    const t = await TestSession.start({ config: { me: "from.file.example" } });
+    t.mockHook("config", (_txn, name) => (name === "me" ? [OK, "from.hook.example"] : undefined));
+    expect((await t.command("HELO c")).text).toStartWith("from.hook.example Hi");
+    t.mockHook("user_config", (_txn, addr, name) => (name === "quota" ? [OK, `${addr.user}-quota`] : undefined));
+    const { Address } = await import("../../src/smtp/address.ts");
+    expect(t.session.config("quota", Address.parse("<ann@example.org>"))).toBe("ann-quota");
+    expect(t.session.config("quota")).toBeUndefined();
+  });
+
+  test("temp files of a plugin go with the transaction", async () => {
+    const { t } = await mta();
+    let path = "";
+    t.mockHook("data_post", (txn) => {
+      path = t.session.temp_file();
+      writeFileSync(path, "scratch");
+      expect(txn.notes("x")).toBeUndefined();
+    });
+    await envelope(t);
+    await t.command("DATA");
+    await t.data("Subject: t\n\nb\n");
+    await Bun.sleep(20);
+    expect(path).not.toBe("");
+    expect(existsSync(path)).toBe(false);
   });
 });

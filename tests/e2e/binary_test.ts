@@ -225,6 +225,27 @@ describe("the daemon's process behaviour", () => {
     expect(newMessages(maildir).join()).toContain("Subject: durable");
   });
 
+  test("-u drops root after binding; --pid-file refuses a second start", async () => {
+    const dir = configDir({ rcpthosts: "example.org\n", plugins: "rcpt_ok\nqueue/discard\n" });
+    chmodSync(dir, 0o755); // the config must stay readable after the switch to nobody
+    const pidDir = mkdtempSync(join(tmpdir(), "qppid-"));
+    chmodSync(pidDir, 0o1777);
+    const pidFile = join(pidDir, "qpsmtpd.pid");
+    const asRoot = process.getuid?.() === 0;
+    const d = await daemon(dir, { args: ["--pid-file", pidFile, ...(asRoot ? ["-u", "nobody"] : [])] });
+    expect(readFileSync(pidFile, "utf8").trim()).toBe(String(d.proc.pid));
+    if (asRoot) {
+      const uid = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${d.proc.pid}/status`, "utf8"))![1];
+      expect(uid).toBe(/^nobody:[^:]*:(\d+)/m.exec(readFileSync("/etc/passwd", "utf8"))![1]);
+      expect((await swaks(d.port, "--to", "user@example.org")).out).toContain("250 Queued (discarded)");
+    }
+    const second = await run([BINARY, "--config", dir, "-l", "127.0.0.1", "-p", String(await freePort()), "--pid-file", pidFile]);
+    expect(second.code).toBe(1);
+    expect(second.out).toContain("found an already running qpsmtpd");
+    expect(await d.stop()).toBe(0);
+    expect(existsSync(pidFile)).toBe(false);
+  });
+
   test("qpsmtpd check and qpsmtpd hooks", async () => {
     const good = mailConfig(["relay", "rcpt_ok"]).dir;
     const ok = await run([BINARY, "check", "--config", good]);
