@@ -235,7 +235,11 @@ describe("the daemon's process behaviour", () => {
     const d = await daemon(dir, { args: ["--pid-file", pidFile, ...(asRoot ? ["-u", "nobody"] : [])] });
     expect(readFileSync(pidFile, "utf8").trim()).toBe(String(d.proc.pid));
     if (asRoot) {
-      const uid = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${d.proc.pid}/status`, "utf8"))![1];
+      const nobody = /^nobody:[^:]*:(\d+)/m.exec(readFileSync("/etc/passwd", "utf8"))![1];
+      const uidNow = (): string => /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${d.proc.pid}/status`, "utf8"))![1]!;
+      // the switch happens just after the listener is bound
+      for (let i = 0; i < 40 && uidNow() !== nobody; i++) await Bun.sleep(50);
+      const uid = uidNow();
       expect(uid).toBe(/^nobody:[^:]*:(\d+)/m.exec(readFileSync("/etc/passwd", "utf8"))![1]);
       expect((await swaks(d.port, "--to", "user@example.org")).out).toContain("250 Queued (discarded)");
     }
