@@ -5,7 +5,8 @@
  */
 import { Address } from "../smtp/address.ts";
 import { type Params, parseParams, parsePathArgument } from "../smtp/command.ts";
-import { DENY, DENY_DISCONNECT, DENYSOFT, DENYSOFT_DISCONNECT, DONE, OK } from "./codes.ts";
+import { DENY, DENY_DISCONNECT, DONE, OK } from "./codes.ts";
+import { refuse, type Refusals } from "./refusals.ts";
 import type { LineParser } from "./hooks.ts";
 import type { Session } from "./session.ts";
 import { cmdData } from "./data.ts";
@@ -29,24 +30,8 @@ async function cmdHelo(s: Session, rest: string, verb: "helo" | "ehlo" = "helo")
   // RFC 5321 4.1.4: a greeting also resets any transaction.
   await s.reset_transaction();
   const r = await s.run_hooks(verb, host, ...extra);
-  switch (r.code) {
-    case DENY:
-      s.reply(550, r, "Access denied");
-      return;
-    case DENYSOFT:
-      s.reply(450, r, "Temporarily denied");
-      return;
-    case DENY_DISCONNECT:
-      s.reply(550, r, "Access denied");
-      await s.disconnect();
-      return;
-    case DENYSOFT_DISCONNECT:
-      s.reply(450, r, "Temporarily denied");
-      await s.disconnect();
-      return;
-    case DONE:
-      return;
-  }
+  const denied: Refusals = { deny: [550, "Access denied"], denysoft: [450, "Temporarily denied"], denyDisconnect: [550, "Access denied"], denysoftDisconnect: [450, "Temporarily denied"] };
+  if (await refuse(s, r, denied)) return;
   conn.hello = verb;
   conn.hello_host = host;
   const hi = `${s.me} Hi ${conn.remote_info} [${conn.remote_ip}]`;
@@ -159,24 +144,9 @@ async function cmdMail(s: Session, rest: string): Promise<void> {
   if (!env || !checkParams(s, env.params, "mail")) return;
   const from = env.address;
   const r = await s.run_hooks("mail", from, env.params);
-  switch (r.code) {
-    case DENY:
-      s.reply(550, r, `${from}, denied`);
-      return;
-    case DENYSOFT:
-      s.reply(450, r, `${from}, temporarily denied`);
-      return;
-    case DENY_DISCONNECT:
-      s.reply(550, r, `${from}, denied`);
-      await s.disconnect();
-      return;
-    case DENYSOFT_DISCONNECT:
-      s.reply(421, r, `${from}, temporarily denied`);
-      await s.disconnect();
-      return;
-    case DONE:
-      return;
-  }
+  const denied = `${from}, denied`;
+  const later = `${from}, temporarily denied`;
+  if (await refuse(s, r, { deny: [550, denied], denysoft: [450, later], denyDisconnect: [550, denied], denysoftDisconnect: [421, later] })) return;
   s.transaction.sender(from);
   s.respond(250, `${from}, sender OK - how exciting to get mail from you!`);
 }
@@ -194,28 +164,13 @@ async function cmdRcpt(s: Session, rest: string): Promise<void> {
   if (!env || !checkParams(s, env.params, "rcpt")) return;
   const to = env.address;
   const r = await s.run_hooks("rcpt", to, env.params);
-  switch (r.code) {
-    case OK:
-      s.transaction.add_recipient(to);
-      s.respond(250, `${to}, recipient ok`);
-      return;
-    case DENY:
-      s.reply(550, r, "relaying denied");
-      return;
-    case DENYSOFT:
-      s.reply(450, r, "relaying denied");
-      return;
-    case DENY_DISCONNECT:
-      s.reply(550, r, "delivery denied");
-      await s.disconnect();
-      return;
-    case DENYSOFT_DISCONNECT:
-      s.reply(421, r, "relaying denied");
-      await s.disconnect();
-      return;
-    case DONE:
-      return;
+  if (r.code === OK) {
+    s.transaction.add_recipient(to);
+    s.respond(250, `${to}, recipient ok`);
+    return;
   }
+  const denied = "relaying denied";
+  if (await refuse(s, r, { deny: [550, denied], denysoft: [450, denied], denyDisconnect: [550, "delivery denied"], denysoftDisconnect: [421, denied] })) return;
   s.respond(450, "No plugin decided if relaying is allowed");
 }
 

@@ -5,28 +5,16 @@
  */
 import { DataDecoder } from "../smtp/data_decoder.ts";
 import { DECLINED, DENY, DENY_DISCONNECT, DENYSOFT, DENYSOFT_DISCONNECT, DONE, LOGERROR, LOGINFO, OK } from "./codes.ts";
+import { refuse } from "./refusals.ts";
 import { Header } from "./header.ts";
 import type { Session } from "./session.ts";
 import type { Transaction } from "./transaction.ts";
 
 export async function cmdData(s: Session): Promise<void> {
   const r = await s.run_hooks("data");
-  switch (r.code) {
-    case DENY:
-    case DENY_DISCONNECT:
-      s.reply(554, r, "Message denied");
-      await s.reset_transaction();
-      if (r.code === DENY_DISCONNECT) await s.disconnect();
-      return;
-    case DENYSOFT:
-    case DENYSOFT_DISCONNECT:
-      s.reply(451, r, "Message denied temporarily");
-      await s.reset_transaction();
-      if (r.code === DENYSOFT_DISCONNECT) await s.disconnect();
-      return;
-    case DONE:
-      return;
-  }
+  const denied = "Message denied";
+  const later = "Message denied temporarily";
+  if (await refuse(s, r, { deny: [554, denied], denysoft: [451, later], denyDisconnect: [554, denied], denysoftDisconnect: [451, later], reset: true })) return;
   const txn = s.has_transaction() ? s.transaction : undefined;
   if (!txn?.sender()) {
     s.respond(503, "MAIL first");
@@ -165,23 +153,13 @@ async function finishMessage(s: Session, txn: Transaction): Promise<void> {
   if (authservId !== "none") header.add("Authentication-Results", authResults(s, txn, authservId), 0);
 
   const post = await s.run_hooks("data_post");
-  switch (post.code) {
-    case DENY:
-    case DENY_DISCONNECT:
-      s.reply(552, post, "Message denied");
-      await s.reset_transaction();
-      if (post.code === DENY_DISCONNECT) await s.disconnect();
-      return;
-    case DENYSOFT:
-    case DENYSOFT_DISCONNECT:
-      s.reply(452, post, "Message denied temporarily");
-      await s.reset_transaction();
-      if (post.code === DENYSOFT_DISCONNECT) await s.disconnect();
-      return;
-    case DONE:
-      await s.reset_transaction();
-      return;
+  if (post.code === DONE) {
+    await s.reset_transaction();
+    return;
   }
+  const denied = "Message denied";
+  const later = "Message denied temporarily";
+  if (await refuse(s, post, { deny: [552, denied], denysoft: [452, later], denyDisconnect: [552, denied], denysoftDisconnect: [452, later], reset: true })) return;
   await queue(s);
 }
 
