@@ -1,0 +1,233 @@
+/**
+ * The server's async DNS stub resolver, on dns-packet: UDP with TCP fallback on truncation,
+ * a time limit and retries per query, many queries in flight, and a small TTL cache.
+ *
+ * Lookups never throw for "no such name" or "no data": they return an empty list. A timeout or
+ * a server failure throws a DnsError, so a plugin can tell "not listed" from "could not ask".
+ * @module
+ */
+import * as dgram from "node:dgram";
+import * as net from "node:net";
+import { randomInt } from "node:crypto";
+import * as fs from "node:fs";
+import * as packet from "dns-packet";
+
+export interface NameServer {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface ResolverOptions {
+  readonly servers: readonly NameServer[];
+  /** Time for one try against one server, ms. @default 3000 */
+  readonly timeoutMs?: number;
+  /** Tries per server. @default 2 */
+  readonly tries?: number;
+  /** Cached answers at most. @default 10000 */
+  readonly cacheSize?: number;
+}
+
+export class DnsError extends Error {
+  /** `timeout`, `servfail`, `refused` or another rcode name. */
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = "DnsError";
+    this.code = code;
+  }
+}
+
+type QType = "A" | "AAAA" | "MX" | "TXT" | "PTR" | "NS" | "CNAME";
+type Response = packet.DecodedPacket & { rcode: string };
+
+interface Cached {
+  readonly expires: number;
+  readonly answers: packet.Answer[];
+}
+
+/** Parses `ip`, `ip:port`, `[v6]:port` or a bare IPv6 address. */
+export function parseServer(s: string): NameServer | undefined {
+  const t = s.trim();
+  let m = /^\[([^\]]+)\](?::(\d+))?$/.exec(t);
+  if (m && net.isIP(m[1]!)) return { host: m[1]!, port: m[2] ? Number(m[2]) : 53 };
+  if (net.isIP(t)) return { host: t, port: 53 };
+  m = /^([\d.]+):(\d+)$/.exec(t);
+  if (m && net.isIPv4(m[1]!)) return { host: m[1]!, port: Number(m[2]) };
+  return undefined;
+}
+
+/** Name servers from /etc/resolv.conf (127.0.0.1 if it lists none). */
+export function systemServers(path = "/etc/resolv.conf"): NameServer[] {
+  let text = "";
+  try {
+    text = fs.readFileSync(path, "utf8");
+  } catch { /* none */ }
+  const out = text.split("\n").map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1]).filter((x): x is string => !!x)
+    .map(parseServer).filter((x): x is NameServer => !!x);
+  return out.length ? out : [{ host: "127.0.0.1", port: 53 }];
+}
+
+/** `1.2.3.4` → `4.3.2.1`, and IPv6 to its nibble form, for DNSBL and PTR names. */
+export function reverseIp(ip: string): string | undefined {
+  if (net.isIPv4(ip)) return ip.split(".").reverse().join(".");
+  if (!net.isIPv6(ip)) return undefined;
+  const [head, tail] = ip.includes("::") ? (ip.split("::") as [string, string]) : [ip, undefined];
+  const h = head ? head.split(":") : [];
+  const t = tail ? tail.split(":") : [];
+  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill("0"), ...t];
+  return groups.map((g) => g.padStart(4, "0")).join("").split("").reverse().join(".");
+}
+
+export class Resolver {
+  readonly servers: readonly NameServer[];
+  readonly #timeout: number;
+  readonly #tries: number;
+  readonly #cacheSize: number;
+  readonly #cache = new Map<string, Cached>();
+  readonly #inflight = new Map<string, Promise<packet.Answer[]>>();
+
+  constructor(opts: ResolverOptions) {
+    this.servers = opts.servers;
+    this.#timeout = opts.timeoutMs ?? 3000;
+    this.#tries = opts.tries ?? 2;
+    this.#cacheSize = opts.cacheSize ?? 10000;
+  }
+
+  /** The answers of `type` for `name` (CNAMEs followed by the server); [] for NXDOMAIN or no data. */
+  async lookup(name: string, type: QType): Promise<packet.Answer[]> {
+    const key = `${type} ${name.toLowerCase().replace(/\.$/, "")}`;
+    const hit = this.#cache.get(key);
+    if (hit && hit.expires > Date.now()) return hit.answers;
+    let p = this.#inflight.get(key);
+    if (!p) {
+      p = this.#ask(name, type).finally(() => this.#inflight.delete(key));
+      this.#inflight.set(key, p);
+    }
+    const answers = await p;
+    const ttl = answers.reduce((min, a) => Math.min(min, "ttl" in a && typeof a.ttl === "number" ? a.ttl : 300), 300);
+    if (this.#cache.size >= this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value!);
+    this.#cache.set(key, { expires: Date.now() + ttl * 1000, answers });
+    return answers;
+  }
+
+  async #ask(name: string, type: QType): Promise<packet.Answer[]> {
+    let last: DnsError = new DnsError("timeout", `no name server answered for ${name} ${type}`);
+    for (let attempt = 0; attempt < this.#tries; attempt++) {
+      for (const server of this.servers) {
+        try {
+          let res = await udpQuery(server, name, type, this.#timeout);
+          if (res.flag_tc) res = await tcpQuery(server, name, type, this.#timeout);
+          if (res.rcode === "NXDOMAIN" || res.rcode === "NOERROR") {
+            return (res.answers ?? []).filter((a) => a.type === type);
+          }
+          last = new DnsError(res.rcode.toLowerCase(), `${name} ${type}: ${res.rcode} from ${server.host}`);
+        } catch (e) {
+          last = e instanceof DnsError ? e : new DnsError("timeout", `${name} ${type}: ${(e as Error).message}`);
+        }
+      }
+    }
+    throw last;
+  }
+
+  async resolve_a(name: string): Promise<string[]> {
+    return (await this.lookup(name, "A")).map((a) => String(dataOf(a)));
+  }
+
+  async resolve_aaaa(name: string): Promise<string[]> {
+    return (await this.lookup(name, "AAAA")).map((a) => String(dataOf(a)));
+  }
+
+  async resolve_mx(name: string): Promise<Array<{ exchange: string; priority: number }>> {
+    return (await this.lookup(name, "MX"))
+      .map((a) => dataOf(a) as packet.MxData)
+      .map((d) => ({ exchange: d.exchange, priority: d.preference ?? 0 }))
+      .sort((x, y) => x.priority - y.priority);
+  }
+
+  async resolve_txt(name: string): Promise<string[]> {
+    return (await this.lookup(name, "TXT")).map((a) => {
+      const d = dataOf(a) as packet.TxtData;
+      return (Array.isArray(d) ? d : [d]).map((x) => x.toString()).join("");
+    });
+  }
+
+  async resolve_ns(name: string): Promise<string[]> {
+    return (await this.lookup(name, "NS")).map((a) => String(dataOf(a)));
+  }
+
+  /** PTR names of an IPv4 or IPv6 address. */
+  async resolve_ptr(ip: string): Promise<string[]> {
+    const rev = reverseIp(ip);
+    if (!rev) return [];
+    return (await this.lookup(`${rev}.${net.isIPv4(ip) ? "in-addr" : "ip6"}.arpa`, "PTR")).map((a) => String(dataOf(a)));
+  }
+}
+
+function dataOf(a: packet.Answer): unknown {
+  return (a as { data?: unknown }).data;
+}
+
+function query(name: string, type: QType): packet.Packet {
+  return { type: "query", id: randomInt(65536), flags: packet.RECURSION_DESIRED, questions: [{ type, name, class: "IN" }] };
+}
+
+function matches(res: packet.DecodedPacket, q: packet.Packet): boolean {
+  const a = res.questions?.[0];
+  const b = q.questions![0]!;
+  return res.id === q.id && !!a && a.type === b.type && a.name.toLowerCase() === b.name.toLowerCase();
+}
+
+function udpQuery(server: NameServer, name: string, type: QType, timeoutMs: number): Promise<Response> {
+  const q = query(name, type);
+  return new Promise((resolve, reject) => {
+    const sock = dgram.createSocket(net.isIPv6(server.host) ? "udp6" : "udp4");
+    const done = (err: Error | undefined, res?: Response): void => {
+      clearTimeout(timer);
+      sock.close();
+      if (err) reject(err);
+      else resolve(res!);
+    };
+    const timer = setTimeout(() => done(new DnsError("timeout", `${name} ${type}: no answer from ${server.host} in ${timeoutMs} ms`)), timeoutMs);
+    sock.on("error", (e) => done(e));
+    sock.on("message", (msg, rinfo) => {
+      if (rinfo.port !== server.port) return;
+      let res: Response;
+      try {
+        res = packet.decode(msg) as Response;
+      } catch {
+        return; // junk: keep waiting for the real answer
+      }
+      if (matches(res, q)) done(undefined, res);
+    });
+    sock.send(packet.encode(q), server.port, server.host);
+  });
+}
+
+function tcpQuery(server: NameServer, name: string, type: QType, timeoutMs: number): Promise<Response> {
+  const q = query(name, type);
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(server.port, server.host);
+    let buf = Buffer.alloc(0);
+    const done = (err: Error | undefined, res?: Response): void => {
+      clearTimeout(timer);
+      sock.destroy();
+      if (err) reject(err);
+      else resolve(res!);
+    };
+    const timer = setTimeout(() => done(new DnsError("timeout", `${name} ${type}: no TCP answer from ${server.host}`)), timeoutMs);
+    sock.on("error", (e) => done(e));
+    sock.on("connect", () => sock.write(packet.streamEncode(q)));
+    sock.on("data", (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      if (buf.length > 65537) return done(new DnsError("formerr", "TCP answer too long"));
+      if (buf.length < 2 || buf.length < 2 + buf.readUInt16BE(0)) return;
+      try {
+        const res = packet.decode(buf.subarray(2, 2 + buf.readUInt16BE(0))) as Response;
+        if (matches(res, q)) done(undefined, res);
+        else done(new DnsError("formerr", "TCP answer does not match the question"));
+      } catch (e) {
+        done(new DnsError("formerr", (e as Error).message));
+      }
+    });
+  });
+}

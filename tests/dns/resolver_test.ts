@@ -1,0 +1,75 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { DnsError, parseServer, Resolver, reverseIp, systemServers } from "../../src/dns/resolver.ts";
+import { TestDnsServer } from "../helpers/dns_server.ts";
+
+let dns: TestDnsServer;
+beforeAll(async () => {
+  dns = await TestDnsServer.start({
+    "mx.example.org": { A: ["192.0.2.10"], AAAA: ["2001:db8::10"] },
+    "example.org": { MX: [[20, "mx2.example.org"], [10, "mx.example.org"]], TXT: ["v=spf1 -all"] },
+    "10.2.0.192.in-addr.arpa": { PTR: ["mx.example.org"] },
+    "big.example.org": { TXT: ["x".repeat(200), "y".repeat(200)], truncate: true },
+    "slow.example.org": { A: ["192.0.2.99"], delayMs: 400 },
+    "broken.example.org": { servfail: true },
+    "black.hole.example": { drop: true },
+  });
+});
+afterAll(() => dns.stop());
+
+const resolver = (timeoutMs = 1000): Resolver => new Resolver({ servers: [{ host: "127.0.0.1", port: dns.port }], timeoutMs, tries: 1 });
+
+describe("Resolver", () => {
+  test("A, AAAA, MX (sorted), TXT, PTR", async () => {
+    const r = resolver();
+    expect(await r.resolve_a("mx.example.org")).toEqual(["192.0.2.10"]);
+    expect(await r.resolve_aaaa("mx.example.org")).toEqual(["2001:db8::10"]);
+    expect(await r.resolve_mx("example.org")).toEqual([{ exchange: "mx.example.org", priority: 10 }, { exchange: "mx2.example.org", priority: 20 }]);
+    expect(await r.resolve_txt("example.org")).toEqual(["v=spf1 -all"]);
+    expect(await r.resolve_ptr("192.0.2.10")).toEqual(["mx.example.org"]);
+  });
+
+  test("NXDOMAIN and no data are empty answers, not errors", async () => {
+    const r = resolver();
+    expect(await r.resolve_a("nowhere.example.org")).toEqual([]);
+    expect(await r.resolve_mx("mx.example.org")).toEqual([]);
+  });
+
+  test("a truncated UDP answer is retried over TCP", async () => {
+    expect(await resolver().resolve_txt("big.example.org")).toEqual(["x".repeat(200), "y".repeat(200)]);
+  });
+
+  test("SERVFAIL and silence are errors that say so", async () => {
+    const r = resolver(200);
+    expect(r.resolve_a("broken.example.org")).rejects.toThrow(DnsError);
+    const e = await r.resolve_a("black.hole.example").catch((x: DnsError) => x);
+    expect(e).toBeInstanceOf(DnsError);
+    expect((e as DnsError).code).toBe("timeout");
+  });
+
+  test("answers are cached for their TTL; concurrent questions share one query", async () => {
+    const r = resolver();
+    const before = dns.queries.filter((q) => q === "A slow.example.org").length;
+    const all = await Promise.all([r.resolve_a("slow.example.org"), r.resolve_a("slow.example.org"), r.resolve_a("SLOW.example.org.")]);
+    expect(all).toEqual([["192.0.2.99"], ["192.0.2.99"], ["192.0.2.99"]]);
+    await r.resolve_a("slow.example.org");
+    expect(dns.queries.filter((q) => q === "A slow.example.org").length - before).toBe(1);
+  });
+
+  test("many lookups in flight at once", async () => {
+    const r = resolver();
+    const started = Date.now();
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => r.resolve_a(i === 0 ? "slow.example.org" : `n${i}.example.org`)));
+    expect(results[0]).toEqual(["192.0.2.99"]);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  test("helpers", () => {
+    expect(reverseIp("192.0.2.1")).toBe("1.2.0.192");
+    expect(reverseIp("2001:db8::1")).toBe("1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2");
+    expect(parseServer("127.0.0.1:5353")).toEqual({ host: "127.0.0.1", port: 5353 });
+    expect(parseServer("[::1]:53")).toEqual({ host: "::1", port: 53 });
+    expect(parseServer("::1")).toEqual({ host: "::1", port: 53 });
+    expect(parseServer("nonsense")).toBeUndefined();
+    expect(systemServers("/nonexistent")).toEqual([{ host: "127.0.0.1", port: 53 }]);
+  });
+});
