@@ -4,29 +4,63 @@
  * @module
  */
 import type { PluginModule } from "../src/core/hooks.ts";
-import * as auth_flat_file from "./auth/auth_flat_file.ts";
-import * as authdeny from "./auth/authdeny.ts";
+import * as auth_auth_flat_file from "./auth/auth_flat_file.ts";
+import * as auth_authdeny from "./auth/authdeny.ts";
+import * as badmailfrom from "./badmailfrom.ts";
+import * as badmailfromto from "./badmailfromto.ts";
+import * as badrcptto from "./badrcptto.ts";
+import * as bogus_bounce from "./bogus_bounce.ts";
+import * as connection_time from "./connection_time.ts";
 import * as count_unrecognized_commands from "./count_unrecognized_commands.ts";
 import * as dont_require_anglebrackets from "./dont_require_anglebrackets.ts";
+import * as earlytalker from "./earlytalker.ts";
+import * as headers from "./headers.ts";
+import * as help from "./help.ts";
+import * as logging_devnull from "./logging/devnull.ts";
 import * as logging_warn from "./logging/warn.ts";
+import * as loop from "./loop.ts";
+import * as naughty from "./naughty.ts";
+import * as noop_counter from "./noop_counter.ts";
+import * as parse_addr_withhelo from "./parse_addr_withhelo.ts";
 import * as queue_discard from "./queue/discard.ts";
 import * as queue_maildir from "./queue/maildir.ts";
 import * as queue_smtp_forward from "./queue/smtp-forward.ts";
+import * as quit_fortune from "./quit_fortune.ts";
+import * as random_error from "./random_error.ts";
 import * as rcpt_ok from "./rcpt_ok.ts";
+import * as rcpt_regexp from "./rcpt_regexp.ts";
 import * as relay from "./relay.ts";
 import * as tls from "./tls.ts";
+import * as virus_klez_filter from "./virus/klez_filter.ts";
 
 /** Assigning each module here type-checks its hooks against the contract. */
 export const BUILTINS: Readonly<Record<string, PluginModule>> = {
-  "auth/auth_flat_file": auth_flat_file,
-  "auth/authdeny": authdeny,
-  count_unrecognized_commands,
-  dont_require_anglebrackets,
+  "auth/auth_flat_file": auth_auth_flat_file,
+  "auth/authdeny": auth_authdeny,
+  "badmailfrom": badmailfrom,
+  "badmailfromto": badmailfromto,
+  "badrcptto": badrcptto,
+  "bogus_bounce": bogus_bounce,
+  "connection_time": connection_time,
+  "count_unrecognized_commands": count_unrecognized_commands,
+  "dont_require_anglebrackets": dont_require_anglebrackets,
+  "earlytalker": earlytalker,
+  "headers": headers,
+  "help": help,
+  "logging/devnull": logging_devnull,
   "logging/warn": logging_warn,
+  "loop": loop,
+  "naughty": naughty,
+  "noop_counter": noop_counter,
+  "parse_addr_withhelo": parse_addr_withhelo,
   "queue/discard": queue_discard,
   "queue/maildir": queue_maildir,
   "queue/smtp-forward": queue_smtp_forward,
-  rcpt_ok,
-  relay,
-  tls,
+  "quit_fortune": quit_fortune,
+  "random_error": random_error,
+  "rcpt_ok": rcpt_ok,
+  "rcpt_regexp": rcpt_regexp,
+  "relay": relay,
+  "tls": tls,
+  "virus/klez_filter": virus_klez_filter,
 };

@@ -177,6 +177,21 @@ export class Session implements SessionApi, RunContext {
     }
   }
 
+  /** Waits up to `ms` for the client to send anything; true if it did (earlytalker). */
+  async input_pending(ms: number): Promise<boolean> {
+    if (this.input.size > 0) return true;
+    if (this.#eof || this.#closed) return false;
+    this.flush();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const woke = await new Promise<boolean>((resolve) => {
+      this.#wake = () => resolve(true);
+      timer = setTimeout(() => resolve(false), ms);
+    });
+    clearTimeout(timer);
+    this.#wake = undefined;
+    return woke && this.input.size > 0;
+  }
+
   read_line(): Promise<string | undefined> {
     return this.nextLine(this.limits.authLineLength);
   }

@@ -27,6 +27,8 @@ export interface SessionApi {
   disconnect(): Promise<void>;
   /** Answers `220`, drops every byte that came with STARTTLS, upgrades, and forgets the greeting. */
   start_tls(context: SecureContext, reply?: string): Promise<void>;
+  /** Waits up to `ms` for the client to send anything, without reading it; true if it did. */
+  input_pending(ms: number): Promise<boolean>;
   /** Reads one more line from the client (AUTH continuations); undefined when it went away. */
   read_line(): Promise<string | undefined>;
   run_hooks<H extends HookName>(hook: H, ...args: HookArgs[H]): Promise<Outcome>;

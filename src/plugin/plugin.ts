@@ -114,7 +114,7 @@ export class Plugin {
 
   /** Maps `reject_type` (temp, perm, disconnect, temp_disconnect) to a code. */
   get_reject_type(fallback: ReturnCode = DENY, override?: string): ReturnCode {
-    const t = override ?? this.options["reject_type"];
+    const t = override || this.options["reject_type"];
     switch (t) {
       case "temp":
       case "soft":
@@ -184,6 +184,31 @@ export class Plugin {
   adjust_karma(n: number): void {
     const c = this.connection;
     c.notes("karma", (Number(c.notes("karma")) || 0) + n);
+  }
+
+  /** qpsmtpd's resolver helpers, on the server's shared resolver. */
+  resolve_a(name: string): Promise<string[]> {
+    return this.host.resolver.resolve_a(name);
+  }
+
+  resolve_aaaa(name: string): Promise<string[]> {
+    return this.host.resolver.resolve_aaaa(name);
+  }
+
+  resolve_mx(name: string): Promise<Array<{ exchange: string; priority: number }>> {
+    return this.host.resolver.resolve_mx(name);
+  }
+
+  resolve_txt(name: string): Promise<string[]> {
+    return this.host.resolver.resolve_txt(name);
+  }
+
+  resolve_ns(name: string): Promise<string[]> {
+    return this.host.resolver.resolve_ns(name);
+  }
+
+  resolve_ptr(ip: string): Promise<string[]> {
+    return this.host.resolver.resolve_ptr(ip);
   }
 
   /** Appends a fragment to the transaction's Authentication-Results (not the connection's: qpsmtpd #320). */

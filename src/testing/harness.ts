@@ -39,6 +39,8 @@ export interface TestSessionOptions {
   readonly modules?: Readonly<Record<string, PluginModule>>;
   readonly remoteIp?: string;
   readonly localPort?: number;
+  /** Wait for the greeting before returning (default true); false lets a test talk first. */
+  readonly waitForGreeting?: boolean;
   /** Log level printed to stderr (default: nothing). */
   readonly logLevel?: number;
 }
@@ -115,6 +117,10 @@ export class TestSession {
     });
     const t = new TestSession(session, registry, transport);
     void session.run();
+    if (opts.waitForGreeting === false) {
+      await new Promise((r) => setTimeout(r, 10));
+      return t;
+    }
     await t.#wait();
     t.#seen = t.replies.length;
     return t;

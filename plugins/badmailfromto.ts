@@ -1,0 +1,31 @@
+/**
+ * badmailfromto: refuses a sender and recipient pair, as if the recipient did not exist.
+ *
+ * Hooks: mail (notes the sender's entries), rcpt.
+ * Config files: `badmailfromto`: lines of `sender recipient` (whole addresses; sender may be a
+ * regular expression as in badmailfrom).
+ * Replies: `550 mail to <recipient> not accepted here (#5.1.1)`.
+ */
+import { DECLINED, DENY, LOGINFO, type Hooks } from "qpsmtpd";
+import { matchesAddress } from "../src/plugin/lists.ts";
+
+export const hook_mail: Hooks["mail"] = function (txn, sender) {
+  if (sender.isNull() || !sender.host) return DECLINED;
+  const from = sender.address().toLowerCase();
+  const bad: string[] = [];
+  for (const line of this.qp.config_all("badmailfromto")) {
+    const [f, t] = line.split(/\s+/);
+    if (f && t && matchesAddress(f, from, sender.host)) bad.push(t.toLowerCase());
+  }
+  if (bad.length) txn.notes("badmailfromto", bad);
+  return DECLINED;
+};
+
+export const hook_rcpt: Hooks["rcpt"] = function (txn, rcpt) {
+  const bad = txn.notes("badmailfromto");
+  if (!Array.isArray(bad)) return DECLINED;
+  const to = rcpt.address().toLowerCase();
+  if (!bad.includes(to)) return DECLINED;
+  this.log(LOGINFO, `fail, ${txn.sender()} may not mail ${to}`);
+  return [DENY, `mail to ${to} not accepted here (#5.1.1)`];
+};

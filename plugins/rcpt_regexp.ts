@@ -1,0 +1,36 @@
+/**
+ * rcpt_regexp: answers recipients matching a pattern with a chosen code.
+ *
+ * Hooks: rcpt.
+ * Config files: `rcpt_regexp`: lines of `PATTERN CODE [message]`, where PATTERN is `/regex/`
+ * (with optional `i`) or an exact address, and CODE a return-code name (DENY, DENYSOFT, OK, …).
+ * The first match wins.
+ */
+import { DECLINED, LOGERROR, return_code, type Hooks, type ReturnCode } from "qpsmtpd";
+
+export const hook_rcpt: Hooks["rcpt"] = function (_txn, rcpt) {
+  const addr = rcpt.address();
+  for (const line of this.qp.config_all("rcpt_regexp")) {
+    const m = /^(\S+)\s+(\S+)(?:\s+(.*))?$/.exec(line);
+    if (!m) continue;
+    const [, pat, codeName, msg] = m as unknown as [string, string, string, string | undefined];
+    const code = return_code(codeName);
+    if (code === undefined) {
+      this.log(LOGERROR, `unknown return code ${codeName} in rcpt_regexp`);
+      continue;
+    }
+    let hit: boolean;
+    const rx = /^\/(.*)\/([i]?)$/.exec(pat);
+    if (rx) {
+      try {
+        hit = new RegExp(rx[1]!, rx[2]).test(addr);
+      } catch {
+        this.log(LOGERROR, `bad pattern ${pat} in rcpt_regexp`);
+        continue;
+      }
+    } else hit = pat.toLowerCase() === addr.toLowerCase();
+    if (hit) return msg ? [code as ReturnCode, msg] : (code as ReturnCode);
+  }
+  return DECLINED;
+};
+

@@ -1,0 +1,23 @@
+/**
+ * virus/klez_filter: refuses the Klez worm: in a message of 60 kB or more, an audio or
+ * application part among the first 40 body lines followed by the worm's base64 signature.
+ *
+ * Hooks: data_post. No config, no arguments.
+ * Replies: `550 Klez Virus Detected`.
+ */
+import { DECLINED, DENY, type Hooks } from "qpsmtpd";
+
+export const hook_data_post: Hooks["data_post"] = async function (txn) {
+  if (txn.data_size() < 60_000) return DECLINED;
+  let n = 0;
+  let seen = false;
+  for await (const line of txn.body_lines()) {
+    if (n++ > 40) break;
+    if (/^Content-type:.*(?:audio|application)/i.test(line)) {
+      seen = true;
+      continue;
+    }
+    if (seen && line.startsWith("TVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQA")) return [DENY, "Klez Virus Detected"];
+  }
+  return DECLINED;
+};
