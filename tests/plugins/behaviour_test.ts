@@ -5,9 +5,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DECLINED, OK } from "../../src/core/codes.ts";
 import { TestSession } from "../../src/testing/harness.ts";
+import type { Hooks } from "../../src/core/hooks.ts";
 
 describe("naughty", () => {
-  const deferring = { deferrer: { hook_connect(this: import("qpsmtpd").Plugin) { this.store_deferred_reject("you are listed"); return DECLINED; } } };
+  const hook_connect: Hooks["connect"] = function () {
+    this.store_deferred_reject("you are listed");
+    return DECLINED;
+  };
+  const deferring = { deferrer: { hook_connect } };
   test("rejects at rcpt by default, with disconnect", async () => {
     const t = await TestSession.start({ modules: deferring, plugins: ["deferrer", "naughty"] });
     await t.command("EHLO c");
