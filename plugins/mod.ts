@@ -12,10 +12,15 @@ import * as badrcptto from "./badrcptto.ts";
 import * as bogus_bounce from "./bogus_bounce.ts";
 import * as connection_time from "./connection_time.ts";
 import * as count_unrecognized_commands from "./count_unrecognized_commands.ts";
+import * as dns_whitelist_soft from "./dns_whitelist_soft.ts";
+import * as dnsbl from "./dnsbl.ts";
 import * as dont_require_anglebrackets from "./dont_require_anglebrackets.ts";
 import * as earlytalker from "./earlytalker.ts";
+import * as fcrdns from "./fcrdns.ts";
 import * as headers from "./headers.ts";
+import * as helo from "./helo.ts";
 import * as help from "./help.ts";
+import * as hosts_allow from "./hosts_allow.ts";
 import * as logging_devnull from "./logging/devnull.ts";
 import * as logging_warn from "./logging/warn.ts";
 import * as loop from "./loop.ts";
@@ -30,8 +35,11 @@ import * as random_error from "./random_error.ts";
 import * as rcpt_ok from "./rcpt_ok.ts";
 import * as rcpt_regexp from "./rcpt_regexp.ts";
 import * as relay from "./relay.ts";
+import * as resolvable_fromhost from "./resolvable_fromhost.ts";
+import * as rhsbl from "./rhsbl.ts";
 import * as tls from "./tls.ts";
 import * as virus_klez_filter from "./virus/klez_filter.ts";
+import * as whitelist from "./whitelist.ts";
 
 /** Assigning each module here type-checks its hooks against the contract. */
 export const BUILTINS: Readonly<Record<string, PluginModule>> = {
@@ -43,10 +51,15 @@ export const BUILTINS: Readonly<Record<string, PluginModule>> = {
   "bogus_bounce": bogus_bounce,
   "connection_time": connection_time,
   "count_unrecognized_commands": count_unrecognized_commands,
+  "dns_whitelist_soft": dns_whitelist_soft,
+  "dnsbl": dnsbl,
   "dont_require_anglebrackets": dont_require_anglebrackets,
   "earlytalker": earlytalker,
+  "fcrdns": fcrdns,
   "headers": headers,
+  "helo": helo,
   "help": help,
+  "hosts_allow": hosts_allow,
   "logging/devnull": logging_devnull,
   "logging/warn": logging_warn,
   "loop": loop,
@@ -61,6 +74,9 @@ export const BUILTINS: Readonly<Record<string, PluginModule>> = {
   "rcpt_ok": rcpt_ok,
   "rcpt_regexp": rcpt_regexp,
   "relay": relay,
+  "resolvable_fromhost": resolvable_fromhost,
+  "rhsbl": rhsbl,
   "tls": tls,
   "virus/klez_filter": virus_klez_filter,
+  "whitelist": whitelist,
 };

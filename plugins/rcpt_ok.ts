@@ -5,14 +5,15 @@
  * Hooks: rcpt.
  * Config files: `rcpthosts` (a domain, or `.example.org` for every subdomain), `morercpthosts`
  * (more domains, a flat file here), `me`.
- * Replies: OK for relay clients and whitelisted senders; OK when the recipient's domain is local
+ * Replies: OK for relay clients (relay or AUTH; a whitelisted sender or host is not enough,
+ * since sender addresses are forged at will); OK when the recipient's domain is local
  * and its local part has no routing characters (`%`, `!`, `@`); OK for a bare `<postmaster>`;
  * otherwise `550 Relaying denied (#5.7.1)`.
  */
 import { DECLINED, DENY, LOGINFO, OK, type Hooks } from "qpsmtpd";
 
 export const hook_rcpt: Hooks["rcpt"] = function (_txn, rcpt) {
-  if (this.is_immune()) return OK;
+  if (this.connection.relay_client()) return OK;
   const host = rcpt.host?.toLowerCase();
   if (host === undefined) {
     // <postmaster> without a domain must always be accepted (RFC 5321 4.5.1).

@@ -216,8 +216,9 @@ async function receivedLine(s: Session): Promise<string> {
 function authResults(s: Session, txn: Transaction, authservId: string): string {
   const parts = [authservId];
   parts.push(s.authenticated() ? `auth=pass (${s.auth_mechanism?.toLowerCase()}) smtp.auth=${s.auth_user}` : "auth=none");
-  const more = txn.notes("authentication_results");
-  if (typeof more === "string" && more) parts.push(more);
+  for (const more of [s.connection.notes("authentication_results"), txn.notes("authentication_results")]) {
+    if (typeof more === "string" && more) parts.push(more);
+  }
   return parts.join("; ");
 }
 

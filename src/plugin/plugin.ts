@@ -132,7 +132,7 @@ export class Plugin {
   }
 
   /** Implements the standard `reject` argument: 0 logs only, `naughty` defers, otherwise rejects. */
-  get_reject(smtpMsg = "", logMsg = ""): [ReturnCode, ...string[]] {
+  get_reject(smtpMsg = "", logMsg = "", defaultType: ReturnCode = DENY): [ReturnCode, ...string[]] {
     const reject = this.options["reject"];
     const msg = smtpMsg || "rejected";
     if (reject === "0") {
@@ -145,7 +145,7 @@ export class Plugin {
       return [DECLINED];
     }
     this.log(LOGINFO, `fail${logMsg ? `, ${logMsg}` : ""}`);
-    return [this.get_reject_type(), msg];
+    return [this.get_reject_type(defaultType), msg];
   }
 
   /** Defers a rejection to the naughty plugin (connection notes `naughty` and `naughty_reject_type`). */
@@ -211,10 +211,14 @@ export class Plugin {
     return this.host.resolver.resolve_ptr(ip);
   }
 
-  /** Appends a fragment to the transaction's Authentication-Results (not the connection's: qpsmtpd #320). */
+  /**
+   * Adds a fragment to Authentication-Results: to the transaction once MAIL has been given,
+   * else to the connection (connect-time checks such as iprev). Transaction fragments die with
+   * the transaction, so they never pile up across messages (qpsmtpd #320).
+   */
   store_auth_results(fragment: string): void {
-    const t = this.transaction;
-    const prev = t.notes("authentication_results");
-    t.notes("authentication_results", typeof prev === "string" && prev ? `${prev}; ${fragment}` : fragment);
+    const target = this.qp.has_transaction() && this.transaction.sender() ? this.transaction : this.connection;
+    const prev = target.notes("authentication_results");
+    target.notes("authentication_results", typeof prev === "string" && prev ? `${prev}; ${fragment}` : fragment);
   }
 }

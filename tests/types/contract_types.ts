@@ -3,7 +3,7 @@
  * `@ts-expect-error` line must fail to type-check, or the build fails.
  */
 import type { Address, Hooks, PluginModule, Transaction } from "qpsmtpd";
-import { DENY, OK, type Plugin } from "qpsmtpd";
+import { DECLINED, DENY, OK, type Plugin } from "qpsmtpd";
 
 // A correct module type-checks.
 export const good: PluginModule = {
@@ -41,3 +41,6 @@ export const typedThis: Hooks["helo"] = function (_txn, host) {
   this.qp.conf(host);
   return OK;
 };
+
+// An async hook that only ever declines is valid (the codes do not widen to number).
+export const asyncDeclined: Hooks["connect"] = async () => DECLINED;

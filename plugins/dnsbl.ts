@@ -1,0 +1,93 @@
+/**
+ * dnsbl: looks the client's IP address up in DNS block lists.
+ *
+ * Hooks: connect (starts the lookups without holding the greeting), mail and rcpt (wait for
+ * them), disconnect.
+ * Config files:
+ *  - `dnsbl_zones`: one zone a line; `zone:message` gives the reply text (`%IP%` is replaced by
+ *    the client's address), otherwise the zone's TXT record is used.
+ *  - `dnsbl_allow`: addresses, or prefixes ending in `.`, never checked.
+ *  - `dnsbl_rejectmsg`: lines put before the zone's text.
+ * Environment: `RBLSMTPD` set and empty skips the checks; set and non-empty refuses every
+ * recipient with its text (as rblsmtpd).
+ * Arguments: `reject 0|1|naughty` (default 1: refuse at RCPT), `reject_type`, `loglevel`.
+ * Notes: connection `dnsbl` (the text, when listed). Relay clients are not checked.
+ * A lookup that fails or times out is logged and counts as not listed.
+ */
+import { DECLINED, DENY, LOGINFO, LOGWARN, type Hooks, type Plugin, type Result } from "qpsmtpd";
+import { reverseIp } from "../src/dns/resolver.ts";
+
+type Pending = Promise<string | undefined>;
+const lookups = new WeakMap<object, Pending>();
+
+async function check(p: Plugin, zones: Array<[string, string | undefined]>): Pending {
+  const ip = p.connection.remote_ip;
+  const rev = reverseIp(ip);
+  if (!rev) return undefined;
+  const results = await Promise.all(zones.map(async ([zone, custom]) => {
+    const name = `${rev}.${zone}`;
+    try {
+      if ((await p.resolve_a(name)).length === 0) return undefined;
+      if (custom) return custom.replace(/%IP%/g, ip);
+      const txt = await p.resolve_txt(name).catch(() => []);
+      return txt[0] ?? `Blocked by ${zone}`;
+    } catch (e) {
+      p.log(LOGWARN, `lookup of ${name} failed: ${(e as Error).message}`);
+      return undefined;
+    }
+  }));
+  return results.find((r) => r !== undefined);
+}
+
+export const hook_connect: Hooks["connect"] = function () {
+  const ip = this.connection.remote_ip;
+  if (process.env["RBLSMTPD"] !== undefined || this.connection.relay_client()) return DECLINED;
+  for (const a of this.qp.config_all("dnsbl_allow")) {
+    const entry = a.endsWith(".") ? a : `${a}.`;
+    if (`${ip}.`.startsWith(entry)) {
+      this.log(LOGINFO, `skip, ${ip} is in dnsbl_allow`);
+      return DECLINED;
+    }
+  }
+  const zones = this.qp.config_all("dnsbl_zones").map((l): [string, string | undefined] => {
+    const i = l.indexOf(":");
+    return i < 0 ? [l.trim(), undefined] : [l.slice(0, i).trim(), l.slice(i + 1).trim()];
+  });
+  if (zones.length) lookups.set(this.connection, check(this, zones));
+  return DECLINED;
+};
+
+/** Waits for the lookups once and records the verdict in the connection notes. */
+async function verdict(p: Plugin): Promise<string | undefined> {
+  const pending = lookups.get(p.connection);
+  if (!pending) return undefined;
+  lookups.delete(p.connection);
+  const hit = await pending;
+  if (!hit) {
+    p.log(LOGINFO, "pass");
+    return undefined;
+  }
+  const text = [...p.qp.config_all("dnsbl_rejectmsg"), hit].join("\n");
+  p.connection.notes("dnsbl", text);
+  p.adjust_karma(-1);
+  return text;
+}
+
+export const hook_mail: Hooks["mail"] = async function (): Promise<Result> {
+  if ((await verdict(this)) && this.options["reject"] === "naughty") this.get_reject(String(this.connection.notes("dnsbl")));
+  return DECLINED;
+};
+
+export const hook_rcpt: Hooks["rcpt"] = async function () {
+  const rbl = process.env["RBLSMTPD"];
+  if (rbl) return [DENY, [...this.qp.config_all("dnsbl_rejectmsg"), rbl.replace(/%IP%/g, this.connection.remote_ip)].join(" ")];
+  await verdict(this);
+  const listed = this.connection.notes("dnsbl");
+  if (!listed || this.options["reject"] === "naughty" || this.connection.relay_client()) return DECLINED;
+  return this.get_reject(String(listed));
+};
+
+export const hook_disconnect: Hooks["disconnect"] = function () {
+  lookups.delete(this.connection);
+  return DECLINED;
+};

@@ -1,0 +1,55 @@
+/**
+ * whitelist: marks trusted clients, greetings, senders and recipients, so that policy plugins
+ * (dnsbl, helo, badmailfrom, naughty, …) leave them alone. It grants no relaying.
+ *
+ * Hooks: connect, helo, ehlo, mail, rcpt.
+ * Config files: `whitelisthosts` (addresses, CIDRs or prefixes ending in `.`),
+ * `whitelisthelo` (names), `whitelistsenders` (addresses or `@domain`), `whitelistrcpt`
+ * (addresses or `@domain`).
+ * Environment: `WHITELISTCLIENT` set whitelists every client.
+ * Notes: connection `whitelisthost`, `whitelisthelo`; transaction `whitelistsender`,
+ * `whitelistrcpt`.
+ */
+import { DECLINED, LOGINFO, type Address, type Hooks } from "qpsmtpd";
+import { matchesClientEntry } from "../src/core/ip.ts";
+
+function listed(list: readonly string[], addr: Address): boolean {
+  const a = addr.address().toLowerCase();
+  const host = `@${(addr.host ?? "").toLowerCase()}`;
+  return list.some((e) => e.toLowerCase() === a || e.toLowerCase() === host);
+}
+
+export const hook_connect: Hooks["connect"] = function () {
+  const ip = this.connection.remote_ip;
+  if (process.env["WHITELISTCLIENT"] !== undefined || this.qp.config_all("whitelisthosts").some((e) => matchesClientEntry(e, ip))) {
+    this.connection.notes("whitelisthost", 1);
+    this.log(LOGINFO, `${ip} is whitelisted`);
+  }
+  return DECLINED;
+};
+
+const helo: Hooks["helo"] = function (_txn, host) {
+  if (this.qp.config_all("whitelisthelo").some((h) => h.toLowerCase() === host.toLowerCase())) {
+    this.connection.notes("whitelisthelo", 1);
+    this.log(LOGINFO, `HELO ${host} is whitelisted`);
+  }
+  return DECLINED;
+};
+export const hook_helo = helo;
+export const hook_ehlo: Hooks["ehlo"] = helo;
+
+export const hook_mail: Hooks["mail"] = function (txn, sender) {
+  if (!sender.isNull() && listed(this.qp.config_all("whitelistsenders"), sender)) {
+    txn.notes("whitelistsender", 1);
+    this.log(LOGINFO, `sender ${sender} is whitelisted`);
+  }
+  return DECLINED;
+};
+
+export const hook_rcpt: Hooks["rcpt"] = function (txn, rcpt) {
+  if (listed(this.qp.config_all("whitelistrcpt"), rcpt)) {
+    txn.notes("whitelistrcpt", 1);
+    this.log(LOGINFO, `recipient ${rcpt} is whitelisted`);
+  }
+  return DECLINED;
+};
