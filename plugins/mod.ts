@@ -17,10 +17,12 @@ import * as dnsbl from "./dnsbl.ts";
 import * as dont_require_anglebrackets from "./dont_require_anglebrackets.ts";
 import * as earlytalker from "./earlytalker.ts";
 import * as fcrdns from "./fcrdns.ts";
+import * as greylisting from "./greylisting.ts";
 import * as headers from "./headers.ts";
 import * as helo from "./helo.ts";
 import * as help from "./help.ts";
 import * as hosts_allow from "./hosts_allow.ts";
+import * as karma from "./karma.ts";
 import * as logging_devnull from "./logging/devnull.ts";
 import * as logging_warn from "./logging/warn.ts";
 import * as loop from "./loop.ts";
@@ -56,10 +58,12 @@ export const BUILTINS: Readonly<Record<string, PluginModule>> = {
   "dont_require_anglebrackets": dont_require_anglebrackets,
   "earlytalker": earlytalker,
   "fcrdns": fcrdns,
+  "greylisting": greylisting,
   "headers": headers,
   "helo": helo,
   "help": help,
   "hosts_allow": hosts_allow,
+  "karma": karma,
   "logging/devnull": logging_devnull,
   "logging/warn": logging_warn,
   "loop": loop,
