@@ -4,6 +4,7 @@
  * @module
  */
 import type { PluginModule } from "../src/core/hooks.ts";
+import * as auth_auth_checkpassword from "./auth/auth_checkpassword.ts";
 import * as auth_auth_flat_file from "./auth/auth_flat_file.ts";
 import * as auth_authdeny from "./auth/authdeny.ts";
 import * as badmailfrom from "./badmailfrom.ts";
@@ -11,6 +12,7 @@ import * as badmailfromto from "./badmailfromto.ts";
 import * as badrcptto from "./badrcptto.ts";
 import * as bogus_bounce from "./bogus_bounce.ts";
 import * as connection_time from "./connection_time.ts";
+import * as content_log from "./content_log.ts";
 import * as count_unrecognized_commands from "./count_unrecognized_commands.ts";
 import * as dns_whitelist_soft from "./dns_whitelist_soft.ts";
 import * as dnsbl from "./dnsbl.ts";
@@ -23,7 +25,11 @@ import * as helo from "./helo.ts";
 import * as help from "./help.ts";
 import * as hosts_allow from "./hosts_allow.ts";
 import * as karma from "./karma.ts";
+import * as loadcheck from "./loadcheck.ts";
+import * as logging_adaptive from "./logging/adaptive.ts";
 import * as logging_devnull from "./logging/devnull.ts";
+import * as logging_file from "./logging/file.ts";
+import * as logging_syslog from "./logging/syslog.ts";
 import * as logging_warn from "./logging/warn.ts";
 import * as loop from "./loop.ts";
 import * as naughty from "./naughty.ts";
@@ -34,6 +40,7 @@ import * as queue_maildir from "./queue/maildir.ts";
 import * as queue_smtp_forward from "./queue/smtp-forward.ts";
 import * as quit_fortune from "./quit_fortune.ts";
 import * as random_error from "./random_error.ts";
+import * as rcpt_map from "./rcpt_map.ts";
 import * as rcpt_ok from "./rcpt_ok.ts";
 import * as rcpt_regexp from "./rcpt_regexp.ts";
 import * as relay from "./relay.ts";
@@ -45,6 +52,7 @@ import * as whitelist from "./whitelist.ts";
 
 /** Assigning each module here type-checks its hooks against the contract. */
 export const BUILTINS: Readonly<Record<string, PluginModule>> = {
+  "auth/auth_checkpassword": auth_auth_checkpassword,
   "auth/auth_flat_file": auth_auth_flat_file,
   "auth/authdeny": auth_authdeny,
   "badmailfrom": badmailfrom,
@@ -52,6 +60,7 @@ export const BUILTINS: Readonly<Record<string, PluginModule>> = {
   "badrcptto": badrcptto,
   "bogus_bounce": bogus_bounce,
   "connection_time": connection_time,
+  "content_log": content_log,
   "count_unrecognized_commands": count_unrecognized_commands,
   "dns_whitelist_soft": dns_whitelist_soft,
   "dnsbl": dnsbl,
@@ -64,7 +73,11 @@ export const BUILTINS: Readonly<Record<string, PluginModule>> = {
   "help": help,
   "hosts_allow": hosts_allow,
   "karma": karma,
+  "loadcheck": loadcheck,
+  "logging/adaptive": logging_adaptive,
   "logging/devnull": logging_devnull,
+  "logging/file": logging_file,
+  "logging/syslog": logging_syslog,
   "logging/warn": logging_warn,
   "loop": loop,
   "naughty": naughty,
@@ -75,6 +88,7 @@ export const BUILTINS: Readonly<Record<string, PluginModule>> = {
   "queue/smtp-forward": queue_smtp_forward,
   "quit_fortune": quit_fortune,
   "random_error": random_error,
+  "rcpt_map": rcpt_map,
   "rcpt_ok": rcpt_ok,
   "rcpt_regexp": rcpt_regexp,
   "relay": relay,

@@ -1,0 +1,35 @@
+/**
+ * loadcheck: refuses new connections for a while when the machine is overloaded.
+ *
+ * Hooks: connect.
+ * Arguments: `max_load N` (default 7: the 1-minute load average above which connections are
+ * deferred), `cache_time S` (default 10: how long a reading is reused), `uptime PROGRAM`
+ * (read the load from this program's "load average:" output instead of the kernel's figure).
+ * Replies: `450 Server load too high (N), please try again later` and disconnect.
+ */
+import { execFile } from "node:child_process";
+import { loadavg } from "node:os";
+import { DECLINED, DENYSOFT_DISCONNECT, LOGINFO, type Hooks, type Plugin } from "qpsmtpd";
+
+async function currentLoad(p: Plugin): Promise<number> {
+  const cached = p.data["reading"] as { at: number; load: number } | undefined;
+  const ttl = Number(p.options["cache_time"] ?? 10) * 1000;
+  if (cached && Date.now() - cached.at < ttl) return cached.load;
+  let load = loadavg()[0] ?? 0;
+  const prog = p.options["uptime"];
+  if (prog) {
+    const out = await new Promise<string>((r) => execFile(prog, [], { timeout: 2000 }, (e, o) => r(e ? "" : String(o))));
+    const m = /load averages?:\s*([\d.]+)/.exec(out);
+    if (m) load = Number(m[1]);
+  }
+  p.data["reading"] = { at: Date.now(), load };
+  return load;
+}
+
+export const hook_connect: Hooks["connect"] = async function () {
+  const max = Number(this.options["max_load"] ?? 7);
+  const load = await currentLoad(this);
+  if (load <= max) return DECLINED;
+  this.log(LOGINFO, `fail, load ${load} above ${max}`);
+  return [DENYSOFT_DISCONNECT, `Server load too high (${load}), please try again later`];
+};

@@ -1,0 +1,72 @@
+/**
+ * rcpt_map: answers recipients of one domain from a map file: known addresses get the code the
+ * file gives, unknown ones get the default.
+ *
+ * Hooks: rcpt.
+ * Arguments: `domain DOMAIN file PATH [default CODE=MESSAGE]` (the message uses `_` for spaces;
+ * default `DENY=No_such_user.`). Load it once per domain with `rcpt_map:N`.
+ * The file: lines of `address CODE [message]` (`address` is `user@domain` or just `user`);
+ * CODE a return-code name. It is re-read when it changes.
+ * Recipients of other domains are left alone (DECLINED).
+ */
+import * as fs from "node:fs";
+import { DECLINED, LOGERROR, OK, return_code, type Hooks, type Plugin, type PluginHost, type Result, type ReturnCode } from "qpsmtpd";
+
+interface MapState {
+  mtimeMs: number;
+  map: Map<string, [ReturnCode, string | undefined]>;
+}
+
+function parseCode(s: string): ReturnCode | undefined {
+  const c = return_code(s.toUpperCase());
+  return c === undefined ? undefined : (c as ReturnCode);
+}
+
+export function register(this: Plugin, _qp: PluginHost): void {
+  const o = this.options;
+  if (!o["domain"] || !o["file"]) throw new Error("rcpt_map needs `domain DOMAIN file PATH`");
+  const [codeName, msg] = (o["default"] ?? "DENY=No_such_user.").split("=");
+  const code = parseCode(codeName ?? "");
+  if (code === undefined) throw new Error(`rcpt_map: unknown default code ${codeName}`);
+  this.data["default"] = [code, msg?.replace(/_/g, " ")];
+  load(this);
+}
+
+function load(p: Plugin): MapState {
+  const file = p.options["file"]!;
+  const st = fs.statSync(file);
+  const old = p.data["state"] as MapState | undefined;
+  if (old && old.mtimeMs === st.mtimeMs) return old;
+  const map = new Map<string, [ReturnCode, string | undefined]>();
+  fs.readFileSync(file, "utf8").split("\n").forEach((raw, i) => {
+    const line = raw.trim();
+    if (!line || line.startsWith("#")) return;
+    const m = /^(\S+)\s+(\S+)(?:\s+(.*))?$/.exec(line);
+    const code = m ? parseCode(m[2]!) : undefined;
+    if (!m || code === undefined) {
+      p.log(LOGERROR, `${file}:${i + 1}: expected "address CODE [message]"`);
+      return;
+    }
+    map.set(m[1]!.toLowerCase(), [code, m[3]]);
+  });
+  const state = { mtimeMs: st.mtimeMs, map };
+  p.data["state"] = state;
+  return state;
+}
+
+export const hook_rcpt: Hooks["rcpt"] = function (_txn, rcpt): Result {
+  const domain = this.options["domain"]!.toLowerCase();
+  if (rcpt.host?.toLowerCase() !== domain) return DECLINED;
+  let state: MapState;
+  try {
+    state = load(this);
+  } catch (e) {
+    this.log(LOGERROR, `cannot read ${this.options["file"]}: ${(e as Error).message}`);
+    return DECLINED;
+  }
+  const hit = state.map.get(rcpt.address().toLowerCase()) ?? state.map.get(rcpt.user.toLowerCase());
+  const [code, msg] = hit ?? (this.data["default"] as [ReturnCode, string | undefined]);
+  if (code === OK || code === DECLINED) return code;
+  return msg ? [code, msg] : code;
+};
+
