@@ -47,6 +47,7 @@ import * as relay from "./relay.ts";
 import * as resolvable_fromhost from "./resolvable_fromhost.ts";
 import * as rhsbl from "./rhsbl.ts";
 import * as tls from "./tls.ts";
+import * as uribl from "./uribl.ts";
 import * as virus_klez_filter from "./virus/klez_filter.ts";
 import * as whitelist from "./whitelist.ts";
 
@@ -95,6 +96,7 @@ export const BUILTINS: Readonly<Record<string, PluginModule>> = {
   "resolvable_fromhost": resolvable_fromhost,
   "rhsbl": rhsbl,
   "tls": tls,
+  "uribl": uribl,
   "virus/klez_filter": virus_klez_filter,
   "whitelist": whitelist,
 };

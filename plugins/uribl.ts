@@ -1,0 +1,90 @@
+/**
+ * uribl: looks up the domains of the links in a message in URI block lists (SURBL, URIBL
+ * style).
+ *
+ * Hooks: data_post.
+ * Config files:
+ *  - `uribl_zones`: `zone [mask] [action]` a line. `mask` is a bitmask or a comma list of
+ *    bits matched against the last octet of the 127.0.0.X answer (default: any answer);
+ *    `action` is `add-header` (default: `X-URIBL` headers), `deny` or `denysoft`.
+ *  - `uribl_whitelist_domains`: domains never looked up.
+ * Arguments: `action` (the default action), `scan-headers 1` (also scan the header),
+ * `checkip 1` (also look up IP-address links, reversed), `max_lookups N` (default 30),
+ * `loglevel`. Only the first 1 MB of the message is scanned.
+ * Domains are reduced to their registered part (`www.x.example.co.uk` → `x.example.co.uk`).
+ * Replies: `550 <domain> is listed by <zone>` (451 for denysoft).
+ */
+import { isIPv4 } from "node:net";
+import { DECLINED, DENY, DENYSOFT, LOGINFO, LOGWARN, type Hooks, type Plugin, type Result } from "qpsmtpd";
+import { reverseIp } from "../src/dns/resolver.ts";
+
+/** Common second-level public suffixes, so `example.co.uk` is kept whole. */
+const TWO_LEVEL = new Set([
+  "co.uk", "org.uk", "ac.uk", "gov.uk", "me.uk", "com.au", "net.au", "org.au", "co.nz", "co.jp", "ne.jp", "or.jp",
+  "com.br", "com.cn", "net.cn", "com.mx", "co.za", "co.in", "com.tr", "com.tw", "com.ar", "com.sg", "co.kr", "com.hk",
+]);
+
+export function registeredDomain(host: string): string {
+  const labels = host.toLowerCase().replace(/\.$/, "").split(".");
+  const keep = labels.length >= 3 && TWO_LEVEL.has(labels.slice(-2).join(".")) ? 3 : 2;
+  return labels.slice(-keep).join(".");
+}
+
+const URI = /\b(?:https?:\/\/|www\.)([a-z0-9.-]+\.[a-z]{2,}|\d{1,3}(?:\.\d{1,3}){3})/gi;
+
+export function linkHosts(text: string): string[] {
+  const out = new Set<string>();
+  for (const m of text.matchAll(URI)) {
+    const whole = m[0].toLowerCase();
+    out.add(whole.startsWith("www.") && !whole.startsWith("http") ? `www.${m[1]!.toLowerCase()}` : m[1]!.toLowerCase());
+  }
+  return [...out];
+}
+
+function bitsOf(mask: string | undefined): number | undefined {
+  if (!mask) return undefined;
+  if (/^\d+$/.test(mask)) return Number(mask);
+  return mask.split(",").reduce((a, b) => a | Number(b), 0);
+}
+
+export const hook_data_post: Hooks["data_post"] = async function (txn): Promise<Result> {
+  const zones = this.qp.config_all("uribl_zones").map((l) => {
+    const [zone, mask, action] = l.split(/\s+/);
+    return { zone: zone!, mask: bitsOf(mask === "-" ? undefined : mask), action: action ?? this.options["action"] ?? "add-header" };
+  });
+  if (zones.length === 0) return DECLINED;
+  let text = this.options["scan-headers"] === "1" ? txn.header()?.as_string() ?? "" : "";
+  for await (const chunk of txn.body_stream()) {
+    text += chunk.toString("latin1");
+    if (text.length > 1 << 20) break;
+  }
+  const white = new Set(this.qp.config_all("uribl_whitelist_domains").map((d) => d.toLowerCase()));
+  const names = new Set<string>();
+  for (const host of linkHosts(text)) {
+    if (isIPv4(host)) {
+      if (this.options["checkip"] === "1") names.add(reverseIp(host)!);
+    } else if (!white.has(registeredDomain(host))) names.add(registeredDomain(host));
+  }
+  const max = Number(this.options["max_lookups"] ?? 30);
+  const lookups = [...names].slice(0, max).flatMap((name) => zones.map((z) => ({ name, ...z })));
+  const hits = await Promise.all(lookups.map(async (l) => {
+    try {
+      const answers = await this.resolve_a(`${l.name}.${l.zone}`);
+      const listed = answers.some((a) => l.mask === undefined || (Number(a.split(".")[3]) & l.mask) !== 0);
+      return listed ? l : undefined;
+    } catch (e) {
+      this.log(LOGWARN, `lookup of ${l.name}.${l.zone} failed: ${(e as Error).message}`);
+      return undefined;
+    }
+  }));
+  let result: Result = DECLINED;
+  for (const h of hits) {
+    if (!h) continue;
+    const msg = `${h.name} is listed by ${h.zone}`;
+    this.log(LOGINFO, msg);
+    if (h.action === "deny") return [DENY, msg];
+    if (h.action === "denysoft") result = [DENYSOFT, msg];
+    else txn.header()?.add("X-URIBL", msg, 0);
+  }
+  return result;
+};
