@@ -2,7 +2,8 @@
  * fcrdns: forward-confirmed reverse DNS of the client, reported as `iprev=` in
  * Authentication-Results (RFC 8601).
  *
- * Hooks: connect.
+ * Hooks: connect (starts the lookups; the greeting does not wait), mail (waits for the result
+ * and refuses there when rejecting), data_post_headers (adds the `iprev` fragment).
  * Arguments: `reject 0|1|naughty` (default 0: report only), `reject_type` (default
  * disconnect), `loglevel`.
  * Results: pass (a PTR name resolves back to the address, or to its /24 for IPv4 server pools),
@@ -13,55 +14,66 @@
 import { isIPv4 } from "node:net";
 import { DECLINED, DENY_DISCONNECT, LOGINFO, type Hooks, type Plugin, type Result } from "qpsmtpd";
 
+type Verdict = "pass" | "fail" | "permerror" | "temperror";
+const pending = new WeakMap<object, Promise<Verdict>>();
+
 function sameNet(a: string, b: string): boolean {
   return isIPv4(a) && isIPv4(b) && a.split(".").slice(0, 3).join(".") === b.split(".").slice(0, 3).join(".");
 }
 
-function result(p: Plugin, res: "pass" | "fail" | "permerror" | "temperror", why: string): Result {
-  p.connection.notes("fcrdns", res);
-  p.store_auth_results(`iprev=${res} policy.iprev=${p.connection.remote_ip}${res === "pass" ? ` (${p.connection.remote_host})` : ""}`);
-  if (res === "pass") {
-    p.adjust_karma(1);
-    p.log(LOGINFO, `pass, ${why}`);
-    return DECLINED;
-  }
-  if (res !== "temperror") p.adjust_karma(-1);
-  if (res === "temperror" || (p.options["reject"] ?? "0") === "0") {
-    p.log(LOGINFO, `${res}, ${why}`);
-    return DECLINED;
-  }
-  const msg = `Your address has no valid reverse DNS (iprev=${res})`;
-  p.log(LOGINFO, `fail, ${why}`);
-  if (p.options["reject"] === "naughty") {
-    p.store_deferred_reject(msg);
-    return DECLINED;
-  }
-  return [p.get_reject_type(DENY_DISCONNECT), msg];
-}
-
-export const hook_connect: Hooks["connect"] = async function () {
-  const ip = this.connection.remote_ip;
-  if (this.connection.relay_client() || ip === "127.0.0.1" || ip === "::1") return DECLINED;
+async function evaluate(p: Plugin): Promise<Verdict> {
+  const ip = p.connection.remote_ip;
   let names: string[];
   try {
-    names = await this.resolve_ptr(ip);
-  } catch (e) {
-    return result(this, "temperror", (e as Error).message);
+    names = await p.resolve_ptr(ip);
+  } catch {
+    return "temperror";
   }
-  if (names.length === 0) return result(this, "permerror", "no PTR");
-  let sawForward = false;
+  if (names.length === 0) return "permerror";
   for (const name of names.slice(0, 5)) {
-    let addrs: string[];
-    try {
-      addrs = [...(await this.resolve_a(name)), ...(await this.resolve_aaaa(name))];
-    } catch {
-      continue;
-    }
-    sawForward ||= addrs.length > 0;
+    const addrs = (await Promise.all([p.resolve_a(name).catch(() => []), p.resolve_aaaa(name).catch(() => [])])).flat();
     if (addrs.some((a) => a === ip || sameNet(a, ip))) {
-      this.connection.remote_host = name.replace(/\.$/, "");
-      return result(this, "pass", `${name} resolves to ${ip}`);
+      p.connection.remote_host = name.replace(/\.$/, "");
+      return "pass";
     }
   }
-  return result(this, "fail", sawForward ? "PTR names do not resolve back to the address" : "PTR names have no forward DNS");
+  return "fail";
+}
+
+export const hook_connect: Hooks["connect"] = function () {
+  const ip = this.connection.remote_ip;
+  if (this.connection.relay_client() || ip === "127.0.0.1" || ip === "::1") return DECLINED;
+  pending.set(this.connection, evaluate(this).then((v) => {
+    this.connection.notes("fcrdns", v);
+    if (v === "pass") this.adjust_karma(1);
+    else if (v !== "temperror") this.adjust_karma(-1);
+    this.log(LOGINFO, `${v}${v === "pass" ? `, ${this.connection.remote_host}` : ""}`);
+    return v;
+  }));
+  return DECLINED;
+};
+
+/** The verdict, waiting for the lookups if they are still running. */
+export async function fcrdnsResult(p: Plugin): Promise<Verdict | undefined> {
+  return pending.get(p.connection);
+}
+
+export const hook_mail: Hooks["mail"] = async function (): Promise<Result> {
+  const v = await fcrdnsResult(this);
+  if (!v || v === "pass" || v === "temperror" || (this.options["reject"] ?? "0") === "0") return DECLINED;
+  const msg = `Your address has no valid reverse DNS (iprev=${v})`;
+  if (this.options["reject"] === "naughty") {
+    this.store_deferred_reject(msg);
+    return DECLINED;
+  }
+  return [this.get_reject_type(DENY_DISCONNECT), msg];
+};
+
+export const hook_data_post_headers: Hooks["data_post_headers"] = async function () {
+  const v = await fcrdnsResult(this);
+  if (v) {
+    const c = this.connection;
+    this.store_auth_results(`iprev=${v} policy.iprev=${c.remote_ip}${v === "pass" ? ` (${c.remote_host})` : ""}`);
+  }
+  return DECLINED;
 };

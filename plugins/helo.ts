@@ -1,7 +1,8 @@
 /**
  * helo: checks the name the client gives in HELO/EHLO.
  *
- * Hooks: helo, ehlo (run the tests), data_post (adds `X-HELO`).
+ * Hooks: helo, ehlo (run the tests; with `reject 0` the reply does not wait for them), data_post
+ * (adds `X-HELO`).
  * Arguments: `policy lenient|rfc|strict` (default lenient), `reject 0|1|naughty` (default 1),
  * `reject_type` (default perm), `timeout` (ignored: the resolver's applies), `loglevel`.
  * Config files: `badhelo`: names or `/regex/` patterns refused outright (`!` before a pattern
@@ -66,22 +67,32 @@ async function problem(p: Plugin, host: string): Promise<string | undefined> {
   return undefined;
 }
 
+const background = new WeakMap<object, Promise<string | undefined>>();
+
 async function check(this: Plugin, _txn: Transaction, host: string): Promise<Result> {
   if (this.connection.relay_client() || this.connection.notes("whitelisthost")) return DECLINED;
-  const why = await problem(this, host);
-  if (!why) {
-    this.log(LOGINFO, "pass");
+  const verdict = problem(this, host).then((why) => {
+    if (why) {
+      this.connection.notes("helo_fail", why);
+      this.adjust_karma(-1);
+      this.log(LOGINFO, `fail, ${host}: ${why}`);
+    } else this.log(LOGINFO, "pass");
+    return why;
+  });
+  if (this.options["reject"] === "0") {
+    // Nothing to refuse: let the greeting go now and record the verdict when it comes.
+    background.set(this.connection, verdict);
     return DECLINED;
   }
-  this.connection.notes("helo_fail", why);
-  this.adjust_karma(-1);
-  return this.get_reject(why, `${host}: ${why}`);
+  const why = await verdict;
+  return why ? this.get_reject(why, `${host}: ${why}`) : DECLINED;
 }
 
 export const hook_helo: Hooks["helo"] = check;
 export const hook_ehlo: Hooks["ehlo"] = check;
 
-export const hook_data_post: Hooks["data_post"] = function (txn) {
+export const hook_data_post: Hooks["data_post"] = async function (txn) {
+  await background.get(this.connection);
   const fail = this.connection.notes("helo_fail");
   txn.header()?.add("X-HELO", `${this.connection.hello_host ?? ""}${fail ? ` (${String(fail)})` : ""}`, 0);
   return DECLINED;

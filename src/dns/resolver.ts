@@ -19,7 +19,7 @@ export interface NameServer {
 
 export interface ResolverOptions {
   readonly servers: readonly NameServer[];
-  /** Time for one try against one server, ms. @default 3000 */
+  /** Time for a whole lookup (every try against every server), ms. @default 3000 */
   readonly timeoutMs?: number;
   /** Tries per server. @default 2 */
   readonly tries?: number;
@@ -110,13 +110,18 @@ export class Resolver {
     return answers;
   }
 
+  /** Asks each server in turn, `tries` rounds, all within one `timeoutMs` budget per lookup. */
   async #ask(name: string, type: QType): Promise<packet.Answer[]> {
     let last: DnsError = new DnsError("timeout", `no name server answered for ${name} ${type}`);
+    const deadline = Date.now() + this.#timeout;
+    const perTry = Math.max(50, Math.floor(this.#timeout / (this.#tries * this.servers.length)));
     for (let attempt = 0; attempt < this.#tries; attempt++) {
       for (const server of this.servers) {
+        const left = deadline - Date.now();
+        if (left <= 0) throw last;
         try {
-          let res = await udpQuery(server, name, type, this.#timeout);
-          if (res.flag_tc) res = await tcpQuery(server, name, type, this.#timeout);
+          let res = await udpQuery(server, name, type, Math.min(perTry, left));
+          if (res.flag_tc) res = await tcpQuery(server, name, type, Math.max(50, deadline - Date.now()));
           if (res.rcode === "NXDOMAIN" || res.rcode === "NOERROR") {
             return (res.answers ?? []).filter((a) => a.type === type);
           }

@@ -4,7 +4,7 @@
  * under a running connection.
  * @module
  */
-import type { HookFn, HookName } from "../core/hooks.ts";
+import { HOOK_NAMES, type HookFn, type HookName } from "../core/hooks.ts";
 import type { Plugin } from "./plugin.ts";
 import type { PluginHost } from "./host.ts";
 
@@ -61,6 +61,6 @@ export class Registry {
 
   /** Every hook with its chain, for `qpsmtpd hooks`. */
   table(): Array<[HookName, readonly HookEntry[]]> {
-    return [...this.#hooks.entries()];
+    return HOOK_NAMES.filter((h) => this.has(h)).map((h) => [h, this.chain(h)]);
   }
 }

@@ -127,25 +127,41 @@ describe("fcrdns", () => {
     t.mockHook("queue", () => OK);
     return t;
   };
+  /** Greets and gives MAIL, which waits for the verdict; returns the MAIL reply code. */
+  const mail = async (t: TestSession): Promise<number> => {
+    await t.command("EHLO c");
+    return (await t.command("MAIL FROM:<a@example.net>")).code;
+  };
   test("pass: PTR resolves back; iprev=pass in Authentication-Results; remote_host set", async () => {
     const t = await run("192.0.2.10");
-    expect(t.session.connection.remote_host).toBe("mx.good.example");
-    expect(t.session.connection.notes("fcrdns")).toBe("pass");
+    expect(t.greeting?.code).toBe(220);
     let header = "";
     t.mockHook("data_post", (txn) => void (header = txn.header()!.get("Authentication-Results", 0)!));
-    await toRcpt(t);
+    expect(await mail(t)).toBe(250);
+    expect(t.session.connection.remote_host).toBe("mx.good.example");
+    expect(t.session.connection.notes("fcrdns")).toBe("pass");
+    await t.command("RCPT TO:<b@example.org>");
     await t.command("DATA");
     await t.data("Subject: x\n\ny\n");
     expect(header).toBe("mx.example.org; auth=none; iprev=pass policy.iprev=192.0.2.10 (mx.good.example)\n");
   });
-  test("fail, permerror and temperror are recorded; reject 1 refuses fail", async () => {
-    expect((await run("192.0.2.11")).session.connection.notes("fcrdns")).toBe("fail");
-    expect((await run("192.0.2.13")).session.connection.notes("fcrdns")).toBe("permerror");
-    expect((await run("192.0.2.12")).session.connection.notes("fcrdns")).toBe("temperror");
+  test("fail, permerror and temperror are recorded; reject 1 refuses fail at MAIL", async () => {
+    for (const [ip, verdict] of [["192.0.2.11", "fail"], ["192.0.2.13", "permerror"], ["192.0.2.12", "temperror"]]) {
+      const t = await run(ip!);
+      expect(await mail(t)).toBe(250);
+      expect(t.session.connection.notes("fcrdns")).toBe(verdict);
+    }
     const r = await run("192.0.2.11", " reject 1");
-    expect(r.greeting?.code).toBe(550);
+    expect(await mail(r)).toBe(550);
     expect(r.closed).toBe(true);
-    expect((await run("192.0.2.12", " reject 1")).greeting?.code).toBe(220);
+    expect(await mail(await run("192.0.2.12", " reject 1"))).toBe(250);
+  });
+  test("the greeting does not wait for the lookups", async () => {
+    dns.zone["14.2.0.192.in-addr.arpa"] = { PTR: ["slow.example"], delayMs: 800 };
+    const started = Date.now();
+    const t = await start({ ip: "192.0.2.14", plugins: ["fcrdns"], config: { dns_timeout: "3" } });
+    expect(t.greeting?.code).toBe(220);
+    expect(Date.now() - started).toBeLessThan(400);
   });
 });
 
