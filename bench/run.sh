@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 SOURCE=$(command -v smtp-source || echo /usr/sbin/smtp-source)
 [ -x "$SOURCE" ] || { echo "smtp-source not found: apt-get install postfix (see .ci/run)"; exit 1; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/qpbench.XXXXXX")
-trap 'kill "${pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill "${pid:-0}" "${dnspid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 port=${BENCH_PORT:-2599}
 # BENCH_SCALE=0.1 runs a tenth of every profile (quick look).
 scale=${BENCH_SCALE:-1}
@@ -18,15 +18,23 @@ profiles=(
   "50 sessions x 2000 msgs, 100KB|50|2000|102400|1"
 )
 
-run_profile() { # queue-line label
-  local queue="$1" label="$2"
+run_profile() { # queue-line label [plugin set: bare|sample]
+  local queue="$1" label="$2" set="${3:-bare}"
   local cfg="$work/config-$label"
   mkdir -p "$cfg"
   cp config/me config/rcpthosts config/databytes config/size_threshold "$cfg"/
-  # The shipped plugin set, with the queue swapped.
-  grep -v '^queue/' config/plugins > "$cfg/plugins"
+  if [ "$set" = sample ]; then
+    # qpsmtpd's sample set as shipped, earlytalker without its wait, DNS from a local server.
+    cp config/* "$cfg"/ 2>/dev/null || true
+    sed -e 's/^earlytalker$/earlytalker wait 0/' -e '/^queue\//d' config/plugins > "$cfg/plugins"
+    echo "127.0.0.1:$dnsport" > "$cfg/dns_servers"
+  else
+    # The foundation's set: relay, rcpt_ok and the core.
+    printf "relay\ndont_require_anglebrackets\ncount_unrecognized_commands 4\nrcpt_ok\n" > "$cfg/plugins"
+  fi
   echo "$queue" >> "$cfg/plugins"
   : > "$cfg/logging"
+  rm -f "$cfg/smtpd.yaml"
   printf "%-10s %-42s %10s %10s %12s\n" "queue" "profile" "messages" "msg/s" "peak RSS MB"
   for p in "${profiles[@]}"; do
     IFS='|' read -r name sessions messages size rcpts <<<"$p"
@@ -45,5 +53,11 @@ run_profile() { # queue-line label
   done
 }
 
+node_modules/.bin/bun bench/dns.ts > "$work/dns.port" &
+dnspid=$!
+for _ in $(seq 100); do [ -s "$work/dns.port" ] && break; sleep 0.05; done
+dnsport=$(cat "$work/dns.port")
+
 run_profile "queue/discard" discard
+run_profile "queue/discard" sample sample
 run_profile "queue/maildir $work/Maildir" maildir
