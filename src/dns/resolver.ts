@@ -186,8 +186,11 @@ function udpQuery(server: NameServer, name: string, type: QType, timeoutMs: numb
   const q = query(name, type);
   return new Promise((resolve, reject) => {
     const sock = dgram.createSocket(net.isIPv6(server.host) ? "udp6" : "udp4");
+    let closed = false;
     const done = (err: Error | undefined, res?: Response): void => {
       clearTimeout(timer);
+      if (closed) return;
+      closed = true;
       sock.close();
       if (err) reject(err);
       else resolve(res!);
@@ -204,7 +207,10 @@ function udpQuery(server: NameServer, name: string, type: QType, timeoutMs: numb
       }
       if (matches(res, q)) done(undefined, res);
     });
-    sock.send(packet.encode(q), server.port, server.host);
+    // Bind first: a send queued behind an implicit bind would throw once the socket is closed.
+    sock.bind(0, () => {
+      if (!closed) sock.send(packet.encode(q), server.port, server.host, (err) => err && done(err));
+    });
   });
 }
 

@@ -43,7 +43,7 @@ export class TestDnsServer {
     const tcp = net.createServer();
     await new Promise<void>((r) => tcp.listen(port, "127.0.0.1", r));
     const s = new TestDnsServer(zone, udp, tcp, port);
-    udp.on("message", (msg, rinfo) => void s.#answer(msg, false).then((out) => out && udp.send(out, rinfo.port, rinfo.address)));
+    udp.on("message", (msg, rinfo) => void s.#answer(msg, false).then((out) => out && !s.#stopped && udp.send(out, rinfo.port, rinfo.address)));
     tcp.on("connection", (c) => {
       let buf = Buffer.alloc(0);
       c.on("error", () => undefined);
@@ -83,7 +83,10 @@ export class TestDnsServer {
     return packet.encode({ ...base, flags: packet.RECURSION_AVAILABLE, answers });
   }
 
+  #stopped = false;
+
   async stop(): Promise<void> {
+    this.#stopped = true; // delayed answers still pending must not write to the closed socket
     this.#udp.close();
     await new Promise((r) => this.#tcp.close(r));
   }
