@@ -123,14 +123,7 @@ export class Session implements SessionApi, RunContext {
     const ms = deadline - Date.now();
     if (ms <= 0) return this.#timedOut();
     this.onIdle?.();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const woke = await new Promise<boolean>((resolve) => {
-      this.#wake = () => resolve(true);
-      timer = setTimeout(() => resolve(false), ms);
-    });
-    clearTimeout(timer);
-    this.#wake = undefined;
-    if (!woke) return this.#timedOut();
+    if (!(await this.#sleep(ms))) return this.#timedOut();
     return !this.#closed && (this.input.size > 0 || !this.#eof);
   }
 
@@ -182,6 +175,11 @@ export class Session implements SessionApi, RunContext {
     if (this.input.size > 0) return true;
     if (this.#eof || this.#closed) return false;
     this.flush();
+    return (await this.#sleep(ms)) && this.input.size > 0;
+  }
+
+  /** Sleeps until input, end of input, drain or close wakes us (true), or `ms` passes (false). */
+  async #sleep(ms: number): Promise<boolean> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const woke = await new Promise<boolean>((resolve) => {
       this.#wake = () => resolve(true);
@@ -189,7 +187,7 @@ export class Session implements SessionApi, RunContext {
     });
     clearTimeout(timer);
     this.#wake = undefined;
-    return woke && this.input.size > 0;
+    return woke;
   }
 
   read_line(): Promise<string | undefined> {
