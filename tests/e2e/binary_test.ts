@@ -3,10 +3,11 @@
  * smtplib and Postfix's smtp-sink as the next hop.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, cpSync, rmSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BINARY, configDir, type Daemon, EXAMPLE_PLUGINS, freePort, RawClient, run, startDaemon, swaks, TLS_DIR, waitForPort } from "./helpers.ts";
+import { TestDnsServer } from "../helpers/dns_server.ts";
+import { BINARY, configDir, type Daemon, EXAMPLE_PLUGINS, freePort, RawClient, ROOT, run, startDaemon, swaks, TLS_DIR, waitForPort } from "./helpers.ts";
 
 const running: Daemon[] = [];
 afterAll(async () => {
@@ -264,5 +265,33 @@ describe("the daemon's process behaviour", () => {
     expect(r.out).toContain(`${bad}/databytes:1: databytes must be a whole number`);
     const version = await run([BINARY, "--version"]);
     expect(version.out).toMatch(/^qpsmtpd \d+\.\d+\.\d+\n$/);
+  });
+
+  test("the shipped config (qpsmtpd's sample set) passes check and delivers, with DNS on loopback", async () => {
+    const ok = await run([BINARY, "check", "--config", join(ROOT, "config")]);
+    expect(ok.code).toBe(0);
+    const hooks = await run([BINARY, "hooks", "--config", join(ROOT, "config")]);
+    expect(hooks.out).toContain("rcpt: relay -> dnsbl -> badrcptto -> rcpt_ok\n");
+    expect(hooks.out).toContain("data_post: helo -> headers -> bogus_bounce -> virus/klez_filter -> naughty\n");
+    // A copy of config/ whose Maildir lives in a temp dir and whose DNS is a local server.
+    const dns = await TestDnsServer.start({ "example.net": { MX: [[10, "mx.example.net"]] }, "mx.example.net": { A: ["192.0.2.25"] } });
+    try {
+      const dir = mkdtempSync(join(tmpdir(), "qpshipped-"));
+      cpSync(join(ROOT, "config"), dir, { recursive: true });
+      writeFileSync(join(dir, "dns_servers"), `127.0.0.1:${dns.port}\n`);
+      rmSync(join(dir, "smtpd.yaml"));
+      const d = await daemon(dir);
+      const r = await swaks(d.port, "--to", "user@example.com", "--from", "someone@example.net", "--helo", "client.example.net",
+        "--header", "Subject: sample set", "--header", `Date: ${new Date().toUTCString()}`);
+      expect(r.code).toBe(0);
+      expect(r.out).toContain("250 Queued!");
+      const msgs = newMessages(join(dir, "run", "Maildir"));
+      expect(msgs.length).toBe(1);
+      expect(msgs[0]).toContain("X-HELO: client.example.net");
+      const relay = await swaks(d.port, "--to", "victim@evil.test", "--from", "someone@example.net", "--quit-after", "RCPT");
+      expect(relay.out).toContain("<** 550 Relaying denied (#5.7.1)");
+    } finally {
+      await dns.stop();
+    }
   });
 });
