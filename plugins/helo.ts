@@ -2,21 +2,29 @@
  * helo: checks the name the client gives in HELO/EHLO.
  *
  * Hooks: helo, ehlo (run the tests; with `reject 0` the reply does not wait for them), data_post
- * (adds `X-HELO`).
+ * (replaces `X-HELO` with the name given).
  * Arguments: `policy lenient|rfc|strict` (default lenient), `reject 0|1|naughty` (default 1),
- * `reject_type` (default perm), `timeout` (ignored: the resolver's applies), `loglevel`.
- * Config files: `badhelo`: names or `/regex/` patterns refused outright (`!` before a pattern
- * turns it into an exception).
+ * `reject_type` (default disconnect), `timeout` (ignored: `dns_timeout` applies), `loglevel`.
+ * Config files: `badhelo`: names refused outright ("I do not believe you are NAME."), or
+ * regular expressions (any of `{}[]()^$|*+?\!` in the line) refused with "Your HELO hostname is
+ * not allowed"; a leading `!` refuses every name that does NOT match.
  * Tests by policy:
- *  - lenient: badhelo; `localhost` from a non-local address; a bare IP address; an address
- *    literal that is not the client's address.
- *  - rfc: also a name that is not fully qualified, and a name that does not resolve.
- *  - strict: also the name's addresses must include the client's.
- * Relay clients and whitelisted hosts skip. Replies: 550 with the reason; karma -1.
- * Notes: connection `helo_forward_match` (strict), transaction header X-HELO.
+ *  - lenient: badhelo; `localhost` from a non-local address ("You are not localhost"); an
+ *    address literal that is not the client's ("Forged IPs not accepted here"); a bare address
+ *    ("Plain IP is invalid HELO hostname (RFC 2821)").
+ *  - rfc: also not fully qualified, or characters outside RFC 1035; a name without A/AAAA
+ *    records ("HELO hostname did not resolve"); a client address without PTR ("no rDNS for IP").
+ *  - strict: also any address literal, and neither the name's addresses nor the client's PTR
+ *    name agree with the other side ("That HELO hostname fails FCrDNS"). Matches extend to the
+ *    same /24 (IPv4) and the same last two labels.
+ * An empty name is tolerated (karma -2). Relay clients and whitelisted hosts skip.
+ * Notes: connection `helo_forward_match`, `helo_reverse_match` (rfc and strict).
+ * Replies: the reason with the chosen code; karma -1.
  */
-import { isIP } from "node:net";
-import { DECLINED, LOGINFO, type Hooks, type Plugin, type Result, type Transaction } from "qpsmtpd";
+import { isIP, isIPv4 } from "node:net";
+import { DECLINED, DENY_DISCONNECT, LOGINFO, type Hooks, type Plugin, type Result, type Transaction } from "qpsmtpd";
+
+const REGEX_CHARS = /[{}[\]()^$|*+?\\!]/;
 
 function isLocal(ip: string): boolean {
   return ip === "::1" || ip.startsWith("127.");
@@ -24,56 +32,81 @@ function isLocal(ip: string): boolean {
 
 function badhelo(p: Plugin, host: string): string | undefined {
   const h = host.toLowerCase();
-  let refused: string | undefined;
-  for (const line of p.qp.config_all("badhelo")) {
-    const negate = line.startsWith("!");
-    const pat = negate ? line.slice(1) : line;
+  for (const bad of p.qp.config_all("badhelo")) {
+    if (!REGEX_CHARS.test(bad)) {
+      if (h === bad.toLowerCase()) return `I do not believe you are ${host}.`;
+      continue;
+    }
+    const negate = bad.startsWith("!");
     let hit: boolean;
-    const rx = /^\/(.*)\/$/.exec(pat);
     try {
-      hit = rx ? new RegExp(rx[1]!, "i").test(h) : pat.toLowerCase() === h;
+      hit = new RegExp(negate ? bad.slice(1) : bad).test(h);
     } catch {
       continue;
     }
-    if (hit && negate) return undefined;
-    if (hit) refused ??= `Sorry, I don't believe that you are ${host}.`;
+    if (hit !== negate) return "Your HELO hostname is not allowed";
   }
-  return refused;
+  return undefined;
 }
 
+/** Same /24 (IPv4) or /96 (IPv6 first six groups, as qpsmtpd) as the client. */
+function sameNet(a: string, b: string): boolean {
+  if (a === b) return true;
+  if (isIPv4(a) && isIPv4(b)) return a.split(".").slice(0, 3).join(".") === b.split(".").slice(0, 3).join(".");
+  return false;
+}
+
+const lastTwo = (name: string): string => name.toLowerCase().replace(/\.$/, "").split(".").slice(-2).join(".");
+
 async function problem(p: Plugin, host: string): Promise<string | undefined> {
-  const ip = p.connection.remote_ip;
+  const c = p.connection;
+  const ip = c.remote_ip;
   const policy = p.options["policy"] ?? "lenient";
   const bad = badhelo(p, host);
   if (bad) return bad;
-  if (/^localhost(\.localdomain)?$/i.test(host) && !isLocal(ip)) return "You are not localhost";
-  if (isIP(host)) return "Plain IP is invalid HELO hostname (RFC 2821)";
+  if (host.toLowerCase() === "localhost" && !isLocal(ip)) return "You are not localhost";
   const literal = /^\[(?:IPv6:)?([^\]]+)\]$/i.exec(host);
-  if (literal) return literal[1] === ip ? undefined : "Forged IPs not accepted here";
+  if (literal && isIP(literal[1]!) && literal[1] !== ip) return "Forged IPs not accepted here";
+  if (isIP(host)) return "Plain IP is invalid HELO hostname (RFC 2821)";
   if (policy === "lenient") return undefined;
-  if (!/^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+\.?$/.test(host)) return "HELO name is not fully qualified. Read RFC 5321 section 4.1.1.1";
-  let addrs: string[];
+  if (!literal) {
+    if (!host.includes(".")) return "HELO name is not fully qualified. Read RFC 2821";
+    if (/[^a-zA-Z0-9.-]/.test(host)) return "HELO name contains invalid FQDN characters. Read RFC 1035";
+    let addrs: string[];
+    try {
+      addrs = (await Promise.all([p.resolve_a(host), p.resolve_aaaa(host)])).flat();
+    } catch {
+      addrs = [];
+      p.log(LOGINFO, `skip forward DNS for ${host}: lookup failed`);
+    }
+    if (addrs.some((a) => sameNet(a, ip))) c.notes("helo_forward_match", 1);
+    else if (addrs.length === 0) return "HELO hostname did not resolve";
+  }
+  let names: string[];
   try {
-    addrs = [...(await p.resolve_a(host)), ...(await p.resolve_aaaa(host))];
+    names = await p.resolve_ptr(ip);
   } catch {
-    return undefined; // DNS trouble is not the client's fault
+    return `error getting reverse DNS for ${ip}`;
   }
-  if (addrs.length === 0) return "HELO hostname did not resolve";
-  if (policy === "strict") {
-    const match = addrs.includes(ip);
-    p.connection.notes("helo_forward_match", match);
-    if (!match) return "HELO hostname does not match your address";
-  }
+  if (names.length === 0) return `no rDNS for ${ip}`;
+  if (names.some((n) => n.includes(".") && lastTwo(n) === lastTwo(host))) c.notes("helo_reverse_match", 1);
+  if (policy !== "strict") return undefined;
+  if (literal) return "RFC 2821 allows an address literal, but we do not";
+  if (!c.notes("helo_forward_match") && !c.notes("helo_reverse_match")) return "That HELO hostname fails FCrDNS";
+  if (c.notes("helo_forward_match") && c.notes("helo_reverse_match")) p.adjust_karma(1);
   return undefined;
 }
 
 const background = new WeakMap<object, Promise<string | undefined>>();
 
 async function check(this: Plugin, _txn: Transaction, host: string): Promise<Result> {
-  if (this.connection.relay_client() || this.connection.notes("whitelisthost")) return DECLINED;
+  if (!host) {
+    this.adjust_karma(-2);
+    return DECLINED;
+  }
+  if (this.is_immune()) return DECLINED;
   const verdict = problem(this, host).then((why) => {
     if (why) {
-      this.connection.notes("helo_fail", why);
       this.adjust_karma(-1);
       this.log(LOGINFO, `fail, ${host}: ${why}`);
     } else this.log(LOGINFO, "pass");
@@ -85,7 +118,7 @@ async function check(this: Plugin, _txn: Transaction, host: string): Promise<Res
     return DECLINED;
   }
   const why = await verdict;
-  return why ? this.get_reject(why, `${host}: ${why}`) : DECLINED;
+  return why ? this.get_reject(why, `${host}: ${why}`, DENY_DISCONNECT) : DECLINED;
 }
 
 export const hook_helo: Hooks["helo"] = check;
@@ -93,7 +126,8 @@ export const hook_ehlo: Hooks["ehlo"] = check;
 
 export const hook_data_post: Hooks["data_post"] = async function (txn) {
   await background.get(this.connection);
-  const fail = this.connection.notes("helo_fail");
-  txn.header()?.add("X-HELO", `${this.connection.hello_host ?? ""}${fail ? ` (${String(fail)})` : ""}`, 0);
+  const h = txn.header();
+  h?.delete("X-HELO");
+  h?.add("X-HELO", this.connection.hello_host ?? "", 0);
   return DECLINED;
 };
