@@ -15,7 +15,7 @@
  * Replies: `550 <domain> is listed by <zone>` (451 for denysoft).
  */
 import { isIPv4 } from "node:net";
-import { DECLINED, DENY, DENYSOFT, LOGINFO, LOGWARN, type Hooks, type Plugin, type Result } from "qpsmtpd";
+import { DECLINED, DENY, DENYSOFT, LOGINFO, LOGWARN, type Hooks, type Result } from "qpsmtpd";
 import { reverseIp } from "../src/dns/resolver.ts";
 
 /** Common second-level public suffixes, so `example.co.uk` is kept whole. */

@@ -10,7 +10,7 @@
 import * as dgram from "node:dgram";
 import { isIPv6 } from "node:net";
 import { hostname } from "node:os";
-import { DECLINED, LOGWARN, parseLogLevel, type Hooks, type Plugin, type PluginHost } from "qpsmtpd";
+import { DECLINED, parseLogLevel, type Hooks, type Plugin, type PluginHost } from "qpsmtpd";
 import { strftime } from "../../src/plugin/strftime.ts";
 
 const HOST = hostname().split(".")[0] ?? "localhost";

@@ -28,8 +28,7 @@ export function isVerb(v: string): boolean {
  * ends at once on these.
  */
 export function isForbiddenCommand(line: string): boolean {
-  return /^(?:GET|POST|HEAD|PUT|CONNECT|OPTIONS|DELETE) /i.test(line) || /^[A-Za-z][A-Za-z0-9-]*:(?:\s|$)/.test(line) &&
-    !/^(?:mail|rcpt)\s/i.test(line);
+  return /^(?:GET|POST|HEAD|PUT|CONNECT|OPTIONS|DELETE) /i.test(line) || /^[A-Za-z][A-Za-z0-9-]*:(?:\s|$)/.test(line);
 }
 
 export interface PathArgument {
