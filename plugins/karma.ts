@@ -5,8 +5,9 @@
  * disconnect a score at or below `-negative` counts as naughty and puts the address in the
  * penalty box for `penalty_days`; a positive score counts as nice.
  *
- * Hooks: connect (penalty box, history note), mail (a good history earns +1), disconnect
- * (record).
+ * Hooks: connect (penalty box, history note), mail (a good history earns +1; the client's
+ * PTR name's top-level domain is scored from `karma_tlds`), disconnect (record).
+ * Config files: `karma_tlds`: lines of `tld score` (`info -3`, `de 1`).
  * Arguments: `negative 1`, `penalty_days 1`, `reject connect|naughty|0` (default connect:
  * refuse at once; naughty defers to the naughty plugin; 0 only notes), `reject_type` (default
  * temp), `db_dir DIR`, `loglevel`.
@@ -50,6 +51,15 @@ export const hook_connect: Hooks["connect"] = async function () {
 
 export const hook_mail: Hooks["mail"] = function () {
   if ((Number(this.connection.notes("karma_history")) || 0) > 3) this.adjust_karma(1);
+  const host = this.connection.remote_host.toLowerCase();
+  const tld = host.includes(".") ? host.slice(host.lastIndexOf(".") + 1) : undefined;
+  for (const line of tld ? this.qp.config_all("karma_tlds") : []) {
+    const [t, score] = line.split(/\s+/);
+    if (t?.toLowerCase().replace(/^\./, "") === tld && /^[+-]?\d+$/.test(score ?? "")) {
+      this.adjust_karma(Number(score));
+      this.log(LOGINFO, `TLD .${tld} scores ${score}`);
+    }
+  }
   return DECLINED;
 };
 

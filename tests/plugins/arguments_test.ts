@@ -99,6 +99,16 @@ describe("karma arguments", () => {
   });
 });
 
+describe("karma_tlds", () => {
+  test("the PTR name's TLD adds its score", async () => {
+    const t = await TestSession.start({ plugins: [`karma db_dir ${dbDir()}`], config: { karma_tlds: ["info -3", "org 1"] }, remoteIp: "192.0.2.80" });
+    t.session.connection.remote_host = "host.spammy.info";
+    await t.command("EHLO c");
+    await t.command("MAIL FROM:<a@example.net>");
+    expect(t.session.connection.notes("karma")).toBe(-3);
+  });
+});
+
 describe("reject and reject_type on DNS plugins", () => {
   test("dnsbl reject_type temp defers at RCPT", async () => {
     const t = await TestSession.start(withDns({ plugins: ["dnsbl reject_type temp"], remoteIp: "192.0.2.66", config: { dnsbl_zones: "bl.example" } }));
