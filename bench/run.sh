@@ -20,6 +20,8 @@ profiles=(
 
 run_profile() { # queue-line label [plugin set: bare|sample]
   local queue="$1" label="$2" set="${3:-bare}"
+  # BENCH_ONLY=sample runs one queue/plugin-set row group only.
+  if [ -n "${BENCH_ONLY:-}" ] && [ "$BENCH_ONLY" != "$label" ]; then return; fi
   local cfg="$work/config-$label"
   mkdir -p "$cfg"
   cp config/me config/rcpthosts config/databytes config/size_threshold "$cfg"/

@@ -186,6 +186,7 @@ async function serve(host: ReturnType<typeof createHost>, settings: DaemonSettin
   process.on("SIGHUP", () => {
     void (async () => {
       try {
+        host.configDir.invalidate();
         const next = await loadPlugins(host, ++generation);
         server.registry = next;
         connectLogging(next);

@@ -1,17 +1,20 @@
 /**
  * queue/discard: accepts every message and throws it away. For benchmarks and tests only: it
- * warns at start-up and logs every message it drops.
+ * warns at start-up and again every 1000 messages, and logs each drop at LOGINFO.
  *
  * Hooks: queue. No config, no arguments.
  * Replies: `250 Queued (discarded)`.
  */
-import { LOGWARN, OK, type Hooks, type Plugin, type PluginHost } from "qpsmtpd";
+import { LOGINFO, LOGWARN, OK, type Hooks, type Plugin, type PluginHost } from "qpsmtpd";
 
 export function register(this: Plugin, qp: PluginHost): void {
   qp.log(LOGWARN, "queue/discard is loaded: every accepted message will be THROWN AWAY", "register", this.plugin_name());
 }
 
+let discarded = 0;
+
 export const hook_queue: Hooks["queue"] = function (txn) {
-  this.log(LOGWARN, `DISCARDED message from ${txn.sender()} to ${txn.recipients().length} recipient(s), ${txn.data_size()} bytes`);
+  this.log(LOGINFO, `DISCARDED message from ${txn.sender()} to ${txn.recipients().length} recipient(s), ${txn.data_size()} bytes`);
+  if (++discarded % 1000 === 0) this.log(LOGWARN, `${discarded} messages DISCARDED so far`);
   return [OK, "Queued (discarded)"];
 };

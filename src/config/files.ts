@@ -1,7 +1,9 @@
 /**
  * qpsmtpd's flat-file config directory: one value a line, `#` comments, `$include`, and a
  * per-file search path (`QPSMTPD_CONFIG` or `--config`, then `config/` beside the program, then
- * qmail's `control/`). Contents are cached by mtime, so edits apply without a restart.
+ * qmail's `control/`). Contents are cached by mtime and looked at again at most once a second
+ * (`statTtlMs`), so edits apply within a second without a restart, and the hot path makes no
+ * system calls.
  * @module
  */
 import * as fs from "node:fs";
@@ -24,6 +26,8 @@ interface Cached {
 export interface ConfigDirOptions {
   /** Directories searched in order, per file. */
   readonly dirs: readonly string[];
+  /** How long a name's values are trusted before the files are checked again, ms. @default 1000 */
+  readonly statTtlMs?: number;
   /** Called for problems that do not stop a read (an include cycle, an unreadable file). */
   readonly warn?: (message: string) => void;
 }
@@ -32,11 +36,14 @@ export class ConfigDir {
   readonly dirs: readonly string[];
   readonly #warn: (message: string) => void;
   readonly #cache = new Map<string, Cached>();
+  readonly #memo = new Map<string, { at: number; lines: ConfigLine[]; values: string[] }>();
+  readonly #ttl: number;
   /** Values set by tests (mockConfig) or by code, consulted before the files. */
   readonly overrides = new Map<string, readonly string[]>();
 
   constructor(opts: ConfigDirOptions) {
     this.dirs = opts.dirs;
+    this.#ttl = opts.statTtlMs ?? 1000;
     this.#warn = opts.warn ?? (() => {});
   }
 
@@ -55,20 +62,35 @@ export class ConfigDir {
   }
 
   /** Every value of `name`, with file and line, `$include`s spliced in. */
-  lines(name: string): ConfigLine[] {
-    const o = this.overrides.get(name);
-    if (o) return o.map((value, i) => ({ value, file: `(override ${name})`, line: i + 1 }));
-    return this.#read(name, new Set());
+  lines(name: string): readonly ConfigLine[] {
+    return this.#lookup(name).lines;
   }
 
   /** Every value of `name`. */
-  all(name: string): string[] {
-    return this.lines(name).map((l) => l.value);
+  all(name: string): readonly string[] {
+    return this.#lookup(name).values;
   }
 
   /** The first value of `name`. */
   get(name: string): string | undefined {
-    return this.lines(name)[0]?.value;
+    return this.#lookup(name).values[0];
+  }
+
+  /** Forgets every cached answer (SIGHUP), so the next read looks at the files. */
+  invalidate(): void {
+    this.#memo.clear();
+  }
+
+  #lookup(name: string): { lines: ConfigLine[]; values: string[] } {
+    const o = this.overrides.get(name);
+    if (o) return { lines: o.map((value, i) => ({ value, file: `(override ${name})`, line: i + 1 })), values: [...o] };
+    const now = Date.now();
+    const hit = this.#memo.get(name);
+    if (hit && now - hit.at < this.#ttl) return hit;
+    const lines = this.#read(name, new Set());
+    const entry = { at: now, lines, values: lines.map((l) => l.value) };
+    this.#memo.set(name, entry);
+    return entry;
   }
 
   /** The first value as a non-negative integer; throws a ConfigError naming file and line. */

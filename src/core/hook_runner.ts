@@ -59,7 +59,8 @@ export async function runHooks<H extends HookName>(
       if (r.code === DECLINED) continue;
       return { ...r, plugin: name };
     }
-    ctx.log(LOGDEBUG, `${return_code(r.code)} ${r.msg.join(" ")}`.trimEnd(), hook, name);
+    // Built only when someone listens: this runs for every plugin on every command.
+    if (ctx.registry.host.logger.wants(LOGDEBUG)) ctx.log(LOGDEBUG, `${return_code(r.code)} ${r.msg.join(" ")}`.trimEnd(), hook, name);
     ctx.notesFor(name, hook, r.code);
     const audit = DENY_CODES.has(r.code) ? "deny" : "ok";
     if (ctx.registry.has(audit)) await runHooks(ctx, audit, txn, [name, r.code, r.msg]);

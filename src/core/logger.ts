@@ -17,6 +17,11 @@ export class Logger {
     this.level = level;
   }
 
+  /** Whether a line at `level` could go anywhere (logging plugins filter for themselves). */
+  wants(level: number): boolean {
+    return this.sink !== undefined || level <= this.level;
+  }
+
   log(level: number, message: string, hook = "", plugin = "", connId = ""): void {
     if (this.#inSink) return; // a logging plugin's own log calls would recurse
     if (this.sink) {

@@ -382,7 +382,7 @@ export class Session implements SessionApi, RunContext {
     return this.config_all(name, address)[0];
   }
 
-  config_all(name: string, address?: Address): string[] {
+  config_all(name: string, address?: Address): readonly string[] {
     if (address) {
       const u = this.#configHook("user_config", [address, name]);
       if (u) return u;

@@ -17,7 +17,7 @@ export interface SessionApi {
   /** The first value of a config item (config hooks, then files). */
   config(name: string, address?: Address): string | undefined;
   /** Every value of a config item. */
-  config_all(name: string, address?: Address): string[];
+  config_all(name: string, address?: Address): readonly string[];
   log(level: number, message: string, hook?: string, plugin?: string): void;
   /** Sends a reply (for plugins that return DONE after answering themselves). */
   respond(code: number, ...lines: string[]): void;

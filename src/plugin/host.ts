@@ -31,7 +31,7 @@ export class PluginHost {
     return this.configDir.get(name);
   }
 
-  config_all(name: string): string[] {
+  config_all(name: string): readonly string[] {
     return this.configDir.all(name);
   }
 

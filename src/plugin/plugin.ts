@@ -55,8 +55,12 @@ export class Plugin {
   /** Anything a plugin keeps on itself; a plain object without a prototype. */
   readonly data: Record<string, unknown> = Object.create(null);
 
+  readonly _escapedName: string;
+
   constructor(name: string, file: string, args: readonly string[], module: PluginModule, host: PluginHost) {
     this.name = name;
+    const [base, inst] = name.split(":");
+    this._escapedName = escapePluginName(base!) + (inst === undefined ? "" : `_3a${inst}`);
     this.file = file;
     this.args = args;
     this.module = module;
@@ -74,8 +78,7 @@ export class Plugin {
 
   /** qpsmtpd's escaped name, used in logs and as the notes key. */
   plugin_name(): string {
-    const [file, inst] = this.name.split(":");
-    return escapePluginName(file!) + (inst === undefined ? "" : `_3a${inst}`);
+    return this._escapedName;
   }
 
   hook_name(): HookName | undefined {
