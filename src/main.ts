@@ -9,6 +9,7 @@ import * as api from "./plugin_api.ts";
 import { configDirs, connectLogging, createHost, loadPlugins } from "./app.ts";
 import { LOGERROR, LOGINFO, LOGNOTICE } from "./core/codes.ts";
 import { readLimits } from "./core/limits.ts";
+import { cleanStaleSpool } from "./core/spool.ts";
 import { DEFAULT_SETTINGS, type DaemonSettings, listenSpecs, readSettingsFile } from "./config/settings.ts";
 import { installPluginModules } from "./runtime/runtime.ts";
 import { SmtpServer } from "./server/server.ts";
@@ -154,6 +155,8 @@ async function hooks(host: ReturnType<typeof createHost>): Promise<void> {
 
 async function serve(host: ReturnType<typeof createHost>, settings: DaemonSettings): Promise<void> {
   if (settings.pidFile) claimPidFile(settings.pidFile);
+  const stale = cleanStaleSpool(host.spool_dir());
+  if (stale) host.log(LOGNOTICE, `removed ${stale} spool file(s) left by a process that is gone`, "server");
   let generation = 0;
   let registry;
   try {

@@ -56,7 +56,7 @@ async function receive(s: Session, txn: Transaction): Promise<Received> {
   for (;;) {
     if (s.input.size === 0) {
       const elapsed = (Date.now() - started) / 1000;
-      if (s.limits.dataRateMin > 0 && elapsed > 60 && raw / elapsed < s.limits.dataRateMin) {
+      if (s.limits.dataRateMin > 0 && elapsed > s.limits.dataRateGrace && raw / elapsed < s.limits.dataRateMin) {
         s.log(LOGINFO, `DATA slower than ${s.limits.dataRateMin} bytes/s, closing`);
         await s.abort("4.4.2 DATA too slow, closing connection");
         return "gone";

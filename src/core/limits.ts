@@ -15,8 +15,10 @@ export interface Limits {
   readonly commandTimeout: number;
   /** `timeout`: seconds to wait for each piece of DATA. @default 1200 */
   readonly dataTimeout: number;
-  /** `data_rate_min`: bytes per second DATA must average after its first minute (0 = off). @default 128 */
+  /** `data_rate_min`: bytes per second DATA must average after the grace period (0 = off). @default 128 */
   readonly dataRateMin: number;
+  /** `data_rate_grace`: seconds of DATA before the rate floor applies. @default 60 */
+  readonly dataRateGrace: number;
   /** `max_rcpt`: recipients per transaction. @default 1000 */
   readonly maxRcpt: number;
   /** `max_errors`: error replies before `421` and disconnect. @default 20 */
@@ -46,6 +48,7 @@ export function readLimits(config: ConfigDir, report: (message: string) => void)
     commandTimeout: int("timeoutsmtpd", timeout),
     dataTimeout: timeout,
     dataRateMin: int("data_rate_min", 128),
+    dataRateGrace: int("data_rate_grace", 60),
     maxRcpt: int("max_rcpt", 1000),
     maxErrors: int("max_errors", 20),
     databytes: int("databytes", 0),

@@ -112,3 +112,32 @@ export async function* linesOf(chunks: AsyncIterable<Buffer>): AsyncGenerator<st
   }
   if (carry.length) yield carry.toString("utf8");
 }
+
+/**
+ * Removes spool and temp files left by processes that are gone (a crash or kill -9 mid-DATA),
+ * so no half-received message lingers. Returns how many were removed.
+ */
+export function cleanStaleSpool(dir: string): number {
+  let removed = 0;
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    const m = /^\d+\.(\d+)\.[0-9a-f]+\.(?:spool|tmp)$/.exec(name);
+    if (!m) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+      continue; // its process is alive
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ESRCH") continue;
+    }
+    try {
+      fs.rmSync(join(dir, name), { force: true, recursive: true });
+      removed++;
+    } catch { /* not ours to remove */ }
+  }
+  return removed;
+}

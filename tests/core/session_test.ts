@@ -165,6 +165,19 @@ describe("limits and abuse", () => {
     expect(t.closed).toBe(true);
   });
 
+  test("DATA slower than data_rate_min after the grace period is closed with 421; nothing queued", async () => {
+    const { t, queued } = await mta({ config: { data_rate_min: "1000", data_rate_grace: "1" } });
+    await envelope(t);
+    await t.command("DATA");
+    await t.send("Subject: slow\r\n\r\n");
+    await Bun.sleep(1100);
+    const r = await t.send("one more line\r\n");
+    expect(r.map((x) => x.code)).toEqual([421]);
+    expect(r[0]!.text).toContain("too slow");
+    expect(t.closed).toBe(true);
+    expect(queued).toEqual([]);
+  });
+
   test("bytes sent after DATA before 354 are a synchronisation error", async () => {
     const { t, queued } = await mta();
     await envelope(t);

@@ -198,6 +198,18 @@ describe("the daemon's process behaviour", () => {
     expect(newMessages(maildir).length).toBe(1);
   });
 
+  test("spool files left by a dead process are removed at start-up; live ones stay", async () => {
+    const spool = mkdtempSync(join(tmpdir(), "qpspool-"));
+    const dead = join(spool, `1700000000000.999999.abcdef012345.spool`);
+    const live = join(spool, `1700000000000.${process.pid}.abcdef012345.spool`);
+    writeFileSync(dead, "Subject: half a message\n");
+    writeFileSync(live, "Subject: someone else's\n");
+    const { dir } = mailConfig(["rcpt_ok"], { spool_dir: `${spool}\n` });
+    await daemon(dir);
+    expect(existsSync(dead)).toBe(false);
+    expect(existsSync(live)).toBe(true);
+  });
+
   test("-m limits connections per address", async () => {
     const { dir } = mailConfig(["rcpt_ok"]);
     const d = await daemon(dir, { args: ["-m", "1"] });
