@@ -184,6 +184,7 @@ async function serve(host: ReturnType<typeof createHost>, settings: DaemonSettin
       fail((e as Error).message);
     }
   }
+  server.open();
   host.log(LOGNOTICE, `qpsmtpd ${VERSION} listening on ${bound.map((a) => `${a.address}:${a.port}`).join(", ")}`, "server");
 
   process.on("SIGHUP", () => {

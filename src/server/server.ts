@@ -38,10 +38,18 @@ export class SmtpServer {
   readonly sessions = new Set<Session>();
   readonly #perIp = new Map<string, number>();
   #stopping = false;
+  #open!: () => void;
+  /** Connections wait on this until `open()`: nothing is served before privileges are dropped. */
+  readonly #ready = new Promise<void>((r) => (this.#open = r));
 
   constructor(registry: Registry, opts: ServerOptions) {
     this.registry = registry;
     this.#opts = opts;
+  }
+
+  /** Starts serving the connections that `start()` lets in (call it after dropping root). */
+  open(): void {
+    this.#open();
   }
 
   /** Binds every listener; resolves with the bound addresses. */
@@ -69,6 +77,7 @@ export class SmtpServer {
 
   async #accept(raw: net.Socket, spec: ListenSpec): Promise<void> {
     raw.on("error", () => undefined);
+    await this.#ready;
     const registry = this.registry;
     const remote = normaliseIp(raw.remoteAddress ?? "");
     const info = {
