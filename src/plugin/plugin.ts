@@ -90,6 +90,7 @@ export class Plugin {
     let lv = level;
     if (this._loglevel.absolute !== undefined) lv = this._loglevel.absolute;
     else if (this._loglevel.relative !== undefined) lv = Math.min(7, Math.max(0, level + this._loglevel.relative));
+    if (!this.host.logger.wants(lv)) return;
     const text = msg.map(String).join(" ");
     if (this.qp) this.qp.log(lv, text, this._hook ?? "", this.plugin_name());
     else this.host.log(lv, text, this._hook ?? "", this.plugin_name());
