@@ -73,6 +73,13 @@ export async function cmdAuth(s: Session, rest: string): Promise<void> {
   } else {
     s.log(LOGINFO, `authentication failed for ${creds.user} (${mech}) from ${s.connection.remote_ip}`);
     s.respond(535, `${mech} authentication failed for ${creds.user} from ${s.connection.remote_ip}${detail}`);
+    // Password guessing gets a few tries per connection, then the connection.
+    const failures = (Number(s.connection.notes("auth_failures")) || 0) + 1;
+    s.connection.notes("auth_failures", failures);
+    if (failures >= s.limits.maxAuthFailures) {
+      s.respond(421, "4.7.0 Too many failed authentication attempts, closing connection");
+      await s.disconnect();
+    }
   }
 }
 

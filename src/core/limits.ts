@@ -23,6 +23,8 @@ export interface Limits {
   readonly maxRcpt: number;
   /** `max_errors`: error replies before `421` and disconnect. @default 20 */
   readonly maxErrors: number;
+  /** `max_auth_failures`: failed AUTH attempts before `421` and disconnect. @default 3 */
+  readonly maxAuthFailures: number;
   /** `databytes`: message size limit, 0 = none. @default 0 */
   readonly databytes: number;
   /** `size_threshold`: bytes kept in memory before spooling to disk. @default 0 */
@@ -51,6 +53,7 @@ export function readLimits(config: ConfigDir, report: (message: string) => void)
     dataRateGrace: int("data_rate_grace", 60),
     maxRcpt: int("max_rcpt", 1000),
     maxErrors: int("max_errors", 20),
+    maxAuthFailures: int("max_auth_failures", 3),
     databytes: int("databytes", 0),
     sizeThreshold: int("size_threshold", 0),
     maxHeaderSize: int("max_header_size", 1048576),

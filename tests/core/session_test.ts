@@ -414,6 +414,15 @@ describe("AUTH", () => {
     expect((await t.command(`AUTH PLAIN ${b64("\0u@example.org\0secret")}`)).code).toBe(503);
   });
 
+  test("after max_auth_failures failed attempts the connection is closed", async () => {
+    const t = await TestSession.start({ ...opts, config: { ...opts.config, max_auth_failures: "2" } });
+    await t.command("EHLO c");
+    expect((await t.command(`AUTH PLAIN ${b64("\0u@example.org\0guess1")}`)).code).toBe(535);
+    const r = await t.send(`AUTH PLAIN ${b64("\0u@example.org\0guess2")}\r\n`);
+    expect(r.map((x) => x.code)).toEqual([535, 421]);
+    expect(t.closed).toBe(true);
+  });
+
   test("an AUTH response longer than the SASL limit is refused", async () => {
     const t = await TestSession.start(opts);
     await t.command("EHLO c");
