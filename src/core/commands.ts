@@ -5,8 +5,9 @@
  */
 import { Address } from "../smtp/address.ts";
 import { type Params, parseParams, parsePathArgument } from "../smtp/command.ts";
-import { DENY, DENY_DISCONNECT, DONE, OK } from "./codes.ts";
+import { DENY, DENY_DISCONNECT, DONE, LOGERROR, OK } from "./codes.ts";
 import { refuse, type Refusals } from "./refusals.ts";
+import { freeSpace } from "./spool.ts";
 import type { LineParser } from "./hooks.ts";
 import type { Session } from "./session.ts";
 import { cmdData } from "./data.ts";
@@ -142,6 +143,13 @@ async function cmdMail(s: Session, rest: string): Promise<void> {
   if (s.has_transaction() && s.transaction.sender()) await s.reset_transaction();
   const env = await parseEnvelope(s, rest, "mail");
   if (!env || !checkParams(s, env.params, "mail")) return;
+  // RFC 5321 4.5.3.1.10 / Postfix queue_minfree: refuse while the spool cannot take the message.
+  const need = Math.max(s.limits.spoolMinFree, 1.5 * Math.max(s.limits.databytes, Number(env.params["size"] ?? 0)));
+  if (freeSpace(s.spool_dir()) < need) {
+    s.log(LOGERROR, `spool disk ${s.spool_dir()} has less than ${need} bytes free`);
+    s.respond(452, "4.3.1 Insufficient system storage");
+    return;
+  }
   const from = env.address;
   const r = await s.run_hooks("mail", from, env.params);
   const denied = `${from}, denied`;

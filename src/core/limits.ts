@@ -29,6 +29,9 @@ export interface Limits {
   readonly databytes: number;
   /** `size_threshold`: bytes kept in memory before spooling to disk. @default 0 */
   readonly sizeThreshold: number;
+  /** `spool_minfree`: free bytes the spool disk must keep; MAIL gets `452 4.3.1` below it
+   * (or below 1.5 × databytes, if larger). @default 10485760 */
+  readonly spoolMinFree: number;
   /** `max_header_size`: bytes of header block. @default 1048576 */
   readonly maxHeaderSize: number;
 }
@@ -57,5 +60,6 @@ export function readLimits(config: ConfigDir, report: (message: string) => void)
     databytes: int("databytes", 0),
     sizeThreshold: int("size_threshold", 0),
     maxHeaderSize: int("max_header_size", 1048576),
+    spoolMinFree: int("spool_minfree", 10 * 1024 * 1024),
   };
 }

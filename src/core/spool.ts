@@ -97,6 +97,23 @@ function writeAll(fd: number, chunk: Buffer): void {
   while (off < chunk.length) off += fs.writeSync(fd, chunk, off, chunk.length - off);
 }
 
+const freeCache = new Map<string, { at: number; bytes: number }>();
+
+/** Free bytes for unprivileged users on the disk holding `dir` (checked at most once a second). */
+export function freeSpace(dir: string): number {
+  const hit = freeCache.get(dir);
+  const now = Date.now();
+  if (hit && now - hit.at < 1000) return hit.bytes;
+  let bytes = Infinity;
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const st = fs.statfsSync(dir);
+    bytes = Number(st.bavail) * Number(st.bsize);
+  } catch { /* unknown: do not refuse mail for it */ }
+  freeCache.set(dir, { at: now, bytes });
+  return bytes;
+}
+
 /** Splits a chunk stream into UTF-8 lines that keep their LF (the last may lack one). */
 export async function* linesOf(chunks: AsyncIterable<Buffer>): AsyncGenerator<string> {
   let carry: Buffer = Buffer.alloc(0);

@@ -153,6 +153,13 @@ describe("limits and abuse", () => {
     expect(queued).toEqual([]);
   });
 
+  test("MAIL gets 452 4.3.1 while the spool disk is short of space", async () => {
+    const t = await TestSession.start({ config: { spool_minfree: String(2 ** 62) } });
+    await t.command("EHLO c");
+    const r = await t.command("MAIL FROM:<a@example.net>");
+    expect([r.code, r.text]).toEqual([452, "4.3.1 Insufficient system storage"]);
+  });
+
   test("an idle client is closed with 421 at the command timeout", async () => {
     const t = await TestSession.start({ config: { timeout: "1" } });
     const started = Date.now();
