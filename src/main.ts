@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import { parseArgs } from "node:util";
 import * as api from "./plugin_api.ts";
 import { configDirs, connectLogging, createHost, loadPlugins } from "./app.ts";
-import { LOGERROR, LOGINFO, LOGNOTICE } from "./core/codes.ts";
+import { LOGCRIT, LOGERROR, LOGINFO, LOGNOTICE } from "./core/codes.ts";
 import { readLimits } from "./core/limits.ts";
 import { cleanStaleSpool } from "./core/spool.ts";
 import { DEFAULT_SETTINGS, type DaemonSettings, listenSpecs, readSettingsFile } from "./config/settings.ts";
@@ -166,6 +166,10 @@ async function serve(host: ReturnType<typeof createHost>, settings: DaemonSettin
   }
   connectLogging(registry);
   host.max_conn_ip = settings.maxFromIp;
+  // A plugin's stray asynchronous error (a timer, an event without a handler) is logged, and the
+  // server goes on serving: one broken plugin must not take every connection down.
+  process.on("uncaughtException", (e) => host.log(LOGCRIT, `uncaught error (a plugin's?): ${e.stack ?? e.message}`, "server"));
+  process.on("unhandledRejection", (e) => host.log(LOGCRIT, `unhandled rejection (a plugin's?): ${e instanceof Error ? e.stack ?? e.message : String(e)}`, "server"));
   const server = new SmtpServer(registry, {
     listen: listenSpecs(settings),
     limitConnections: settings.limitConnections,

@@ -210,6 +210,19 @@ describe("the daemon's process behaviour", () => {
     expect(existsSync(live)).toBe(true);
   });
 
+  test("a plugin's stray asynchronous error is logged and the server goes on", async () => {
+    const { dir } = mailConfig(["stray_error", "rcpt_ok"], { plugin_dirs: `${join(ROOT, "tests/fixtures/plugins")}\n` });
+    const d = await daemon(dir);
+    for (let i = 0; i < 2; i++) {
+      const r = await swaks(d.port, "--to", "user@example.org");
+      expect(r.code).toBe(0);
+    }
+    await Bun.sleep(100);
+    expect(d.stderr()).toContain("stray timer error");
+    expect(d.stderr()).toContain("stray rejection");
+    expect(d.proc.exitCode).toBeNull();
+  });
+
   test("-m limits connections per address", async () => {
     const { dir } = mailConfig(["rcpt_ok"]);
     const d = await daemon(dir, { args: ["-m", "1"] });
