@@ -39,12 +39,13 @@ export async function cmdData(s: Session): Promise<void> {
     if (got === "bare") s.respond(550, "5.5.2 Error: bare <CR> or <LF> in message; lines must end in CRLF");
     else if (got === "big") s.respond(552, "Message too big!");
     else if (got === "header") s.respond(552, "5.3.4 Message header too large");
+    else if (got === "spool") s.respond(451, "4.3.0 Error writing the message; try again later");
     return;
   }
   await finishMessage(s, txn);
 }
 
-type Received = "ok" | "bare" | "big" | "header" | "gone";
+type Received = "ok" | "bare" | "big" | "header" | "spool" | "gone";
 
 /** Reads the message up to the real end of data. The client is always read to the end. */
 async function receive(s: Session, txn: Transaction): Promise<Received> {
@@ -53,6 +54,7 @@ async function receive(s: Session, txn: Transaction): Promise<Received> {
   let raw = 0;
   let header: Buffer | undefined = Buffer.alloc(0);
   let headerTooBig = false;
+  let spoolError: Error | undefined;
   for (;;) {
     if (s.input.size === 0) {
       const elapsed = (Date.now() - started) / 1000;
@@ -86,7 +88,15 @@ async function receive(s: Session, txn: Transaction): Promise<Received> {
           if (!(await headersEnd(s))) return "gone";
         }
       }
-      if (!headerTooBig) txn.body_write(r.content);
+      if (!headerTooBig && !spoolError) {
+        try {
+          txn.body_write(r.content);
+        } catch (e) {
+          // Keep reading to the real end so no message bytes are taken for commands.
+          spoolError = e as Error;
+          s.log(LOGERROR, `cannot spool the message: ${spoolError.message}`);
+        }
+      }
     }
     if (r.done) {
       s.input.unshift(r.rest);
@@ -96,6 +106,7 @@ async function receive(s: Session, txn: Transaction): Promise<Received> {
   if (dec.bareNewline) return "bare";
   if (dec.tooBig) return "big";
   if (headerTooBig) return "header";
+  if (spoolError) return "spool";
   if (header) {
     // The data ended inside the header block: all of it is header, the body is empty.
     const end = headerEnd(Buffer.concat([header, Buffer.from("\n\n")]))!;

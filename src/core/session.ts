@@ -279,6 +279,8 @@ export class Session implements SessionApi, RunContext {
     } catch (e) {
       this.log(LOGERROR, `command '${verb}' failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
       this.respond(451, `Internal error - try again later - command '${verb}' failed unexpectedly`);
+      // After a failure inside DATA the input may be mid-message: never read it as commands.
+      if (verb === "data") await this.disconnect();
     }
     if (this.#lastCode >= 400 && !this.#closed) this.#countError();
   }

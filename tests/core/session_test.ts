@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { createHmac } from "node:crypto";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DENY, OK } from "../../src/core/codes.ts";
 import type { Transaction } from "../../src/core/transaction.ts";
@@ -287,6 +288,17 @@ describe("the message", () => {
     expect(subject).toBe("files\n");
     expect(lines).toEqual(["line 1\n", "line 2\n"]);
     expect(existsSync(file)).toBe(false);
+  });
+
+  test("a spool that cannot be written: the message is read to its end, then 451; no data runs as commands", async () => {
+    const spool = join(mkdtempSync(join(tmpdir(), "qpspoolfail-")), "not-a-dir");
+    writeFileSync(spool, "a file where the spool directory should be");
+    const { t, queued } = await mta({ config: { size_threshold: "0", spool_dir: spool } });
+    await envelope(t);
+    await t.command("DATA");
+    const r = await t.send("Subject: x\r\n\r\nRSET\r\nQUIT\r\n.\r\nNOOP\r\n");
+    expect(r.map((x) => x.code)).toEqual([451, 250]);
+    expect(queued).toEqual([]);
   });
 
   test("a client that vanishes mid-DATA leaves nothing queued and no spool file", async () => {
