@@ -11,15 +11,11 @@
  * the PTR name. Karma +1 on pass, -1 on fail or permerror. Relay clients and localhost skip.
  * Notes: connection `fcrdns` (the result).
  */
-import { isIPv4 } from "node:net";
 import { DECLINED, DENY_DISCONNECT, LOGINFO, type Hooks, type Plugin, type Result } from "qpsmtpd";
+import { sameNet24 } from "../src/core/ip.ts";
 
 type Verdict = "pass" | "fail" | "permerror" | "temperror";
 const pending = new WeakMap<object, Promise<Verdict>>();
-
-function sameNet(a: string, b: string): boolean {
-  return isIPv4(a) && isIPv4(b) && a.split(".").slice(0, 3).join(".") === b.split(".").slice(0, 3).join(".");
-}
 
 async function evaluate(p: Plugin): Promise<Verdict> {
   const ip = p.connection.remote_ip;
@@ -32,7 +28,7 @@ async function evaluate(p: Plugin): Promise<Verdict> {
   if (names.length === 0) return "permerror";
   for (const name of names.slice(0, 5)) {
     const addrs = (await Promise.all([p.resolve_a(name).catch(() => []), p.resolve_aaaa(name).catch(() => [])])).flat();
-    if (addrs.some((a) => a === ip || sameNet(a, ip))) {
+    if (addrs.some((a) => sameNet24(a, ip))) {
       p.connection.remote_host = name.replace(/\.$/, "");
       return "pass";
     }

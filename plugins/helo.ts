@@ -21,8 +21,9 @@
  * Notes: connection `helo_forward_match`, `helo_reverse_match` (rfc and strict).
  * Replies: the reason with the chosen code; karma -1.
  */
-import { isIP, isIPv4 } from "node:net";
+import { isIP } from "node:net";
 import { DECLINED, DENY_DISCONNECT, LOGINFO, type Hooks, type Plugin, type Result, type Transaction } from "qpsmtpd";
+import { sameNet24 } from "../src/core/ip.ts";
 
 const REGEX_CHARS = /[{}[\]()^$|*+?\\!]/;
 
@@ -49,13 +50,6 @@ function badhelo(p: Plugin, host: string): string | undefined {
   return undefined;
 }
 
-/** Same /24 (IPv4) or /96 (IPv6 first six groups, as qpsmtpd) as the client. */
-function sameNet(a: string, b: string): boolean {
-  if (a === b) return true;
-  if (isIPv4(a) && isIPv4(b)) return a.split(".").slice(0, 3).join(".") === b.split(".").slice(0, 3).join(".");
-  return false;
-}
-
 const lastTwo = (name: string): string => name.toLowerCase().replace(/\.$/, "").split(".").slice(-2).join(".");
 
 async function problem(p: Plugin, host: string): Promise<string | undefined> {
@@ -79,7 +73,7 @@ async function problem(p: Plugin, host: string): Promise<string | undefined> {
       addrs = [];
       p.log(LOGINFO, `skip forward DNS for ${host}: lookup failed`);
     }
-    if (addrs.some((a) => sameNet(a, ip))) c.notes("helo_forward_match", 1);
+    if (addrs.some((a) => sameNet24(a, ip))) c.notes("helo_forward_match", 1);
     else if (addrs.length === 0) return "HELO hostname did not resolve";
   }
   let names: string[];

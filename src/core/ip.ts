@@ -53,3 +53,9 @@ export function matchesClientEntry(entry: string, ip: string): boolean {
   const y = ipToBigInt(a);
   return x !== undefined && y !== undefined && x.bits === y.bits && x.value === y.value;
 }
+
+/** Whether two addresses are equal or, for IPv4, share a /24 (server pools: qpsmtpd's rule). */
+export function sameNet24(a: string, b: string): boolean {
+  if (a === b) return true;
+  return isIPv4(a) && isIPv4(b) && a.slice(0, a.lastIndexOf(".")) === b.slice(0, b.lastIndexOf("."));
+}

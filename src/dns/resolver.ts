@@ -11,6 +11,7 @@ import * as net from "node:net";
 import { randomInt } from "node:crypto";
 import * as fs from "node:fs";
 import * as packet from "dns-packet";
+import { ipToBigInt } from "../core/ip.ts";
 
 export interface NameServer {
   readonly host: string;
@@ -70,12 +71,8 @@ export function systemServers(path = "/etc/resolv.conf"): NameServer[] {
 /** `1.2.3.4` → `4.3.2.1`, and IPv6 to its nibble form, for DNSBL and PTR names. */
 export function reverseIp(ip: string): string | undefined {
   if (net.isIPv4(ip)) return ip.split(".").reverse().join(".");
-  if (!net.isIPv6(ip)) return undefined;
-  const [head, tail] = ip.includes("::") ? (ip.split("::") as [string, string]) : [ip, undefined];
-  const h = head ? head.split(":") : [];
-  const t = tail ? tail.split(":") : [];
-  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill("0"), ...t];
-  return groups.map((g) => g.padStart(4, "0")).join("").split("").reverse().join(".");
+  const v6 = net.isIPv6(ip) ? ipToBigInt(ip) : undefined;
+  return v6?.value.toString(16).padStart(32, "0").split("").reverse().join(".");
 }
 
 export class Resolver {

@@ -78,6 +78,17 @@ export function parseReplies(text: string): TestReply[] {
   return out;
 }
 
+/** A plugin registry from config overrides and plugin lines, as a test (or a test server) needs. */
+export async function testRegistry(opts: Pick<TestSessionOptions, "plugins" | "config" | "configDirs" | "modules" | "logLevel">): Promise<Registry> {
+  const dirs = opts.configDirs ?? [mkdtempSync(join(tmpdir(), "qpsmtpd-test-"))];
+  const config = new ConfigDir({ dirs });
+  config.overrides.set("plugins", opts.plugins ?? []);
+  if (!opts.config?.["logging"]) config.overrides.set("logging", []);
+  for (const [k, v] of Object.entries(opts.config ?? {})) config.overrides.set(k, typeof v === "string" ? [v] : v);
+  const host = new PluginHost(config, new Logger(opts.logLevel ?? -1));
+  return loadRegistry({ host, builtins: { ...BUILTINS, ...opts.modules }, defaultPluginDirs: [] });
+}
+
 export class TestSession {
   readonly session: Session;
   readonly registry: Registry;
@@ -100,14 +111,7 @@ export class TestSession {
   }
 
   static async start(opts: TestSessionOptions = {}): Promise<TestSession> {
-    const dirs = opts.configDirs ?? [mkdtempSync(join(tmpdir(), "qpsmtpd-test-"))];
-    const config = new ConfigDir({ dirs });
-    config.overrides.set("plugins", opts.plugins ?? []);
-    if (!opts.config?.["logging"]) config.overrides.set("logging", []);
-    for (const [k, v] of Object.entries(opts.config ?? {})) config.overrides.set(k, typeof v === "string" ? [v] : v);
-    const logger = new Logger(opts.logLevel ?? -1);
-    const host = new PluginHost(config, logger);
-    const registry = await loadRegistry({ host, builtins: { ...BUILTINS, ...opts.modules }, defaultPluginDirs: [] });
+    const registry = await testRegistry(opts);
     const transport = new MemoryTransport();
     const session = new Session({
       registry,
