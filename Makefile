@@ -3,7 +3,9 @@ SHELL := /bin/bash
 BIN := node_modules/.bin
 BUN := $(BIN)/bun
 DENO := $(BIN)/deno
-SRC := $(shell find src plugins -name '*.ts' 2>/dev/null)
+SRC := $(shell find src plugins -name '*.ts' -not -name generated_types.ts 2>/dev/null)
+API := $(shell find src/api src/testing -name '*.ts' 2>/dev/null)
+TYPES := src/cli/generated_types.ts
 
 .PHONY: all run build check typecheck test test-unit test-e2e test-deno bench clean deps
 
@@ -15,7 +17,11 @@ node_modules/.installed: package.json
 
 deps: node_modules/.installed
 
-dist/qpsmtpd: node_modules/.installed $(SRC)
+# The declarations `qpsmtpd types` writes out, generated from src/api and src/testing.
+$(TYPES): node_modules/.installed tools/gen_types.ts tsconfig.types.json $(API)
+	$(BUN) tools/gen_types.ts
+
+dist/qpsmtpd: node_modules/.installed $(SRC) $(TYPES)
 	$(BUN) build --compile --minify-syntax src/main.ts --outfile dist/qpsmtpd
 
 ## build: one executable, dist/qpsmtpd, with the core and every built-in plugin
@@ -26,7 +32,7 @@ run: build
 	dist/qpsmtpd --config config
 
 ## typecheck: the plugin contract and everything else, strictly
-typecheck: node_modules/.installed
+typecheck: node_modules/.installed $(TYPES)
 	$(BIN)/tsc -p .
 
 ## check: type-check, then load the shipped config and plugins
@@ -42,4 +48,4 @@ bench: build
 	@bash bench/run.sh
 
 clean:
-	rm -rf dist run .bench
+	rm -rf dist run .bench build $(TYPES)

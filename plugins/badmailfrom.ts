@@ -8,8 +8,7 @@
  * Skips relay clients and whitelisted senders, the null sender and `<postmaster>`.
  * Replies: `550 <reason>` (default "Your envelope sender is in my badmailfrom list"); karma -1.
  */
-import { DECLINED, LOGINFO, type Hooks } from "qpsmtpd";
-import { matchesAddress, parseEntry } from "../src/plugin/lists.ts";
+import { DECLINED, type Hooks, LOGINFO, matchesAddress, parseEntry } from "qpsmtpd";
 
 export const hook_mail: Hooks["mail"] = function (_txn, sender) {
   if (this.is_immune()) return DECLINED;

@@ -6,8 +6,14 @@
  * regular expression as in badmailfrom).
  * Replies: `550 mail to <recipient> not accepted here (#5.1.1)`.
  */
-import { DECLINED, DENY, LOGINFO, type Hooks } from "qpsmtpd";
-import { matchesAddress } from "../src/plugin/lists.ts";
+import { DECLINED, DENY, type Hooks, LOGINFO, matchesAddress } from "qpsmtpd";
+
+declare module "qpsmtpd" {
+  interface TransactionNotes {
+    /** Recipients this sender may not mail (lower case). */
+    badmailfromto: string[];
+  }
+}
 
 export const hook_mail: Hooks["mail"] = function (txn, sender) {
   if (sender.isNull() || !sender.host) return DECLINED;
@@ -23,7 +29,7 @@ export const hook_mail: Hooks["mail"] = function (txn, sender) {
 
 export const hook_rcpt: Hooks["rcpt"] = function (txn, rcpt) {
   const bad = txn.notes("badmailfromto");
-  if (!Array.isArray(bad)) return DECLINED;
+  if (!bad) return DECLINED;
   const to = rcpt.address().toLowerCase();
   if (!bad.includes(to)) return DECLINED;
   this.log(LOGINFO, `fail, ${txn.sender()} may not mail ${to}`);

@@ -8,8 +8,7 @@
  * Replies: `550 mail to <entry> not accepted here` (with `(#5.1.1)` when the line gives no
  * reason); karma -2.
  */
-import { DECLINED, DENY, LOGINFO, type Hooks } from "qpsmtpd";
-import { matchesAddress, parseEntry } from "../src/plugin/lists.ts";
+import { DECLINED, DENY, type Hooks, LOGINFO, matchesAddress, parseEntry } from "qpsmtpd";
 
 export const hook_rcpt: Hooks["rcpt"] = function (_txn, rcpt) {
   if (this.is_immune()) return DECLINED;

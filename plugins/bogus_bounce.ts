@@ -7,9 +7,9 @@
  * Replies: `550 fail, this bounce message does not have 1 recipient`, `550 a bounce return path
  * must be empty (RFC 3834)` (451 with denysoft); `log` only logs.
  */
-import { DECLINED, LOGINFO, type Hooks, type Plugin } from "qpsmtpd";
+import { DECLINED, LOGINFO, type Hooks, type HookContext } from "qpsmtpd";
 
-function refuse(p: Plugin, msg: string): ReturnType<Plugin["get_reject"]> {
+function refuse(p: HookContext, msg: string): ReturnType<HookContext["get_reject"]> {
   if (p.args.length % 2 === 1) {
     const action = p.args[0]!.toLowerCase();
     if (action === "deny" || action === "denysoft") return [p.get_reject_type(undefined, action === "denysoft" ? "temp" : "perm"), msg];

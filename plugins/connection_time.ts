@@ -5,7 +5,14 @@
  * Arguments: `loglevel` (default LOGINFO).
  * Notes: connection `connection_start`.
  */
-import { DECLINED, LOGINFO, type Hooks } from "qpsmtpd";
+import { DECLINED, type Hooks, LOGINFO } from "qpsmtpd";
+
+declare module "qpsmtpd" {
+  interface ConnectionNotes {
+    /** `performance.now()` when the client connected. */
+    connection_start: number;
+  }
+}
 
 export const hook_connect: Hooks["connect"] = function () {
   this.connection.notes("connection_start", performance.now());
@@ -13,8 +20,8 @@ export const hook_connect: Hooks["connect"] = function () {
 };
 
 export const hook_post_connection: Hooks["post-connection"] = function () {
-  const start = Number(this.connection.notes("connection_start"));
-  if (!Number.isFinite(start)) return DECLINED;
+  const start = this.connection.notes("connection_start");
+  if (start === undefined) return DECLINED;
   const secs = ((performance.now() - start) / 1000).toFixed(3);
   this.log(LOGINFO, `${secs} s`);
   return DECLINED;

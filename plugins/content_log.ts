@@ -9,9 +9,7 @@
  */
 import * as fs from "node:fs";
 import { dirname } from "node:path";
-import { DECLINED, LOGERROR, type Hooks } from "qpsmtpd";
-import { strftime } from "../src/plugin/strftime.ts";
-import { linesOf } from "../src/core/spool.ts";
+import { DECLINED, type Hooks, linesOf, LOGERROR, strftime } from "qpsmtpd";
 
 export const hook_data_post: Hooks["data_post"] = async function (txn) {
   if (!/^(1|yes|true|on)$/i.test(this.qp.config("content_log_enabled") ?? "")) return DECLINED;

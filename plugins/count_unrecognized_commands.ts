@@ -7,11 +7,18 @@
  * Replies: at the limit, `521 Closing connection, N unrecognized commands. Perhaps you should
  * read RFC 2821?` and disconnect; below it, the core's `500 Unrecognized command`.
  */
-import { DECLINED, DENY_DISCONNECT, LOGINFO, type Hooks } from "qpsmtpd";
+import { DECLINED, DENY_DISCONNECT, type Hooks, LOGINFO } from "qpsmtpd";
+
+declare module "qpsmtpd" {
+  interface ConnectionNotes {
+    /** Unrecognized commands so far. */
+    unrec_cmd_count: number;
+  }
+}
 
 export const hook_unrecognized_command: Hooks["unrecognized_command"] = function (_txn, cmd) {
   const limit = Number(this.args[0] ?? 4) || 4;
-  const count = (Number(this.connection.notes("unrec_cmd_count")) || 0) + 1;
+  const count = (this.connection.notes("unrec_cmd_count") ?? 0) + 1;
   this.connection.notes("unrec_cmd_count", count);
   this.log(LOGINFO, `unrecognized command '${cmd}' (${count} of ${limit})`);
   if (count < limit) return DECLINED;

@@ -6,8 +6,7 @@
  * Config files: `whitelist_zones`: one zone a line.
  * Notes: sets connection `whitelisthost` (the zone's TXT text, or the zone).
  */
-import { DECLINED, LOGINFO, LOGWARN, type Hooks } from "qpsmtpd";
-import { reverseIp } from "../src/dns/resolver.ts";
+import { DECLINED, type Hooks, LOGINFO, LOGWARN, reverseIp } from "qpsmtpd";
 
 export const hook_connect: Hooks["connect"] = async function () {
   const rev = reverseIp(this.connection.remote_ip);
@@ -15,8 +14,8 @@ export const hook_connect: Hooks["connect"] = async function () {
   for (const zone of this.qp.config_all("whitelist_zones")) {
     const name = `${rev}.${zone}`;
     try {
-      if ((await this.resolve_a(name)).length === 0) continue;
-      const txt = (await this.resolve_txt(name).catch(() => []))[0];
+      if ((await this.dns.resolve_a(name)).length === 0) continue;
+      const txt = (await this.dns.resolve_txt(name).catch(() => []))[0];
       this.connection.notes("whitelisthost", txt ?? zone);
       this.log(LOGINFO, `${this.connection.remote_ip} is whitelisted by ${zone}`);
       return DECLINED;

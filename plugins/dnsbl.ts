@@ -14,22 +14,28 @@
  * Notes: connection `dnsbl` (the text, when listed). Relay clients are not checked.
  * A lookup that fails or times out is logged and counts as not listed.
  */
-import { DECLINED, DENY, LOGINFO, LOGWARN, type Hooks, type Plugin, type Result } from "qpsmtpd";
-import { reverseIp } from "../src/dns/resolver.ts";
+import { DECLINED, DENY, type Hooks, LOGINFO, LOGWARN, type HookContext, type Result, reverseIp } from "qpsmtpd";
+
+declare module "qpsmtpd" {
+  interface ConnectionNotes {
+    /** The reply text when the client is listed. */
+    dnsbl: string;
+  }
+}
 
 type Pending = Promise<string | undefined>;
 const lookups = new WeakMap<object, Pending>();
 
-async function check(p: Plugin, zones: Array<[string, string | undefined]>): Pending {
+async function check(p: HookContext, zones: Array<[string, string | undefined]>): Pending {
   const ip = p.connection.remote_ip;
   const rev = reverseIp(ip);
   if (!rev) return undefined;
   const results = await Promise.all(zones.map(async ([zone, custom]) => {
     const name = `${rev}.${zone}`;
     try {
-      if ((await p.resolve_a(name)).length === 0) return undefined;
+      if ((await p.dns.resolve_a(name)).length === 0) return undefined;
       if (custom) return custom.replace(/%IP%/g, ip);
-      const txt = await p.resolve_txt(name).catch(() => []);
+      const txt = await p.dns.resolve_txt(name).catch(() => []);
       return txt[0] ?? `Blocked by ${zone}`;
     } catch (e) {
       p.log(LOGWARN, `lookup of ${name} failed: ${(e as Error).message}`);
@@ -58,7 +64,7 @@ export const hook_connect: Hooks["connect"] = function () {
 };
 
 /** Waits for the lookups once and records the verdict in the connection notes. */
-async function verdict(p: Plugin): Promise<string | undefined> {
+async function verdict(p: HookContext): Promise<string | undefined> {
   const pending = lookups.get(p.connection);
   if (!pending) return undefined;
   lookups.delete(p.connection);
@@ -74,7 +80,7 @@ async function verdict(p: Plugin): Promise<string | undefined> {
 }
 
 export const hook_mail: Hooks["mail"] = async function (): Promise<Result> {
-  if ((await verdict(this)) && this.options["reject"] === "naughty") this.get_reject(String(this.connection.notes("dnsbl")));
+  if ((await verdict(this)) && this.options["reject"] === "naughty") this.get_reject(this.connection.notes("dnsbl"));
   return DECLINED;
 };
 
@@ -84,7 +90,7 @@ export const hook_rcpt: Hooks["rcpt"] = async function () {
   await verdict(this);
   const listed = this.connection.notes("dnsbl");
   if (!listed || this.options["reject"] === "naughty" || this.connection.relay_client()) return DECLINED;
-  return this.get_reject(String(listed));
+  return this.get_reject(listed);
 };
 
 export const hook_disconnect: Hooks["disconnect"] = function () {

@@ -10,20 +10,29 @@
  * Notes: sets connection `earlytalker`.
  * Replies: `550 Connecting host started transmitting before SMTP greeting`; karma -1.
  */
-import { DECLINED, LOGINFO, type Hooks, type Plugin, type Result } from "qpsmtpd";
+import { DECLINED, LOGINFO, type Hooks, type HookContext, type Result } from "qpsmtpd";
 
-function checksAt(p: Plugin, stage: string): boolean {
+declare module "qpsmtpd" {
+  interface ConnectionNotes {
+    /** The client talked before the greeting. */
+    earlytalker: number;
+    /** Seconds to hold the greeting for this connection (overrides `wait`). */
+    earlytalker_wait: number | string;
+  }
+}
+
+function checksAt(p: HookContext, stage: string): boolean {
   const at: string[] = [];
   for (let i = 0; i + 1 < p.args.length; i += 2) if (p.args[i]!.toLowerCase() === "check-at") at.push(p.args[i + 1]!.toUpperCase());
   return (at.length ? at : ["CONNECT"]).includes(stage);
 }
 
-function waitMs(p: Plugin): number {
+function waitMs(p: HookContext): number {
   const note = p.connection.notes("earlytalker_wait");
   return Math.max(0, Number(note ?? p.options["wait"] ?? 1) * 1000);
 }
 
-function deny(p: Plugin): Result {
+function deny(p: HookContext): Result {
   p.connection.notes("earlytalker", 1);
   p.adjust_karma(-1);
   return p.get_reject("Connecting host started transmitting before SMTP greeting", `${p.connection.remote_ip} started talking before we said hello`);

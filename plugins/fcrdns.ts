@@ -11,23 +11,29 @@
  * the PTR name. Karma +1 on pass, -1 on fail or permerror. Relay clients and localhost skip.
  * Notes: connection `fcrdns` (the result).
  */
-import { DECLINED, DENY_DISCONNECT, LOGINFO, type Hooks, type Plugin, type Result } from "qpsmtpd";
-import { sameNet24 } from "../src/core/ip.ts";
+import { DECLINED, DENY_DISCONNECT, type Hooks, LOGINFO, type HookContext, type Result, sameNet24 } from "qpsmtpd";
+
+declare module "qpsmtpd" {
+  interface ConnectionNotes {
+    /** The iprev result: pass, fail, permerror or temperror. */
+    fcrdns: "pass" | "fail" | "permerror" | "temperror";
+  }
+}
 
 type Verdict = "pass" | "fail" | "permerror" | "temperror";
 const pending = new WeakMap<object, Promise<Verdict>>();
 
-async function evaluate(p: Plugin): Promise<Verdict> {
+async function evaluate(p: HookContext): Promise<Verdict> {
   const ip = p.connection.remote_ip;
   let names: string[];
   try {
-    names = await p.resolve_ptr(ip);
+    names = await p.dns.resolve_ptr(ip);
   } catch {
     return "temperror";
   }
   if (names.length === 0) return "permerror";
   for (const name of names.slice(0, 5)) {
-    const addrs = (await Promise.all([p.resolve_a(name).catch(() => []), p.resolve_aaaa(name).catch(() => [])])).flat();
+    const addrs = (await Promise.all([p.dns.resolve_a(name).catch(() => []), p.dns.resolve_aaaa(name).catch(() => [])])).flat();
     if (addrs.some((a) => sameNet24(a, ip))) {
       p.connection.remote_host = name.replace(/\.$/, "");
       return "pass";
@@ -50,7 +56,7 @@ export const hook_connect: Hooks["connect"] = function () {
 };
 
 /** The verdict, waiting for the lookups if they are still running. */
-export async function fcrdnsResult(p: Plugin): Promise<Verdict | undefined> {
+export async function fcrdnsResult(p: HookContext): Promise<Verdict | undefined> {
   return pending.get(p.connection);
 }
 

@@ -14,26 +14,34 @@
  * Notes: transaction `greylist` (`new`, `early`, `white`, `pass`).
  * Replies: `450 This mail is temporarily denied`. State lives in the SQLite store.
  */
-import { DECLINED, DENYSOFT, LOGINFO, type Address, type Hooks, type Plugin, type Result, type Transaction } from "qpsmtpd";
-import { pluginStore } from "../src/store/store.ts";
+import { type Address, DECLINED, DENYSOFT, type Hooks, LOGINFO, type HookContext, type Result, type Transaction } from "qpsmtpd";
 
-function num(p: Plugin, key: string, fallback: number): number {
+declare module "qpsmtpd" {
+  interface TransactionNotes {
+    /** The verdict: new, early, white or pass. */
+    greylist: "new" | "early" | "white" | "pass";
+    /** With `deny_late 1`: the deferral waits for DATA. */
+    greylist_deferred: boolean;
+  }
+}
+
+function num(p: HookContext, key: string, fallback: number): number {
   const v = p.options[key];
   return v !== undefined && /^\d+$/.test(v) ? Number(v) : fallback;
 }
 
-function perRecipient(p: Plugin): boolean {
+function perRecipient(p: HookContext): boolean {
   return p.options["sender"] === "1" || p.options["recipient"] === "1";
 }
 
 /** Looks a triplet up and updates it; returns the verdict. */
-async function verdict(p: Plugin, txn: Transaction, rcpt?: Address): Promise<"new" | "early" | "white" | "pass"> {
+async function verdict(p: HookContext, txn: Transaction, rcpt?: Address): Promise<"new" | "early" | "white" | "pass"> {
   const parts = ["grey"];
   if (p.options["remote_ip"] !== "0") parts.push(p.connection.remote_ip);
   if (p.options["sender"] === "1") parts.push(txn.sender()?.address().toLowerCase() ?? "");
   if (p.options["recipient"] === "1" && rcpt) parts.push(rcpt.address().toLowerCase());
   const key = parts.join("|");
-  const store = pluginStore(p);
+  const store = p.store();
   const now = Date.now();
   const raw = await store.get(key);
   const rec = raw ? (JSON.parse(raw) as { first: number; white?: boolean }) : undefined;
@@ -51,11 +59,11 @@ async function verdict(p: Plugin, txn: Transaction, rcpt?: Address): Promise<"ne
   return "pass";
 }
 
-function exempt(p: Plugin, txn: Transaction): boolean {
+function exempt(p: HookContext, txn: Transaction): boolean {
   return p.is_immune() || !!txn.notes("whitelistrcpt");
 }
 
-async function decide(p: Plugin, txn: Transaction, rcpt?: Address): Promise<Result> {
+async function decide(p: HookContext, txn: Transaction, rcpt?: Address): Promise<Result> {
   if (exempt(p, txn)) return DECLINED;
   const v = await verdict(p, txn, rcpt);
   txn.notes("greylist", v);

@@ -22,8 +22,16 @@
  * Replies: the reason with the chosen code; karma -1.
  */
 import { isIP } from "node:net";
-import { DECLINED, DENY_DISCONNECT, LOGINFO, type Hooks, type Plugin, type Result, type Transaction } from "qpsmtpd";
-import { sameNet24 } from "../src/core/ip.ts";
+import { DECLINED, DENY_DISCONNECT, type Hooks, LOGINFO, type HookContext, type Result, sameNet24, type Transaction } from "qpsmtpd";
+
+declare module "qpsmtpd" {
+  interface ConnectionNotes {
+    /** The HELO name resolves to the client's address (or its /24). */
+    helo_forward_match: number;
+    /** A PTR name of the client shares the HELO name's domain. */
+    helo_reverse_match: number;
+  }
+}
 
 const REGEX_CHARS = /[{}[\]()^$|*+?\\!]/;
 
@@ -31,7 +39,7 @@ function isLocal(ip: string): boolean {
   return ip === "::1" || ip.startsWith("127.");
 }
 
-function badhelo(p: Plugin, host: string): string | undefined {
+function badhelo(p: HookContext, host: string): string | undefined {
   const h = host.toLowerCase();
   for (const bad of p.qp.config_all("badhelo")) {
     if (!REGEX_CHARS.test(bad)) {
@@ -52,7 +60,7 @@ function badhelo(p: Plugin, host: string): string | undefined {
 
 const lastTwo = (name: string): string => name.toLowerCase().replace(/\.$/, "").split(".").slice(-2).join(".");
 
-async function problem(p: Plugin, host: string): Promise<string | undefined> {
+async function problem(p: HookContext, host: string): Promise<string | undefined> {
   const c = p.connection;
   const ip = c.remote_ip;
   const policy = p.options["policy"] ?? "lenient";
@@ -68,7 +76,7 @@ async function problem(p: Plugin, host: string): Promise<string | undefined> {
     if (/[^a-zA-Z0-9.-]/.test(host)) return "HELO name contains invalid FQDN characters. Read RFC 1035";
     let addrs: string[];
     try {
-      addrs = (await Promise.all([p.resolve_a(host), p.resolve_aaaa(host)])).flat();
+      addrs = (await Promise.all([p.dns.resolve_a(host), p.dns.resolve_aaaa(host)])).flat();
     } catch {
       addrs = [];
       p.log(LOGINFO, `skip forward DNS for ${host}: lookup failed`);
@@ -78,7 +86,7 @@ async function problem(p: Plugin, host: string): Promise<string | undefined> {
   }
   let names: string[];
   try {
-    names = await p.resolve_ptr(ip);
+    names = await p.dns.resolve_ptr(ip);
   } catch {
     return `error getting reverse DNS for ${ip}`;
   }
@@ -93,7 +101,7 @@ async function problem(p: Plugin, host: string): Promise<string | undefined> {
 
 const background = new WeakMap<object, Promise<string | undefined>>();
 
-async function check(this: Plugin, _txn: Transaction, host: string): Promise<Result> {
+async function check(this: HookContext, _txn: Transaction, host: string): Promise<Result> {
   if (!host) {
     this.adjust_karma(-2);
     return DECLINED;

@@ -10,10 +10,10 @@
  */
 import * as fs from "node:fs";
 import { isAbsolute, join } from "node:path";
-import { DECLINED, DONE, type Hooks, type Plugin } from "qpsmtpd";
+import { DECLINED, DONE, type HookContext, type Hooks } from "qpsmtpd";
 
-function path(p: Plugin, f: string): string {
-  return isAbsolute(f) ? f : join(p.host.configDir.dirs[0] ?? ".", f);
+function path(p: HookContext, f: string): string {
+  return isAbsolute(f) ? f : join(p.server.config_dir, f);
 }
 
 export const hook_help: Hooks["help"] = function (_txn, ...words) {

@@ -9,12 +9,11 @@
  * the file, and refuses with its own text when a client holds more than `max_conn_ip`.
  * Replies: `550`/`451` with the message (default "Sorry, service not available for you").
  */
-import { DECLINED, DENYSOFT, LOGERROR, LOGINFO, OK, return_code, type Hooks, type ReturnCode } from "qpsmtpd";
-import { cidrContains } from "../src/core/ip.ts";
+import { cidrContains, DECLINED, DENYSOFT, type Hooks, LOGERROR, LOGINFO, OK, return_code } from "qpsmtpd";
 
 export const hook_pre_connection: Hooks["pre-connection"] = function (_txn, info) {
   const ip = info.remote_ip;
-  for (const line of this.host.config_all("hosts_allow")) {
+  for (const line of this.server.config_all("hosts_allow")) {
     const m = /^(\S+)\s+(\S+)(?:\s+(.*))?$/.exec(line);
     if (!m) continue;
     const code = return_code(m[2]!);
@@ -24,8 +23,8 @@ export const hook_pre_connection: Hooks["pre-connection"] = function (_txn, info
     }
     if (!cidrContains(m[1]!, ip)) continue;
     this.log(LOGINFO, `${ip} matches ${m[1]}: ${m[2]}`);
-    if (code === OK || code === DECLINED) return code as ReturnCode;
-    return m[3] ? [code as ReturnCode, m[3]] : (code as ReturnCode);
+    if (code === OK || code === DECLINED) return code;
+    return m[3] ? [code, m[3]] : code;
   }
   const same = info.child_addrs.filter((a) => a === ip).length;
   if (info.max_conn_ip > 0 && same >= info.max_conn_ip) {

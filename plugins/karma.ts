@@ -15,8 +15,14 @@
  * Relay clients are never refused. Replies: `450 You were naughty. You cannot connect for N more
  * days.`.
  */
-import { DECLINED, DENYSOFT, LOGINFO, type Hooks, type Plugin } from "qpsmtpd";
-import { pluginStore } from "../src/store/store.ts";
+import { DECLINED, DENYSOFT, type HookContext, type Hooks, LOGINFO } from "qpsmtpd";
+
+declare module "qpsmtpd" {
+  interface ConnectionNotes {
+    /** The client's history: nice connections minus naughty ones. */
+    karma_history: number;
+  }
+}
 
 interface History {
   nice: number;
@@ -25,10 +31,10 @@ interface History {
   penaltyUntil: number;
 }
 
-const key = (p: Plugin): string => `karma|${p.connection.remote_ip}`;
+const key = (p: HookContext): string => `karma|${p.connection.remote_ip}`;
 
-async function history(p: Plugin): Promise<History> {
-  const raw = await pluginStore(p).get(key(p));
+async function history(p: HookContext): Promise<History> {
+  const raw = await p.store().get(key(p));
   return raw ? (JSON.parse(raw) as History) : { nice: 0, naughty: 0, connects: 0, penaltyUntil: 0 };
 }
 
@@ -50,7 +56,7 @@ export const hook_connect: Hooks["connect"] = async function () {
 };
 
 export const hook_mail: Hooks["mail"] = function () {
-  if ((Number(this.connection.notes("karma_history")) || 0) > 3) this.adjust_karma(1);
+  if ((this.connection.notes("karma_history") ?? 0) > 3) this.adjust_karma(1);
   const host = this.connection.remote_host.toLowerCase();
   const tld = host.includes(".") ? host.slice(host.lastIndexOf(".") + 1) : undefined;
   for (const line of tld ? this.qp.config_all("karma_tlds") : []) {
@@ -65,7 +71,7 @@ export const hook_mail: Hooks["mail"] = function () {
 
 export const hook_disconnect: Hooks["disconnect"] = async function () {
   const h = await history(this);
-  const karma = Number(this.connection.notes("karma")) || 0;
+  const karma = this.connection.notes("karma") ?? 0;
   const negative = Number(this.options["negative"] ?? 1);
   h.connects++;
   if (karma <= -negative) {
@@ -73,6 +79,6 @@ export const hook_disconnect: Hooks["disconnect"] = async function () {
     h.penaltyUntil = Date.now() + Number(this.options["penalty_days"] ?? 1) * 86400000;
     this.log(LOGINFO, `naughty (karma ${karma}); penalty box until ${new Date(h.penaltyUntil).toISOString()}`);
   } else if (karma > 0) h.nice++;
-  await pluginStore(this).set(key(this), JSON.stringify(h), 400 * 86400);
+  await this.store().set(key(this), JSON.stringify(h), 400 * 86400);
   return DECLINED;
 };

@@ -9,10 +9,15 @@
  */
 import { execFile } from "node:child_process";
 import { loadavg } from "node:os";
-import { DECLINED, DENYSOFT_DISCONNECT, LOGINFO, type Hooks, type Plugin } from "qpsmtpd";
+import { DECLINED, DENYSOFT_DISCONNECT, type HookContext, type Hooks, LOGINFO } from "qpsmtpd";
 
-async function currentLoad(p: Plugin): Promise<number> {
-  const cached = p.data["reading"] as { at: number; load: number } | undefined;
+interface Data {
+  /** The last reading of the load, kept for `cache_time` seconds. */
+  reading?: { at: number; load: number };
+}
+
+async function currentLoad(p: HookContext<Data>): Promise<number> {
+  const cached = p.data.reading;
   const ttl = Number(p.options["cache_time"] ?? 10) * 1000;
   if (cached && Date.now() - cached.at < ttl) return cached.load;
   let load = loadavg()[0] ?? 0;
@@ -22,11 +27,11 @@ async function currentLoad(p: Plugin): Promise<number> {
     const m = /load averages?:\s*([\d.]+)/.exec(out);
     if (m) load = Number(m[1]);
   }
-  p.data["reading"] = { at: Date.now(), load };
+  p.data.reading = { at: Date.now(), load };
   return load;
 }
 
-export const hook_connect: Hooks["connect"] = async function () {
+export const hook_connect: Hooks<Data>["connect"] = async function () {
   const max = Number(this.options["max_load"] ?? 7);
   const load = await currentLoad(this);
   if (load <= max) return DECLINED;

@@ -6,16 +6,21 @@
  * Arguments: the most hops allowed (default 100).
  * Replies: `550 Too many hops. This message is looping. (#5.4.6)`.
  */
-import { DECLINED, DENY, LOGWARN, type Hooks, type Plugin, type PluginHost } from "qpsmtpd";
+import { DECLINED, DENY, type Hooks, type Init, LOGWARN } from "qpsmtpd";
 
-export function init(this: Plugin, _qp: PluginHost, max?: string): void {
-  if (max !== undefined && !/^\d+$/.test(max)) this.log(LOGWARN, `invalid max hops "${max}"; using 100`);
-  this.data["max"] = max && /^\d+$/.test(max) ? Number(max) : 100;
+interface Data {
+  /** The most hops allowed. */
+  max: number;
 }
 
-export const hook_data_post: Hooks["data_post"] = function (txn) {
+export const init: Init<Data> = function (_server, max) {
+  if (max !== undefined && !/^\d+$/.test(max)) this.log(LOGWARN, `invalid max hops "${max}"; using 100`);
+  this.data.max = max && /^\d+$/.test(max) ? Number(max) : 100;
+};
+
+export const hook_data_post: Hooks<Data>["data_post"] = function (txn) {
   const h = txn.header();
   const hops = (h?.count("Received") ?? 0) + (h?.count("Delivered-To") ?? 0);
   // The core's own Received line is already there, so count hops before it.
-  return hops - 1 >= (this.data["max"] as number) ? [DENY, "Too many hops. This message is looping. (#5.4.6)"] : DECLINED;
+  return hops - 1 >= this.data.max ? [DENY, "Too many hops. This message is looping. (#5.4.6)"] : DECLINED;
 };

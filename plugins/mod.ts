@@ -3,7 +3,7 @@
  * `bun build --compile` embeds; a test checks that every plugin file is in it.
  * @module
  */
-import type { PluginModule } from "../src/core/hooks.ts";
+import type { AnyPluginModule } from "qpsmtpd";
 import * as auth_auth_checkpassword from "./auth/auth_checkpassword.ts";
 import * as auth_auth_flat_file from "./auth/auth_flat_file.ts";
 import * as auth_authdeny from "./auth/authdeny.ts";
@@ -52,7 +52,7 @@ import * as virus_klez_filter from "./virus/klez_filter.ts";
 import * as whitelist from "./whitelist.ts";
 
 /** Assigning each module here type-checks its hooks against the contract. */
-export const BUILTINS: Readonly<Record<string, PluginModule>> = {
+export const BUILTINS: Readonly<Record<string, AnyPluginModule>> = {
   "auth/auth_checkpassword": auth_auth_checkpassword,
   "auth/auth_flat_file": auth_auth_flat_file,
   "auth/authdeny": auth_authdeny,

@@ -8,22 +8,22 @@
  * Notes read: connection `naughty` (the reply text), `naughty_reject_type`.
  * Relay clients and whitelisted hosts are immune (qpsmtpd #338); AUTH clears the note.
  */
-import { DECLINED, DENY_DISCONNECT, LOGERROR, LOGINFO, type Plugin, type PluginHost, type Result, type Transaction } from "qpsmtpd";
+import { DECLINED, DENY_DISCONNECT, type HookContext, type Init, LOGERROR, LOGINFO, type Result, type Transaction } from "qpsmtpd";
 
 const HOOKS = ["connect", "mail", "rcpt", "data", "data_post"] as const;
 
-function naughty(this: Plugin, _txn: Transaction, ..._args: unknown[]): Result {
+function naughty(this: HookContext, _txn: Transaction, ..._args: unknown[]): Result {
   const text = this.connection.notes("naughty");
   if (!text) return DECLINED;
   if (this.is_immune()) return DECLINED;
   this.log(LOGINFO, "disconnecting");
-  return [this.get_reject_type(DENY_DISCONNECT, String(this.connection.notes("naughty_reject_type") ?? "")), String(text)];
+  return [this.get_reject_type(DENY_DISCONNECT, this.connection.notes("naughty_reject_type") ?? ""), text];
 }
 
-export function register(this: Plugin, _qp: PluginHost): void {
+export const register: Init = function () {
   const reject = (this.options["reject"] ?? "rcpt").toLowerCase();
   const hook = (HOOKS as readonly string[]).includes(reject) ? (reject as (typeof HOOKS)[number]) : undefined;
   if (!hook) this.log(LOGERROR, `invalid hook "${reject}"; using data_post`);
   if (hook && hook !== "data_post") this.register_hook(hook, naughty);
   this.register_hook("data_post", naughty);
-}
+};

@@ -6,16 +6,23 @@
  * Notes: connection `noop_count`.
  * Replies: `500 Stop wasting my time, too many consecutive NOOPs` and disconnect.
  */
-import { DECLINED, DENY_DISCONNECT, type Hooks, type Plugin, type Result, type Transaction } from "qpsmtpd";
+import { DECLINED, DENY_DISCONNECT, type HookContext, type Hooks, type Result, type Transaction } from "qpsmtpd";
+
+declare module "qpsmtpd" {
+  interface ConnectionNotes {
+    /** Consecutive NOOPs. */
+    noop_count: number;
+  }
+}
 
 export const hook_noop: Hooks["noop"] = function () {
-  const n = (Number(this.connection.notes("noop_count")) || 0) + 1;
+  const n = (this.connection.notes("noop_count") ?? 0) + 1;
   this.connection.notes("noop_count", n);
   const max = /^\d+$/.test(this.args[0] ?? "") ? Number(this.args[0]) : 3;
   return n >= max ? [DENY_DISCONNECT, "Stop wasting my time, too many consecutive NOOPs"] : DECLINED;
 };
 
-function reset(this: Plugin, _txn: Transaction): Result {
+function reset(this: HookContext, _txn: Transaction): Result {
   this.connection.notes("noop_count", 0);
   return DECLINED;
 }

@@ -5,8 +5,7 @@
  * Hooks: mail_parse, rcpt_parse. No config, no arguments.
  * Replies: `501 Syntax error in command` for parameters after HELO.
  */
-import { DECLINED, OK, type Hooks, type LineParser } from "qpsmtpd";
-import { parsePathArgument } from "../src/smtp/command.ts";
+import { DECLINED, type Hooks, type LineParser, OK, parsePathArgument } from "qpsmtpd";
 
 function parser(): LineParser {
   return (verb, line) => {

@@ -7,9 +7,16 @@
  * Replies: `450 Sorry, this is a random error` (DENYSOFT), or `421` and disconnect (one time in
  * ten among the failures).
  */
-import { DECLINED, DENYSOFT, DENYSOFT_DISCONNECT, type Plugin, type Result, type Transaction } from "qpsmtpd";
+import { DECLINED, DENYSOFT, DENYSOFT_DISCONNECT, type HookContext, type Result, type Transaction } from "qpsmtpd";
 
-function maybeFail(this: Plugin, _txn: Transaction, ..._args: unknown[]): Result {
+declare module "qpsmtpd" {
+  interface ConnectionNotes {
+    /** The failure rate for this connection, in percent (overrides the argument). */
+    "random_fail_%": number | string;
+  }
+}
+
+function maybeFail(this: HookContext, _txn: Transaction, ..._args: unknown[]): Result {
   const pct = Number(this.connection.notes("random_fail_%") ?? this.args[0] ?? 1);
   if (!(Math.random() * 100 < pct)) return DECLINED;
   return [Math.random() < 0.1 ? DENYSOFT_DISCONNECT : DENYSOFT, "Sorry, this is a random error"];

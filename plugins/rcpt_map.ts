@@ -10,39 +10,42 @@
  * Recipients of other domains are left alone (DECLINED).
  */
 import * as fs from "node:fs";
-import { DECLINED, LOGERROR, OK, return_code, type Hooks, type Plugin, type PluginHost, type Result, type ReturnCode } from "qpsmtpd";
+import { DECLINED, type HookContext, type Hooks, type Init, LOGERROR, OK, type Result, return_code, type ReturnCode } from "qpsmtpd";
 
 interface MapState {
   mtimeMs: number;
   map: Map<string, [ReturnCode, string | undefined]>;
 }
 
-function parseCode(s: string): ReturnCode | undefined {
-  const c = return_code(s.toUpperCase());
-  return c === undefined ? undefined : (c as ReturnCode);
+interface Data {
+  /** The answer for an address the map does not list. */
+  fallback: [ReturnCode, string | undefined];
+  /** The map as last read. */
+  state?: MapState;
 }
 
-export function register(this: Plugin, _qp: PluginHost): void {
+
+export const register: Init<Data> = function () {
   const o = this.options;
   if (!o["domain"] || !o["file"]) throw new Error("rcpt_map needs `domain DOMAIN file PATH`");
   const [codeName, msg] = (o["default"] ?? "DENY=No_such_user.").split("=");
-  const code = parseCode(codeName ?? "");
+  const code = return_code(codeName ?? "");
   if (code === undefined) throw new Error(`rcpt_map: unknown default code ${codeName}`);
-  this.data["default"] = [code, msg?.replace(/_/g, " ")];
+  this.data.fallback = [code, msg?.replace(/_/g, " ")];
   load(this);
-}
+};
 
-function load(p: Plugin): MapState {
+function load(p: { readonly options: Readonly<Record<string, string>>; readonly data: Partial<Data>; log: HookContext["log"] }): MapState {
   const file = p.options["file"]!;
   const st = fs.statSync(file);
-  const old = p.data["state"] as MapState | undefined;
+  const old = p.data.state;
   if (old && old.mtimeMs === st.mtimeMs) return old;
   const map = new Map<string, [ReturnCode, string | undefined]>();
   fs.readFileSync(file, "utf8").split("\n").forEach((raw, i) => {
     const line = raw.trim();
     if (!line || line.startsWith("#")) return;
     const m = /^(\S+)\s+(\S+)(?:\s+(.*))?$/.exec(line);
-    const code = m ? parseCode(m[2]!) : undefined;
+    const code = m ? return_code(m[2]!) : undefined;
     if (!m || code === undefined) {
       p.log(LOGERROR, `${file}:${i + 1}: expected "address CODE [message]"`);
       return;
@@ -50,11 +53,11 @@ function load(p: Plugin): MapState {
     map.set(m[1]!.toLowerCase(), [code, m[3]]);
   });
   const state = { mtimeMs: st.mtimeMs, map };
-  p.data["state"] = state;
+  p.data.state = state;
   return state;
 }
 
-export const hook_rcpt: Hooks["rcpt"] = function (_txn, rcpt): Result {
+export const hook_rcpt: Hooks<Data>["rcpt"] = function (_txn, rcpt): Result {
   const domain = this.options["domain"]!.toLowerCase();
   if (rcpt.host?.toLowerCase() !== domain) return DECLINED;
   let state: MapState;
@@ -65,7 +68,7 @@ export const hook_rcpt: Hooks["rcpt"] = function (_txn, rcpt): Result {
     return DECLINED;
   }
   const hit = state.map.get(rcpt.address().toLowerCase()) ?? state.map.get(rcpt.user.toLowerCase());
-  const [code, msg] = hit ?? (this.data["default"] as [ReturnCode, string | undefined]);
+  const [code, msg] = hit ?? this.data.fallback;
   if (code === OK || code === DECLINED) return code;
   return msg ? [code, msg] : code;
 };

@@ -6,14 +6,16 @@
  * (with optional `i`) or an exact address, and CODE a return-code name (DENY, DENYSOFT, OK, …).
  * The first match wins.
  */
-import { DECLINED, LOGERROR, return_code, type Hooks, type ReturnCode } from "qpsmtpd";
+import { DECLINED, type Hooks, LOGERROR, return_code } from "qpsmtpd";
 
 export const hook_rcpt: Hooks["rcpt"] = function (_txn, rcpt) {
   const addr = rcpt.address();
   for (const line of this.qp.config_all("rcpt_regexp")) {
     const m = /^(\S+)\s+(\S+)(?:\s+(.*))?$/.exec(line);
     if (!m) continue;
-    const [, pat, codeName, msg] = m as unknown as [string, string, string, string | undefined];
+    const pat = m[1]!;
+    const codeName = m[2]!;
+    const msg = m[3];
     const code = return_code(codeName);
     if (code === undefined) {
       this.log(LOGERROR, `unknown return code ${codeName} in rcpt_regexp`);
@@ -29,7 +31,7 @@ export const hook_rcpt: Hooks["rcpt"] = function (_txn, rcpt) {
         continue;
       }
     } else hit = pat.toLowerCase() === addr.toLowerCase();
-    if (hit) return msg ? [code as ReturnCode, msg] : (code as ReturnCode);
+    if (hit) return msg ? [code, msg] : code;
   }
   return DECLINED;
 };

@@ -11,8 +11,7 @@
  * Arguments: `only 1` rejects every recipient from a client that may not relay (550).
  * Sets: `connection.relay_client(true)`.
  */
-import { DECLINED, DENY, LOGINFO, type Hooks } from "qpsmtpd";
-import { matchesClientEntry } from "../src/core/ip.ts";
+import { DECLINED, DENY, type Hooks, LOGINFO, matchesClientEntry } from "qpsmtpd";
 
 export const hook_connect: Hooks["connect"] = function () {
   const ip = this.connection.remote_ip;

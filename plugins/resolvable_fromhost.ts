@@ -14,13 +14,19 @@
  * Replies: `450 FQDN required in the envelope sender`, `450 Could not resolve <domain>`.
  */
 import { isIP } from "node:net";
-import { DECLINED, DENYSOFT, LOGINFO, type Hooks, type Plugin } from "qpsmtpd";
-import { cidrContains } from "../src/core/ip.ts";
+import { cidrContains, DECLINED, DENYSOFT, type Hooks, LOGINFO, type HookContext } from "qpsmtpd";
+
+declare module "qpsmtpd" {
+  interface TransactionNotes {
+    /** The verdict on the sender's domain: pass, fail, literal or temperror. */
+    resolvable_fromhost: "pass" | "fail" | "literal" | "temperror";
+  }
+}
 
 const DEFAULT_INVALID = ["0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4", "::1/128"];
 
-async function addresses(p: Plugin, host: string): Promise<string[]> {
-  const [a, aaaa] = await Promise.all([p.resolve_a(host), p.resolve_aaaa(host)]);
+async function addresses(p: HookContext, host: string): Promise<string[]> {
+  const [a, aaaa] = await Promise.all([p.dns.resolve_a(host), p.dns.resolve_aaaa(host)]);
   return [...a, ...aaaa];
 }
 
@@ -39,7 +45,7 @@ export const hook_mail: Hooks["mail"] = async function (txn, sender) {
   const invalid = this.qp.config_all("invalid_resolvable_fromhost");
   const bad = invalid.length ? invalid : DEFAULT_INVALID;
   try {
-    const mx = await this.resolve_mx(host);
+    const mx = await this.dns.resolve_mx(host);
     const targets = mx.length ? mx.map((m) => m.exchange) : [host];
     for (const t of targets) {
       const addrs = await addresses(this, t).catch(() => []);

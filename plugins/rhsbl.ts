@@ -17,8 +17,8 @@ export const hook_mail: Hooks["mail"] = async function (_txn, sender) {
     const [zone, ...msg] = line.split(/\s+/);
     const name = `${host}.${zone}`;
     try {
-      if ((await this.resolve_a(name)).length === 0) return undefined;
-      const why = msg.join(" ") || (await this.resolve_txt(name).catch(() => []))[0] || `is listed in ${zone}`;
+      if ((await this.dns.resolve_a(name)).length === 0) return undefined;
+      const why = msg.join(" ") || (await this.dns.resolve_txt(name).catch(() => []))[0] || `is listed in ${zone}`;
       return `Mail from ${host} rejected because it ${why}`;
     } catch (e) {
       this.log(LOGWARN, `lookup of ${name} failed: ${(e as Error).message}`);

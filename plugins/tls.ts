@@ -11,44 +11,32 @@
  * After the handshake every byte sent with STARTTLS is gone and the client must EHLO again.
  */
 import * as fs from "node:fs";
-import { createSecureContext, type SecureContext } from "node:tls";
 import { isAbsolute, join } from "node:path";
-import { DECLINED, DONE, LOGINFO, type Hooks, type Plugin, type PluginHost } from "qpsmtpd";
+import { DECLINED, DONE, type Hooks, type Init, LOGINFO } from "qpsmtpd";
 
-function contextOf(p: Plugin): SecureContext {
-  return p.data["context"] as SecureContext;
-}
-
-export async function init(this: Plugin, qp: PluginHost, cert?: string, key?: string, ca?: string): Promise<void> {
-  const resolvePath = (f: string): string => {
-    if (isAbsolute(f)) return f;
-    return qp.configDir.path(f) ?? join(qp.configDir.dirs[0] ?? ".", f);
-  };
-  const certPath = resolvePath(cert ?? "ssl/qpsmtpd-server.crt");
-  const keyPath = resolvePath(key ?? "ssl/qpsmtpd-server.key");
+export const init: Init = function (server, cert, key, ca) {
+  const resolvePath = (f: string): string => isAbsolute(f) ? f : server.config_path(f) ?? join(server.config_dir, f);
   const read = (f: string): Buffer => {
+    const path = resolvePath(f);
     try {
-      return fs.readFileSync(f);
+      return fs.readFileSync(path);
     } catch (e) {
-      throw new Error(`cannot read ${f}: ${(e as Error).message}`);
+      throw new Error(`cannot read ${path}: ${(e as Error).message}`);
     }
   };
-  const ciphers = qp.config("tls_ciphers");
-  const context = createSecureContext({
-    cert: read(certPath),
-    key: read(keyPath),
-    ...(ca ? { ca: read(resolvePath(ca)) } : {}),
-    minVersion: "TLSv1.2",
+  const ciphers = server.config("tls_ciphers");
+  server.set_tls({
+    cert: read(cert ?? "ssl/qpsmtpd-server.crt"),
+    key: read(key ?? "ssl/qpsmtpd-server.key"),
+    ...(ca ? { ca: read(ca) } : {}),
     ...(ciphers ? { ciphers } : {}),
   });
-  this.data["context"] = context;
-  qp.tls_context = context;
-}
+};
 
 export const hook_ehlo: Hooks["ehlo"] = function (txn) {
   if (this.connection.tls) return DECLINED;
   const caps = txn.notes("capabilities");
-  txn.notes("capabilities", [...(Array.isArray(caps) ? caps : []), "STARTTLS"]);
+  txn.notes("capabilities", [...(caps ?? []), "STARTTLS"]);
   return DECLINED;
 };
 
@@ -67,7 +55,7 @@ export const hook_unrecognized_command: Hooks["unrecognized_command"] = async fu
     return DONE;
   }
   try {
-    await this.qp.start_tls(contextOf(this));
+    await this.qp.start_tls();
   } catch (e) {
     this.log(LOGINFO, `TLS handshake failed: ${(e as Error).message}`);
     await this.qp.disconnect();

@@ -15,8 +15,7 @@
  * Replies: `550 <domain> is listed by <zone>` (451 for denysoft).
  */
 import { isIPv4 } from "node:net";
-import { DECLINED, DENY, DENYSOFT, LOGINFO, LOGWARN, type Hooks, type Result } from "qpsmtpd";
-import { reverseIp } from "../src/dns/resolver.ts";
+import { DECLINED, DENY, DENYSOFT, type Hooks, LOGINFO, LOGWARN, type Result, reverseIp } from "qpsmtpd";
 
 /** Common second-level public suffixes, so `example.co.uk` is kept whole. */
 const TWO_LEVEL = new Set([
@@ -55,7 +54,7 @@ export const hook_data_post: Hooks["data_post"] = async function (txn): Promise<
   if (zones.length === 0) return DECLINED;
   let text = this.options["scan-headers"] === "1" ? txn.header()?.as_string() ?? "" : "";
   for await (const chunk of txn.body_stream()) {
-    text += chunk.toString("latin1");
+    text += Buffer.from(chunk).toString("latin1");
     if (text.length > 1 << 20) break;
   }
   const white = new Set(this.qp.config_all("uribl_whitelist_domains").map((d) => d.toLowerCase()));
@@ -69,7 +68,7 @@ export const hook_data_post: Hooks["data_post"] = async function (txn): Promise<
   const lookups = [...names].slice(0, max).flatMap((name) => zones.map((z) => ({ name, ...z })));
   const hits = await Promise.all(lookups.map(async (l) => {
     try {
-      const answers = await this.resolve_a(`${l.name}.${l.zone}`);
+      const answers = await this.dns.resolve_a(`${l.name}.${l.zone}`);
       const listed = answers.some((a) => l.mask === undefined || (Number(a.split(".")[3]) & l.mask) !== 0);
       return listed ? l : undefined;
     } catch (e) {

@@ -10,8 +10,7 @@
  * Notes: connection `whitelisthost`, `whitelisthelo`; transaction `whitelistsender`,
  * `whitelistrcpt`.
  */
-import { DECLINED, LOGINFO, type Address, type Hooks } from "qpsmtpd";
-import { matchesClientEntry } from "../src/core/ip.ts";
+import { type Address, DECLINED, type Hooks, LOGINFO, matchesClientEntry } from "qpsmtpd";
 
 function listed(list: readonly string[], addr: Address): boolean {
   const a = addr.address().toLowerCase();

@@ -1,18 +1,20 @@
 /**
- * Wiring shared by the daemon and its subcommands: config search path, logger, plugin host and
- * a loaded plugin generation with its logging hooks connected.
+ * Wiring shared by the daemon and its subcommands: the config search path, the host with its
+ * real services (DNS, SQLite stores, TLS), and a loaded plugin generation.
  * @module
  */
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { LOGWARN, parseLogLevel } from "./api/codes.ts";
 import { ConfigDir } from "./config/files.ts";
-import { LOGWARN, parseLogLevel } from "./core/codes.ts";
 import { Logger } from "./core/logger.ts";
-import { Transaction } from "./core/transaction.ts";
-import { PluginHost } from "./plugin/host.ts";
+import type { Registry } from "./core/registry.ts";
+import { ServerHost } from "./core/server_host.ts";
+import { configuredResolver } from "./dns/resolver.ts";
 import { loadRegistry } from "./plugin/loader.ts";
-import type { Registry } from "./plugin/registry.ts";
 import { isCompiled } from "./runtime/runtime.ts";
+import { createTlsContext } from "./runtime/sockets.ts";
+import { storeIn } from "./store/store.ts";
 import { BUILTINS } from "../plugins/mod.ts";
 
 /** The program's home: the executable's directory, or the repository when run from source. */
@@ -30,31 +32,15 @@ export function configDirs(explicit?: string): string[] {
   return [...new Set(dirs)];
 }
 
-export function createHost(dirs: readonly string[]): PluginHost {
+export function createHost(dirs: readonly string[]): ServerHost {
   const logger = new Logger(LOGWARN);
   const config = new ConfigDir({ dirs, warn: (m) => logger.log(LOGWARN, m) });
   const lv = config.get("loglevel");
   if (lv !== undefined) logger.level = parseLogLevel(lv) ?? LOGWARN;
-  return new PluginHost(config, logger);
+  return new ServerHost(config, logger, { dns: configuredResolver(), store: storeIn, tls: createTlsContext });
 }
 
 /** Loads `logging` and `plugins` into a new registry. */
-export function loadPlugins(host: PluginHost, generation = 0): Promise<Registry> {
+export function loadPlugins(host: ServerHost, generation = 0): Promise<Registry> {
   return loadRegistry({ host, builtins: BUILTINS, defaultPluginDirs: [join(homeDir(), "plugins")], generation });
-}
-
-/** Routes the host's log calls through `registry`'s logging hooks. */
-export function connectLogging(registry: Registry): void {
-  const chain = registry.chain("logging");
-  const txn = new Transaction();
-  registry.host.logger.sink = chain.length === 0 ? undefined : (level, hook, plugin, message, connId) => {
-    for (const e of chain) {
-      e.plugin.data["conn_id"] = connId;
-      try {
-        const r = (e.fn as (...a: unknown[]) => unknown).call(e.plugin, txn, level, hook, plugin, message);
-        if (r instanceof Promise) r.catch(() => undefined);
-      } catch { /* a broken logger must not break mail */ }
-    }
-    return true;
-  };
 }

@@ -5,17 +5,22 @@
  */
 import * as fs from "node:fs";
 import { parseArgs } from "node:util";
-import * as api from "./plugin_api.ts";
-import { configDirs, connectLogging, createHost, loadPlugins } from "./app.ts";
-import { LOGCRIT, LOGERROR, LOGINFO, LOGNOTICE } from "./core/codes.ts";
+import * as api from "./api/mod.ts";
+import { configDirs, createHost, loadPlugins } from "./app.ts";
+import { LOGCRIT, LOGERROR, LOGINFO, LOGNOTICE } from "./api/codes.ts";
 import { readLimits } from "./core/limits.ts";
+import { connectLogging } from "./core/logging.ts";
+import type { ServerHost } from "./core/server_host.ts";
 import { cleanStaleSpool } from "./core/spool.ts";
 import { DEFAULT_SETTINGS, type DaemonSettings, listenSpecs, readSettingsFile } from "./config/settings.ts";
 import { installPluginModules } from "./runtime/runtime.ts";
 import { SmtpServer } from "./server/server.ts";
-import { scaffold } from "./scaffold.ts";
+import { scaffold } from "./cli/scaffold.ts";
+import { testFiles } from "./cli/test.ts";
+import { writeTypes } from "./cli/types.ts";
+import * as testing from "./testing/mod.ts";
 import { dropPrivileges } from "./server/privileges.ts";
-import { VERSION } from "./version.ts";
+import { VERSION } from "./api/version.ts";
 
 const HELP = `qpsmtpd ${VERSION}: the qpsmtpd SMTP daemon, in one executable
 
@@ -24,6 +29,8 @@ Usage:
   qpsmtpd check [--config DIR] load the config and every plugin; report problems (exit 1 on any)
   qpsmtpd hooks [--config DIR] print each hook's plugin chain, in order
   qpsmtpd new-plugin NAME [DIR] write NAME.ts and NAME_test.ts (a plugin and its test) into DIR
+  qpsmtpd types [DIR]          write the "qpsmtpd" type declarations and a tsconfig.json into DIR
+  qpsmtpd test FILE...         run plugin tests written with "qpsmtpd/testing"
 
 Options (as qpsmtpd-forkserver; defaults may also come from smtpd.yaml in the config dir):
   -l, --listen-address ADDR[:PORT]  address to listen on (repeatable; [v6]:port form) [0.0.0.0]
@@ -81,7 +88,24 @@ async function main(argv: string[]): Promise<void> {
     }
     return;
   }
-  installPluginModules({ qpsmtpd: api as unknown as Record<string, unknown> });
+  if (command === "types") {
+    try {
+      for (const f of writeTypes(positionals[1] ?? ".")) process.stdout.write(`wrote ${f}\n`);
+    } catch (e) {
+      fail((e as Error).message);
+    }
+    return;
+  }
+  installPluginModules({
+    qpsmtpd: api as unknown as Record<string, unknown>,
+    "qpsmtpd/testing": testing as unknown as Record<string, unknown>,
+  });
+  if (command === "test") {
+    const files = positionals.slice(1);
+    if (files.length === 0) fail("test needs at least one FILE");
+    const failed = await testFiles(files, (line) => process.stdout.write(`${line}\n`));
+    process.exit(failed > 0 ? 1 : 0);
+  }
   const dirs = configDirs(values.config);
   const host = createHost(dirs);
 
@@ -116,7 +140,7 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-async function check(host: ReturnType<typeof createHost>, settings: DaemonSettings): Promise<void> {
+async function check(host: ServerHost, settings: DaemonSettings): Promise<void> {
   const problems: string[] = [];
   readLimits(host.configDir, (m) => problems.push(m));
   try {
@@ -128,7 +152,7 @@ async function check(host: ReturnType<typeof createHost>, settings: DaemonSettin
   try {
     const registry = await loadPlugins(host);
     plugins = registry.plugins.length;
-    if (settings.tlsPorts.length > 0 && !registry.find("tls")) problems.push("implicit-TLS ports are set but the tls plugin is not loaded");
+    if (settings.tlsPorts.length > 0 && registry.tlsContext === undefined) problems.push("implicit-TLS ports are set but no plugin offers TLS (load the tls plugin)");
     if (!registry.has("rcpt")) problems.push("no rcpt plugin: every recipient will get 450 (add rcpt_ok)");
     if (!registry.has("queue")) problems.push("no queue plugin: every message will get 451 (add queue/maildir or queue/smtp-forward)");
   } catch (e) {
@@ -141,7 +165,7 @@ async function check(host: ReturnType<typeof createHost>, settings: DaemonSettin
   process.stdout.write(`qpsmtpd check: OK, ${plugins} plugins loaded from ${host.configDir.dirs[0]}\n`);
 }
 
-async function hooks(host: ReturnType<typeof createHost>): Promise<void> {
+async function hooks(host: ServerHost): Promise<void> {
   let registry;
   try {
     registry = await loadPlugins(host);
@@ -153,9 +177,9 @@ async function hooks(host: ReturnType<typeof createHost>): Promise<void> {
   }
 }
 
-async function serve(host: ReturnType<typeof createHost>, settings: DaemonSettings): Promise<void> {
+async function serve(host: ServerHost, settings: DaemonSettings): Promise<void> {
   if (settings.pidFile) claimPidFile(settings.pidFile);
-  const stale = cleanStaleSpool(host.spool_dir());
+  const stale = cleanStaleSpool(host.spoolDir());
   if (stale) host.log(LOGNOTICE, `removed ${stale} spool file(s) left by a process that is gone`, "server");
   let generation = 0;
   let registry;
@@ -165,7 +189,6 @@ async function serve(host: ReturnType<typeof createHost>, settings: DaemonSettin
     fail((e as Error).message);
   }
   connectLogging(registry);
-  host.max_conn_ip = settings.maxFromIp;
   // A plugin's stray asynchronous error (a timer, an event without a handler) is logged, and the
   // server goes on serving: one broken plugin must not take every connection down.
   process.on("uncaughtException", (e) => host.log(LOGCRIT, `uncaught error (a plugin's?): ${e.stack ?? e.message}`, "server"));

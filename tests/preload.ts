@@ -1,7 +1,7 @@
 // As main.ts does at start-up: `import … from "qpsmtpd"` works for plugins loaded from anywhere,
 // and a plugin's own tests can `import { TestSession } from "qpsmtpd/testing"`.
-import * as api from "../src/plugin_api.ts";
-import * as testing from "../src/testing/harness.ts";
+import * as api from "../src/api/mod.ts";
+import * as testing from "../src/testing/mod.ts";
 import { installPluginModules } from "../src/runtime/runtime.ts";
 
 installPluginModules({

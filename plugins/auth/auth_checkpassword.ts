@@ -11,9 +11,9 @@
  * The program gets 15 seconds.
  */
 import { spawn } from "node:child_process";
-import { DECLINED, DENY, LOGERROR, LOGINFO, OK, type Hooks, type Plugin } from "qpsmtpd";
+import { DECLINED, DENY, LOGERROR, LOGINFO, OK, type Hooks, type HookContext } from "qpsmtpd";
 
-function programs(p: Plugin): [string, string] | undefined {
+function programs(p: HookContext): [string, string] | undefined {
   const o = p.options;
   if (o["checkpw"] && o["true"]) return [o["checkpw"], o["true"]];
   const line = p.qp.config("smtpauth-checkpassword");

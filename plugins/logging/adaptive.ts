@@ -9,37 +9,31 @@
  * `-`). Lines outside a connection are written at once at the accept level. At most 2000 lines
  * are kept per connection.
  */
-import { DECLINED, LOGINFO, LOGWARN, parseLogLevel, type Hooks, type Plugin, type PluginHost } from "qpsmtpd";
-import { formatLogLine } from "../../src/core/logger.ts";
+import { DECLINED, formatLogLine, type HookContext, type Hooks, type Init, LOGINFO, LOGWARN, parseLogLevel } from "qpsmtpd";
 
 interface Buffered {
   rejected: boolean;
   lines: Array<[number, string]>;
 }
 
-interface Settings {
+interface Data {
   accept: number;
   reject: number;
   prefix: string;
+  /** Each connection's lines, by connection id. */
   buffers: Map<string, Buffered>;
 }
 
-export function init(this: Plugin, _qp: PluginHost, ...args: string[]): void {
-  const o: Record<string, string> = {};
-  for (let i = 0; i + 1 < args.length; i += 2) o[args[i]!] = args[i + 1]!;
-  this.data["settings"] = {
-    accept: parseLogLevel(o["accept"] ?? "") ?? LOGWARN,
-    reject: parseLogLevel(o["reject"] ?? "") ?? LOGINFO,
-    prefix: o["prefix"] ?? "-",
-    buffers: new Map(),
-  } satisfies Settings;
-}
+export const init: Init<Data> = function () {
+  const o = this.options;
+  this.data.accept = parseLogLevel(o["accept"] ?? "") ?? LOGWARN;
+  this.data.reject = parseLogLevel(o["reject"] ?? "") ?? LOGINFO;
+  this.data.prefix = o["prefix"] ?? "-";
+  this.data.buffers = new Map();
+};
 
-const settings = (p: Plugin): Settings => p.data["settings"] as Settings;
-
-export const hook_logging: Hooks["logging"] = function (_txn, level, hook, plugin, message) {
-  const s = settings(this);
-  const conn = String(this.data["conn_id"] ?? "");
+export const hook_logging: Hooks<Data>["logging"] = function (_txn, level, hook, plugin, message, conn) {
+  const s = this.data;
   const line = formatLogLine(hook, plugin, message, conn);
   if (!conn) {
     if (level <= s.accept) process.stderr.write(line);
@@ -51,8 +45,8 @@ export const hook_logging: Hooks["logging"] = function (_txn, level, hook, plugi
   return DECLINED;
 };
 
-function flush(p: Plugin, done: boolean): void {
-  const s = settings(p);
+function flush(p: HookContext<Data>, done: boolean): void {
+  const s = p.data;
   const id = p.connection.id;
   const b = s.buffers.get(id);
   if (!b) return;
@@ -63,18 +57,18 @@ function flush(p: Plugin, done: boolean): void {
   if (done) s.buffers.delete(id);
 }
 
-export const hook_deny: Hooks["deny"] = function () {
-  const b = settings(this).buffers.get(this.connection.id);
+export const hook_deny: Hooks<Data>["deny"] = function () {
+  const b = this.data.buffers.get(this.connection.id);
   if (b) b.rejected = true;
   return DECLINED;
 };
 
-export const hook_queue_post: Hooks["queue_post"] = function () {
+export const hook_queue_post: Hooks<Data>["queue_post"] = function () {
   flush(this, false);
   return DECLINED;
 };
 
-export const hook_disconnect: Hooks["disconnect"] = function () {
+export const hook_disconnect: Hooks<Data>["disconnect"] = function () {
   flush(this, true);
   return DECLINED;
 };

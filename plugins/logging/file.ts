@@ -13,10 +13,9 @@
  */
 import * as fs from "node:fs";
 import { dirname } from "node:path";
-import { DECLINED, LOGWARN, parseLogLevel, type Hooks, type Plugin, type PluginHost } from "qpsmtpd";
-import { strftime } from "../../src/plugin/strftime.ts";
+import { DECLINED, type Hooks, type Init, LOGWARN, parseLogLevel, strftime } from "qpsmtpd";
 
-interface Settings {
+interface Data {
   level: number;
   path: string;
   tsformat: string;
@@ -27,8 +26,8 @@ interface Settings {
 /** Open files by path, shared by every instance and generation; closed on reload. */
 const files = new Map<string, number>();
 
-export function init(this: Plugin, _qp: PluginHost, ...args: string[]): void {
-  const s: Settings = { level: LOGWARN, path: "", tsformat: "%F %T", nosplit: false, truncate: false };
+export const init: Init<Data> = function (_server, ...args) {
+  const s: Data = { level: LOGWARN, path: "", tsformat: "%F %T", nosplit: false, truncate: false };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === "loglevel") {
@@ -43,8 +42,8 @@ export function init(this: Plugin, _qp: PluginHost, ...args: string[]): void {
   if (!s.path) throw new Error("logging/file needs a file name");
   for (const fd of files.values()) fs.closeSync(fd); // SIGHUP reload: reopen everything
   files.clear();
-  this.data["settings"] = s;
-}
+  Object.assign(this.data, s);
+};
 
 function fdFor(path: string, truncate: boolean): number {
   let fd = files.get(path);
@@ -56,11 +55,10 @@ function fdFor(path: string, truncate: boolean): number {
   return fd;
 }
 
-export const hook_logging: Hooks["logging"] = function (_txn, level, hook, plugin, message) {
-  const s = this.data["settings"] as Settings;
+export const hook_logging: Hooks<Data>["logging"] = function (_txn, level, hook, plugin, message, conn) {
+  const s = this.data;
   if (level > s.level) return DECLINED;
   const now = new Date();
-  const conn = String(this.data["conn_id"] ?? "");
   const path = strftime(s.path, now, conn);
   const text = s.nosplit ? message.replace(/\n/g, " | ") : message;
   const where = `${hook ? `(${hook}) ` : ""}${plugin ? `${plugin}: ` : ""}`;

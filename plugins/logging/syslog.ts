@@ -10,8 +10,7 @@
 import * as dgram from "node:dgram";
 import { isIPv6 } from "node:net";
 import { hostname } from "node:os";
-import { DECLINED, parseLogLevel, type Hooks, type Plugin, type PluginHost } from "qpsmtpd";
-import { strftime } from "../../src/plugin/strftime.ts";
+import { DECLINED, type Hooks, type Init, parseLogLevel, strftime } from "qpsmtpd";
 
 const HOST = hostname().split(".")[0] ?? "localhost";
 
@@ -20,7 +19,7 @@ const FACILITIES: Record<string, number> = {
   LOG_LOCAL0: 16, LOG_LOCAL1: 17, LOG_LOCAL2: 18, LOG_LOCAL3: 19, LOG_LOCAL4: 20, LOG_LOCAL5: 21, LOG_LOCAL6: 22, LOG_LOCAL7: 23,
 };
 
-interface Settings {
+interface Data {
   level: number;
   ident: string;
   facility: number;
@@ -30,9 +29,8 @@ interface Settings {
   sock: dgram.Socket;
 }
 
-export function init(this: Plugin, _qp: PluginHost, ...args: string[]): void {
-  const o: Record<string, string> = {};
-  for (let i = 0; i + 1 < args.length; i += 2) o[args[i]!] = args[i + 1]!;
+export const init: Init<Data> = function () {
+  const o = this.options;
   const level = parseLogLevel(o["loglevel"] ?? "LOGWARN");
   if (level === undefined) throw new Error(`logging/syslog: "${o["loglevel"]}" is not a log level`);
   const facility = FACILITIES[(o["facility"] ?? "LOG_MAIL").toUpperCase().replace(/^(?!LOG_)/, "LOG_")];
@@ -43,7 +41,7 @@ export function init(this: Plugin, _qp: PluginHost, ...args: string[]): void {
   const sock = dgram.createSocket(isIPv6(host) ? "udp6" : "udp4");
   sock.unref();
   sock.on("error", () => undefined);
-  this.data["settings"] = {
+  Object.assign(this.data, {
     level,
     ident: o["ident"] ?? "qpsmtpd",
     facility,
@@ -51,15 +49,14 @@ export function init(this: Plugin, _qp: PluginHost, ...args: string[]): void {
     host,
     port: Number(m[2]),
     sock,
-  } satisfies Settings;
-}
+  } satisfies Data);
+};
 
-export const hook_logging: Hooks["logging"] = function (_txn, level, hook, plugin, message) {
-  const s = this.data["settings"] as Settings;
+export const hook_logging: Hooks<Data>["logging"] = function (_txn, level, hook, plugin, message, conn) {
+  const s = this.data;
   if (level > s.level) return DECLINED;
   const pri = s.facility * 8 + (s.priority ?? Math.max(0, Math.min(7, level)));
   const where = `${hook ? `(${hook}) ` : ""}${plugin ? `${plugin}: ` : ""}`;
-  const conn = String(this.data["conn_id"] ?? "");
   const d = new Date();
   const stamp = `${strftime("%b", d)} ${String(d.getDate()).padStart(2, " ")} ${strftime("%T", d)}`;
   for (const line of message.split("\n")) {

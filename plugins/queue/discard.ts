@@ -5,11 +5,11 @@
  * Hooks: queue. No config, no arguments.
  * Replies: `250 Queued (discarded)`.
  */
-import { LOGINFO, LOGWARN, OK, type Hooks, type Plugin, type PluginHost } from "qpsmtpd";
+import { type Hooks, type Init, LOGINFO, LOGWARN, OK } from "qpsmtpd";
 
-export function register(this: Plugin, qp: PluginHost): void {
-  qp.log(LOGWARN, "queue/discard is loaded: every accepted message will be THROWN AWAY", "register", this.plugin_name());
-}
+export const register: Init = function () {
+  this.log(LOGWARN, "queue/discard is loaded: every accepted message will be THROWN AWAY");
+};
 
 let discarded = 0;
 

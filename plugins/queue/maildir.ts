@@ -4,7 +4,8 @@
  *
  * Hooks: queue.
  * Arguments: `dir [subdir-template [mode]]`.
- *  - `dir`: the Maildir (or the root of the per-recipient Maildirs); created if missing.
+ *  - `dir`: the Maildir (or the root of the per-recipient Maildirs); created at the first
+ *    delivery if missing.
  *  - `subdir-template`: deliver one copy per recipient into `dir/<template>`, where `%l` is the
  *    local part, `%d` the domain and `%u` the whole address. Characters outside
  *    `-A-Za-z0-9+_.,@=` become `_`, and a leading dot too, so an address cannot climb the tree.
@@ -15,10 +16,11 @@
 import * as fs from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { DECLINED, LOGERROR, OK, type Address, type Hooks, type Plugin, type PluginHost, type Transaction } from "qpsmtpd";
+import { type Address, DECLINED, type Hooks, type Init, LOGERROR, OK, type Transaction } from "qpsmtpd";
 
-interface Settings {
+interface Data {
   dir: string;
+  /** Per-recipient sub directory template (`%l`, `%d`, `%u`), if any. */
   template: string | undefined;
   dirMode: number;
   fileMode: number;
@@ -27,17 +29,15 @@ interface Settings {
 let counter = 0;
 const host = hostname().replace(/[^\w.-]/g, "_");
 
-export function register(this: Plugin, _qp: PluginHost, dir?: string, template?: string, mode?: string): void {
+export const register: Init<Data> = function (_server, dir, template, mode) {
   if (!dir) throw new Error("queue/maildir needs the Maildir directory as its first argument");
   if (template !== undefined && !/%[ldu]/.test(template)) {
     throw new Error(`queue/maildir: sub directory template "${template}" has no %l, %d or %u`);
   }
   if (mode !== undefined && !/^[0-7]{3}$/.test(mode)) throw new Error(`queue/maildir: mode "${mode}" is not octal`);
   const dirMode = mode === undefined ? 0o700 : parseInt(mode, 8);
-  const settings: Settings = { dir, template, dirMode, fileMode: dirMode & 0o666 };
-  this.data["settings"] = settings;
-  if (template === undefined) makeMaildir(dir, dirMode);
-}
+  Object.assign(this.data, { dir, template, dirMode, fileMode: dirMode & 0o666 } satisfies Data);
+};
 
 function makeMaildir(dir: string, mode: number): void {
   for (const sub of ["cur", "new", "tmp"]) fs.mkdirSync(join(dir, sub), { recursive: true, mode });
@@ -53,12 +53,13 @@ export function subdirFor(template: string, rcpt: Address): string {
   return template.replace(/%([ldu])/g, (_, k: string) => (k === "l" ? user : k === "d" ? domain : `${user}@${domain}`));
 }
 
-export const hook_queue: Hooks["queue"] = async function (txn) {
-  const s = this.data["settings"] as Settings;
+export const hook_queue: Hooks<Data>["queue"] = async function (txn) {
+  const s = this.data;
   const msgId = (txn.header()?.get("Message-Id", 0) ?? "").replace(/[\r\n].*/s, "");
   try {
     if (s.template === undefined) {
       const delivered = txn.recipients().map((r) => `Delivered-To: ${r.address()}\n`).join("");
+      makeMaildir(s.dir, s.dirMode);
       await writeMessage(txn, s.dir, s.fileMode, delivered);
     } else {
       for (const rcpt of txn.recipients()) {

@@ -10,34 +10,31 @@
  * sender retries and nothing is lost.
  * The content goes out canonical: CRLF line ends, stray CRs replaced, dots stuffed.
  */
-import { DECLINED, DENY, LOGERROR, LOGINFO, OK, type Hooks, type Plugin, type PluginHost, type Result } from "qpsmtpd";
-import { type ClientReply, SmtpClient } from "../../src/net/smtp_client.ts";
+import { type ClientReply, DECLINED, DENY, type HookContext, type Hooks, type Init, LOGERROR, LOGINFO, OK, type Result, SmtpClient } from "qpsmtpd";
 
-export function register(this: Plugin, _qp: PluginHost, host?: string, port?: string): void {
+interface Data {
+  /** The next hop. */
+  host: string;
+  port: number;
+}
+
+export const register: Init<Data> = function (_server, host, port) {
   if (!host) throw new Error("queue/smtp-forward needs the next hop's host as its first argument");
   if (port !== undefined && !/^\d{1,5}$/.test(port)) throw new Error(`queue/smtp-forward: bad port "${port}"`);
-  this.data["host"] = host;
-  this.data["port"] = port === undefined ? 25 : Number(port);
-}
+  this.data.host = host;
+  this.data.port = port === undefined ? 25 : Number(port);
+};
 
 const text = (r: ClientReply): string => `${r.code} ${r.lines.join(" ")}`;
 
-export const hook_queue: Hooks["queue"] = async function (txn): Promise<Result> {
-  const host = this.data["host"] as string;
-  const port = this.data["port"] as number;
+export const hook_queue: Hooks<Data>["queue"] = async function (txn): Promise<Result> {
+  const { host, port } = this.data;
   let client: SmtpClient | undefined;
   try {
-    client = await SmtpClient.connect(host, port);
+    client = await SmtpClient.connect({ host, port }, { signal: this.signal });
     const greeting = await client.read();
     if (greeting.code !== 220) return temp(this, `greeting ${text(greeting)}`);
-    await client.write(`EHLO ${this.qp.me}\r\n`);
-    let ehlo = await client.read();
-    if (ehlo.code >= 500) {
-      await client.write(`HELO ${this.qp.me}\r\n`);
-      ehlo = await client.read();
-    }
-    if (ehlo.code !== 250) return temp(this, `EHLO ${text(ehlo)}`);
-    const caps = new Set(ehlo.lines.slice(1).map((l) => l.split(" ")[0]!.toUpperCase()));
+    const caps = await client.hello(this.qp.me);
     const body = caps.has("8BITMIME") ? " BODY=8BITMIME" : "";
     const rcpts = txn.recipients();
     const commands = [`MAIL FROM:${txn.sender()?.format() ?? "<>"}${body}\r\n`, ...rcpts.map((r) => `RCPT TO:${r.format()}\r\n`), "DATA\r\n"];
@@ -81,7 +78,7 @@ export const hook_queue: Hooks["queue"] = async function (txn): Promise<Result> 
   }
 };
 
-function temp(p: Plugin, why: string): Result {
+function temp(p: HookContext<Data>, why: string): Result {
   p.log(LOGERROR, `forwarding failed, will be retried: ${why}`);
   return DECLINED;
 }

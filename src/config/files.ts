@@ -8,7 +8,7 @@
  */
 import * as fs from "node:fs";
 import { isAbsolute, join } from "node:path";
-import { ConfigError } from "../core/errors.ts";
+import { ConfigError } from "./errors.ts";
 
 /** One value with where it came from. */
 export interface ConfigLine {

@@ -5,8 +5,15 @@
  */
 import * as fs from "node:fs";
 import { parse as parseYaml } from "yaml";
-import { ConfigError } from "../core/errors.ts";
-import type { ListenSpec } from "../server/server.ts";
+import { ConfigError } from "./errors.ts";
+
+/** One listener: an address, a port, and whether TLS comes first (port 465 style). */
+export interface ListenSpec {
+  readonly host: string;
+  readonly port: number;
+  /** Implicit TLS: the handshake comes before the greeting. */
+  readonly tls: boolean;
+}
 
 export interface DaemonSettings {
   /** Addresses to listen on. @default ["0.0.0.0"] */

@@ -1,71 +1,93 @@
 /**
- * What is known about one TCP connection: addresses, greeting, TLS, relay permission, notes.
+ * The engine's connection object: what plugins see as `this.connection`, plus the few changes
+ * only the engine makes (greeting, TLS), reachable through `connectionControl` and nowhere else.
  * @module
  */
-import { Notes } from "./notes.ts";
+import type { Connection } from "../api/connection.ts";
+import { normaliseIp } from "../api/ip.ts";
+import { accessNote, type ConnectionNotes, type NoteValue, notesStore } from "../api/notes.ts";
 
-export interface ConnectionInfo {
-  remote_ip: string;
-  remote_port: number;
-  local_ip: string;
-  local_port: number;
-  remote_host?: string;
-}
-
-/** Strips the `::ffff:` prefix of an IPv4-mapped IPv6 address. */
-export function normaliseIp(ip: string): string {
-  return /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(ip) ? ip.slice(7) : ip;
-}
-
-export class Connection {
+/** Socket addresses of a new connection. */
+export interface Endpoints {
   readonly remote_ip: string;
   readonly remote_port: number;
   readonly local_ip: string;
   readonly local_port: number;
-  /** PTR name, `Unknown` when there is none or it was not looked up. */
-  remote_host: string;
-  /** `helo` or `ehlo` after a successful greeting. */
-  hello: "helo" | "ehlo" | undefined;
-  /** The argument the client gave to HELO/EHLO. */
-  hello_host: string | undefined;
-  #relay = false;
-  /** TLS cipher name once TLS is active. */
-  tls_cipher: string | undefined;
-  readonly #notes = new Notes();
-  /** Unique id for log lines. */
-  readonly id: string;
+}
 
-  constructor(info: ConnectionInfo, id = "") {
-    this.remote_ip = normaliseIp(info.remote_ip);
-    this.remote_port = info.remote_port;
-    this.local_ip = normaliseIp(info.local_ip);
-    this.local_port = info.local_port;
-    this.remote_host = info.remote_host ?? "Unknown";
+/** What only the engine may change on a connection. */
+export interface ConnectionControl {
+  greeted(c: SmtpConnection, verb: "helo" | "ehlo", host: string): void;
+  /** TLS is up: records the cipher and forgets the greeting (RFC 3207). */
+  secured(c: SmtpConnection, cipher: string): void;
+}
+
+let control!: ConnectionControl;
+
+export class SmtpConnection implements Connection {
+  readonly id: string;
+  readonly remote_ip: string;
+  readonly remote_port: number;
+  readonly local_ip: string;
+  readonly local_port: number;
+  remote_host = "Unknown";
+  #hello: "helo" | "ehlo" | undefined;
+  #helloHost: string | undefined;
+  #relay = false;
+  #cipher: string | undefined;
+  readonly #notes = notesStore();
+
+  constructor(endpoints: Endpoints, id: string, tlsCipher?: string) {
     this.id = id;
+    this.remote_ip = normaliseIp(endpoints.remote_ip);
+    this.remote_port = endpoints.remote_port;
+    this.local_ip = normaliseIp(endpoints.local_ip);
+    this.local_port = endpoints.local_port;
+    this.#cipher = tlsCipher;
   }
 
-  /** `remote_host`, as qpsmtpd reports it when there is no ident data. */
+  static {
+    control = {
+      greeted(c, verb, host) {
+        c.#hello = verb;
+        c.#helloHost = host;
+      },
+      secured(c, cipher) {
+        c.#cipher = cipher;
+        c.#hello = undefined;
+        c.#helloHost = undefined;
+      },
+    };
+  }
+
   get remote_info(): string {
     return this.remote_host;
   }
 
-  /** Gets, or sets and returns, whether this client may relay. */
+  get hello(): "helo" | "ehlo" | undefined {
+    return this.#hello;
+  }
+
+  get hello_host(): string | undefined {
+    return this.#helloHost;
+  }
+
   relay_client(value?: boolean): boolean {
     if (value !== undefined) this.#relay = value;
     return this.#relay;
   }
 
-  notes(key: string, ...value: [unknown] | []): unknown {
-    return this.#notes.access(key, value);
-  }
-
   get tls(): boolean {
-    return this.tls_cipher !== undefined;
+    return this.#cipher !== undefined;
   }
 
-  /** Forgets what the client said before STARTTLS (RFC 3207): greeting and notes from it. */
-  forgetHello(): void {
-    this.hello = undefined;
-    this.hello_host = undefined;
+  get tls_cipher(): string | undefined {
+    return this.#cipher;
+  }
+
+  notes<K extends string>(key: K, ...value: [NoteValue<ConnectionNotes, K> | undefined] | []): NoteValue<ConnectionNotes, K> | undefined {
+    return accessNote(this.#notes, key, value) as NoteValue<ConnectionNotes, K> | undefined;
   }
 }
+
+export const connectionControl: ConnectionControl = control;

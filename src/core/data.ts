@@ -3,43 +3,43 @@
  * header hooks, the Received and Authentication-Results headers, data_post and the queue stage.
  * @module
  */
+import { DECLINED, DENY, DENY_DISCONNECT, DENYSOFT, DENYSOFT_DISCONNECT, DONE, LOGERROR, LOGINFO, OK } from "../api/codes.ts";
+import { Header } from "../api/header.ts";
+import { VERSION } from "../api/version.ts";
 import { DataDecoder } from "../smtp/data_decoder.ts";
-import { DECLINED, DENY, DENY_DISCONNECT, DENYSOFT, DENYSOFT_DISCONNECT, DONE, LOGERROR, LOGINFO, OK } from "./codes.ts";
 import { refuse } from "./refusals.ts";
-import { Header } from "./header.ts";
-import type { Session } from "./session.ts";
-import type { Transaction } from "./transaction.ts";
+import { REPLIES } from "./replies.ts";
+import type { SmtpSession } from "./smtp_session.ts";
+import { type SmtpTransaction, transactionControl } from "./transaction.ts";
 
-export async function cmdData(s: Session): Promise<void> {
-  const r = await s.run_hooks("data");
-  const denied = "Message denied";
-  const later = "Message denied temporarily";
-  if (await refuse(s, r, { deny: [554, denied], denysoft: [451, later], denyDisconnect: [554, denied], denysoftDisconnect: [451, later], reset: true })) return;
-  const txn = s.has_transaction() ? s.transaction : undefined;
+export async function cmdData(s: SmtpSession): Promise<void> {
+  const r = await s.runHooks("data");
+  if (await refuse(s, r, REPLIES.dataRefusals)) return;
+  const txn = s.hasTransaction() ? s.transaction : undefined;
   if (!txn?.sender()) {
-    s.respond(503, "MAIL first");
+    s.send(REPLIES.senderFirst);
     return;
   }
   if (txn.recipients().length === 0) {
-    s.respond(503, "RCPT first");
+    s.send(REPLIES.recipientFirst);
     return;
   }
   // RFC 2920: DATA ends a pipelined group; bytes sent before our 354 are a protocol violation
   // and, on a hostile client, the start of a smuggling attempt.
   if (s.input.size > 0) {
-    s.respond(554, "5.5.0 Error: SMTP protocol synchronization");
+    s.send(REPLIES.pipeliningViolation);
     await s.disconnect();
     return;
   }
-  s.respond(354, "go ahead");
+  s.send(REPLIES.goAhead);
   const got = await receive(s, txn);
   if (got === "gone") return;
   if (got !== "ok") {
-    await s.reset_transaction();
-    if (got === "bare") s.respond(550, "5.5.2 Error: bare <CR> or <LF> in message; lines must end in CRLF");
-    else if (got === "big") s.respond(552, "Message too big!");
-    else if (got === "header") s.respond(552, "5.3.4 Message header too large");
-    else if (got === "spool") s.respond(451, "4.3.0 Error writing the message; try again later");
+    await s.resetTransaction();
+    if (got === "bare") s.send(REPLIES.bareNewlineInData);
+    else if (got === "big") s.send(REPLIES.messageTooBig);
+    else if (got === "header") s.send(REPLIES.headerTooBig);
+    else if (got === "spool") s.send(REPLIES.spoolWriteFailed);
     return;
   }
   await finishMessage(s, txn);
@@ -48,24 +48,24 @@ export async function cmdData(s: Session): Promise<void> {
 type Received = "ok" | "bare" | "big" | "header" | "spool" | "gone";
 
 /** Reads the message up to the real end of data. The client is always read to the end. */
-async function receive(s: Session, txn: Transaction): Promise<Received> {
+async function receive(s: SmtpSession, txn: SmtpTransaction): Promise<Received> {
   const dec = new DataDecoder(s.limits.databytes > 0 ? s.limits.databytes : Infinity);
-  const started = Date.now();
+  const started = s.clock.now();
   let raw = 0;
   let header: Buffer | undefined = Buffer.alloc(0);
   let headerTooBig = false;
   let spoolError: Error | undefined;
   for (;;) {
     if (s.input.size === 0) {
-      const elapsed = (Date.now() - started) / 1000;
+      const elapsed = (s.clock.now() - started) / 1000;
       if (s.limits.dataRateMin > 0 && elapsed > s.limits.dataRateGrace && raw / elapsed < s.limits.dataRateMin) {
         s.log(LOGINFO, `DATA slower than ${s.limits.dataRateMin} bytes/s, closing`);
-        await s.abort("4.4.2 DATA too slow, closing connection");
+        await s.abort(REPLIES.dataTooSlow);
         return "gone";
       }
-      if (!(await s.waitInput(Date.now() + s.limits.dataTimeout * 1000))) {
+      if (!(await s.waitInput(s.clock.now() + s.limits.dataTimeout * 1000))) {
         if (!s.closed) {
-          s.respond(451, "Incomplete DATA");
+          s.send(REPLIES.incompleteData);
           await s.disconnect();
         }
         return "gone";
@@ -83,14 +83,14 @@ async function receive(s: Session, txn: Transaction): Promise<Received> {
           headerTooBig = true;
         } else if (end) {
           txn.header(Header.parse(header.toString("latin1", 0, end.header)));
-          txn.set_body_start(end.body);
+          transactionControl.setBodyStart(txn, end.body);
           header = undefined;
           if (!(await headersEnd(s))) return "gone";
         }
       }
       if (!headerTooBig && !spoolError) {
         try {
-          txn.body_write(r.content);
+          transactionControl.write(txn, r.content);
         } catch (e) {
           // Keep reading to the real end so no message bytes are taken for commands.
           spoolError = e as Error;
@@ -111,7 +111,7 @@ async function receive(s: Session, txn: Transaction): Promise<Received> {
     // The data ended inside the header block: all of it is header, the body is empty.
     const end = headerEnd(Buffer.concat([header, Buffer.from("\n\n")]))!;
     txn.header(Header.parse(header.toString("latin1", 0, Math.min(end.header, header.length))));
-    txn.set_body_start(Math.min(end.body, header.length));
+    transactionControl.setBodyStart(txn, Math.min(end.body, header.length));
     if (!(await headersEnd(s))) return "gone";
   }
   return "ok";
@@ -138,24 +138,24 @@ function headerEnd(buf: Buffer): { header: number; body: number } | undefined {
 }
 
 /** Fires data_headers_end; returns false when a plugin ended the session. */
-async function headersEnd(s: Session): Promise<boolean> {
-  const r = await s.run_hooks("data_headers_end");
+async function headersEnd(s: SmtpSession): Promise<boolean> {
+  const r = await s.runHooks("data_headers_end");
   if (r.code === DENY_DISCONNECT) {
-    s.reply(554, r, "Message denied");
+    s.send(REPLIES.headersEndDenied, r.msg);
     await s.disconnect();
     return false;
   }
   if (r.code === DENYSOFT_DISCONNECT) {
-    s.reply(421, r, "Message denied temporarily");
+    s.send(REPLIES.headersEndDeferred, r.msg);
     await s.disconnect();
     return false;
   }
   return true;
 }
 
-async function finishMessage(s: Session, txn: Transaction): Promise<void> {
+async function finishMessage(s: SmtpSession, txn: SmtpTransaction): Promise<void> {
   const header = txn.header() ?? txn.header(new Header())!;
-  await s.run_hooks("data_post_headers");
+  await s.runHooks("data_post_headers");
   const authservId = s.config("me-auth-results") ?? s.me;
   if (authservId !== "none" && !dkimCoversAuthResults(header)) {
     header.rename("Authentication-Results", "Original-Authentication-Results");
@@ -163,72 +163,70 @@ async function finishMessage(s: Session, txn: Transaction): Promise<void> {
   header.add("Received", await receivedLine(s), 0);
   if (authservId !== "none") header.add("Authentication-Results", authResults(s, txn, authservId), 0);
 
-  const post = await s.run_hooks("data_post");
+  const post = await s.runHooks("data_post");
   if (post.code === DONE) {
-    await s.reset_transaction();
+    await s.resetTransaction();
     return;
   }
-  const denied = "Message denied";
-  const later = "Message denied temporarily";
-  if (await refuse(s, post, { deny: [552, denied], denysoft: [452, later], denyDisconnect: [552, denied], denysoftDisconnect: [452, later], reset: true })) return;
+  if (await refuse(s, post, REPLIES.dataPostRefusals)) return;
   await queue(s);
 }
 
-async function queue(s: Session): Promise<void> {
-  const pre = await s.run_hooks("queue_pre");
+async function queue(s: SmtpSession): Promise<void> {
+  const pre = await s.runHooks("queue_pre");
   if (pre.code === DONE) {
-    await s.reset_transaction();
+    await s.resetTransaction();
     return;
   }
-  if (pre.code !== OK && pre.code !== DECLINED && pre.code !== 0) {
-    s.log(LOGERROR, `queue_pre returned an illegal value ${pre.code}`);
-    s.reply(451, pre, "Queuing declined or disabled; try again later");
-    await s.reset_transaction();
+  if (pre.timedOut || (pre.code !== OK && pre.code !== DECLINED && pre.code !== 0)) {
+    if (!pre.timedOut) s.log(LOGERROR, `queue_pre returned an illegal value ${pre.code}`);
+    s.send(REPLIES.queueDeclined, pre.msg);
+    await s.resetTransaction();
     return;
   }
-  const r = await s.run_hooks("queue");
-  switch (r.code) {
+  const r = await s.runHooks("queue");
+  switch (r.timedOut ? DECLINED : r.code) {
     case OK:
-      s.reply(250, r, "Queued");
+      s.send(REPLIES.queued, r.msg);
       break;
     case DENY:
-      s.reply(552, r, "Message denied");
+      s.send(REPLIES.queueDenied, r.msg);
       break;
     case DENYSOFT:
-      s.reply(452, r, "Message denied temporarily");
+      s.send(REPLIES.queueDeferred, r.msg);
       break;
     case DONE:
       break;
     default:
-      s.reply(451, r, "Queuing declined or disabled; try again later");
+      s.send(REPLIES.queueDeclined, r.msg);
   }
-  const post = await s.run_hooks("queue_post");
+  const post = await s.runHooks("queue_post");
   if (post.code !== OK && post.code !== 0 && post.code !== DECLINED) {
     s.log(LOGERROR, `queue_post: ${post.msg.join(" ")}`);
   }
-  await s.reset_transaction();
+  await s.resetTransaction();
 }
 
-async function receivedLine(s: Session): Promise<string> {
+async function receivedLine(s: SmtpSession): Promise<string> {
   const c = s.connection;
   let proto = c.hello === "helo" ? "SMTP" : "ESMTP";
   if (c.tls) proto += "S";
   if (s.authenticated()) proto += "A";
-  const authHeader = s.authenticated() ? `(smtp-auth username ${s.auth_user}, mechanism ${s.auth_mechanism})` : "";
+  const authHeader = s.authenticated() ? `(smtp-auth username ${s.authUser}, mechanism ${s.authMechanism})` : "";
   const sslHeader = c.tls ? `(${c.tls_cipher} encrypted)` : "";
-  const r = await s.run_hooks("received_line", proto, authHeader, sslHeader);
+  const r = await s.runHooks("received_line", proto, authHeader, sslHeader);
   if (r.code === OK && r.msg.length) return r.msg.join("\n");
   const helo = (c.hello_host ?? "").replace(/[^\x21-\x7e]/g, "?");
-  return `from ${c.remote_info} (HELO ${helo}) (${c.remote_ip})\n by ${s.me} (qpsmtpd/${s.version}) with ${proto}${
+  return `from ${c.remote_info} (HELO ${helo}) (${c.remote_ip})\n by ${s.me} (qpsmtpd/${VERSION}) with ${proto}${
     sslHeader ? ` ${sslHeader}` : ""
-  }; ${rfc2822Date(new Date())}`;
+  }; ${rfc2822Date(new Date(s.clock.now()))}`;
 }
 
-function authResults(s: Session, txn: Transaction, authservId: string): string {
+function authResults(s: SmtpSession, txn: SmtpTransaction, authservId: string): string {
   const parts = [authservId];
-  parts.push(s.authenticated() ? `auth=pass (${s.auth_mechanism?.toLowerCase()}) smtp.auth=${s.auth_user}` : "auth=none");
+  parts.push(s.authenticated() ? `auth=pass (${s.authMechanism?.toLowerCase()}) smtp.auth=${s.authUser}` : "auth=none");
   for (const more of [s.connection.notes("authentication_results"), txn.notes("authentication_results")]) {
-    if (typeof more === "string" && more) parts.push(more);
+    if (more) parts.push(more);
   }
   return parts.join("; ");
 }

@@ -1,15 +1,17 @@
 /**
  * Runs a hook chain the way qpsmtpd does: in order until a plugin returns anything but
  * DECLINED; a throw or an invalid value is logged and the plugin skipped; every result is noted
- * under the plugin's name and reported to the `deny`/`ok` hooks.
+ * under the plugin's name and reported to the `deny`/`ok` hooks. Each call has a time limit: a
+ * call that does not settle in time is logged and counts as DECLINED, except in the queue
+ * stage, where it ends the chain so the message is refused for now (451).
  * @module
  */
-import { DECLINED, DENY, DENY_DISCONNECT, DENYSOFT, DENYSOFT_DISCONNECT, isReturnCode, LOGCRIT, LOGDEBUG, LOGERROR, return_code } from "./codes.ts";
-import type { HookArgs, HookName } from "./hooks.ts";
-import type { Transaction } from "./transaction.ts";
+import { DECLINED, DENY, DENY_DISCONNECT, DENYSOFT, DENYSOFT_DISCONNECT, isReturnCode, LOGCRIT, LOGDEBUG, LOGERROR, return_code } from "../api/codes.ts";
+import type { HookArgs, HookName } from "../api/hooks.ts";
+import type { Transaction } from "../api/transaction.ts";
 import { splitLines } from "../smtp/reply.ts";
-import type { Plugin } from "../plugin/plugin.ts";
-import type { Registry } from "../plugin/registry.ts";
+import { callControl, type HookSession, ServerCall, SessionCall } from "./hook_context.ts";
+import type { HookEntry, Registry } from "./registry.ts";
 
 /** The chain's answer: the deciding code (0 when no plugin is registered, DECLINED when all declined). */
 export interface Outcome {
@@ -19,40 +21,45 @@ export interface Outcome {
   readonly value?: unknown;
   /** Name of the deciding plugin. */
   readonly plugin?: string;
+  /** The deciding plugin did not answer in time (queue stage only; elsewhere the chain goes on). */
+  readonly timedOut?: boolean;
 }
 
-export interface RunContext {
+/** A session whose hooks run: plugins' contexts, plus where each plugin's return code is noted. */
+export interface RunnerSession extends HookSession {
+  /** Stores `notes(<plugin>).hook_<hook>.return`, in the transaction when there is one. */
+  recordReturn(plugin: string, hook: HookName, code: number): void;
+}
+
+export interface HookRun {
   readonly registry: Registry;
-  /** The `this` for a plugin's hook call. */
-  view(plugin: Plugin, hook: HookName): Plugin;
+  /** The session the hooks run for; undefined for hooks outside a session. */
+  readonly session?: RunnerSession;
   log(level: number, message: string, hook: string, plugin: string): void;
-  /** Where per-plugin return notes go: the transaction if there is one. */
-  notesFor(plugin: string, hook: string, code: number): void;
 }
 
 const NO_HOOKS: Outcome = { code: 0, msg: [] };
 const DENY_CODES = new Set<number>([DENY, DENYSOFT, DENY_DISCONNECT, DENYSOFT_DISCONNECT]);
+/** Where a call that does not answer must not let the message through to the next plugin. */
+const STOP_ON_TIMEOUT = new Set<HookName>(["queue_pre", "queue"]);
+const TIMED_OUT = Symbol("timed out");
+const THREW = Symbol("threw");
 
-export async function runHooks<H extends HookName>(
-  ctx: RunContext,
-  hook: H,
-  txn: Transaction,
-  args: HookArgs[H],
-): Promise<Outcome> {
-  const chain = ctx.registry.chain(hook);
+export async function runHooks<H extends HookName>(run: HookRun, hook: H, txn: Transaction, args: HookArgs[H]): Promise<Outcome> {
+  const registry = run.registry;
+  const chain = registry.chain(hook);
   if (chain.length === 0) return NO_HOOKS;
   for (const entry of chain) {
-    const name = entry.plugin.plugin_name();
-    let raw: unknown;
-    try {
-      raw = await (entry.fn as (...a: unknown[]) => unknown).call(ctx.view(entry.plugin, hook), txn, ...args);
-    } catch (e) {
-      ctx.log(LOGCRIT, `FATAL PLUGIN ERROR [${name}]: ${e instanceof Error ? e.stack ?? e.message : String(e)}`, hook, name);
+    const name = entry.plugin.escapedName;
+    const raw = await call(run, entry, hook, txn, args);
+    if (raw === THREW) continue;
+    if (raw === TIMED_OUT) {
+      if (STOP_ON_TIMEOUT.has(hook)) return { code: DECLINED, msg: [], plugin: name, timedOut: true };
       continue;
     }
     const r = normalise(raw);
     if (!r) {
-      ctx.log(LOGERROR, `plugin ${name} returned an invalid value for ${hook}: ${safeString(raw)}`, hook, name);
+      run.log(LOGERROR, `plugin ${name} returned an invalid value for ${hook}: ${safeString(raw)}`, hook, name);
       continue;
     }
     if (hook === "logging" || hook === "deny" || hook === "ok") {
@@ -60,13 +67,43 @@ export async function runHooks<H extends HookName>(
       return { ...r, plugin: name };
     }
     // Built only when someone listens: this runs for every plugin on every command.
-    if (ctx.registry.host.logger.wants(LOGDEBUG)) ctx.log(LOGDEBUG, `${return_code(r.code)} ${r.msg.join(" ")}`.trimEnd(), hook, name);
-    ctx.notesFor(name, hook, r.code);
+    if (registry.host.logger.wants(LOGDEBUG)) run.log(LOGDEBUG, `${return_code(r.code)} ${r.msg.join(" ")}`.trimEnd(), hook, name);
+    run.session?.recordReturn(name, hook, r.code);
     const audit = DENY_CODES.has(r.code) ? "deny" : "ok";
-    if (ctx.registry.has(audit)) await runHooks(ctx, audit, txn, [name, r.code, r.msg]);
+    if (registry.has(audit)) await runHooks(run, audit, txn, [name, r.code, r.msg]);
     if (r.code !== DECLINED) return { ...r, plugin: name };
   }
   return { code: DECLINED, msg: [] };
+}
+
+/** Calls one plugin with its time limit; a throw or a timeout is logged here. */
+async function call(run: HookRun, entry: HookEntry, hook: HookName, txn: Transaction, args: readonly unknown[]): Promise<unknown> {
+  const plugin = entry.plugin;
+  const ctx = run.session ? new SessionCall(plugin, hook, run.session) : new ServerCall(plugin, hook);
+  let timer: { cancel(): void } | undefined;
+  try {
+    const raw: unknown = (entry.fn as (...a: unknown[]) => unknown).call(ctx, txn, ...args);
+    if (!isThenable(raw) || plugin.timeoutMs <= 0) return await raw;
+    const late = new Promise<typeof TIMED_OUT>((resolve) => {
+      timer = run.registry.host.clock.after(plugin.timeoutMs, () => resolve(TIMED_OUT));
+    });
+    const r = await Promise.race([raw, late]);
+    if (r === TIMED_OUT) {
+      const why = `plugin ${plugin.escapedName} did not answer hook ${hook} within ${plugin.timeoutMs / 1000}s`;
+      run.log(LOGERROR, `${why}; ${STOP_ON_TIMEOUT.has(hook) ? "the message is refused for now" : "going on as if it declined"}`, hook, plugin.escapedName);
+      callControl.abort(ctx, why);
+    }
+    return r;
+  } catch (e) {
+    run.log(LOGCRIT, `FATAL PLUGIN ERROR [${plugin.escapedName}]: ${e instanceof Error ? e.stack ?? e.message : String(e)}`, hook, plugin.escapedName);
+    return THREW;
+  } finally {
+    timer?.cancel();
+  }
+}
+
+function isThenable(x: unknown): x is PromiseLike<unknown> {
+  return typeof x === "object" && x !== null && typeof (x as { then?: unknown }).then === "function";
 }
 
 function normalise(raw: unknown): { code: number; msg: string[]; value?: unknown } | undefined {

@@ -4,7 +4,7 @@
  * @module
  */
 import type { ConfigDir } from "../config/files.ts";
-import { ConfigError } from "./errors.ts";
+import { ConfigError } from "../config/errors.ts";
 
 export interface Limits {
   /** `max_line_length`: bytes in a command line, CRLF excluded. @default 2048 */

@@ -3,6 +3,7 @@
  * below `loglevel` go to stderr as `PID (hook) plugin: message`.
  * @module
  */
+import { formatLogLine } from "../api/log_line.ts";
 
 export type LogSink = (level: number, hook: string, plugin: string, message: string, connId: string) => boolean;
 
@@ -34,9 +35,4 @@ export class Logger {
     }
     if (level <= this.level) process.stderr.write(formatLogLine(hook, plugin, message, connId));
   }
-}
-
-export function formatLogLine(hook: string, plugin: string, message: string, connId: string): string {
-  const where = `${hook ? `(${hook}) ` : ""}${plugin ? `${plugin}: ` : ""}`;
-  return `${process.pid}${connId ? ` ${connId}` : ""} ${where}${message}\n`;
 }

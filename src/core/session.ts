@@ -1,32 +1,38 @@
 /**
  * One SMTP session, independent of sockets: bytes come in through `feed`, replies go out through
  * a Transport. It owns framing, limits, timeouts and the connection-level state; the commands
- * themselves live in `commands.ts`, `data.ts` and `auth.ts`.
+ * live in `commands.ts`, `data.ts` and `auth.ts`, and plugins see the session through
+ * `PluginSession` (`api`).
  * @module
  */
-import type { SecureContext } from "node:tls";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import type { Address } from "../smtp/address.ts";
-import { InputBuffer } from "../smtp/input.ts";
+import type { Address } from "../api/address.ts";
+import { DENY, DENY_DISCONNECT, DENYSOFT, DENYSOFT_DISCONNECT, DONE, LOGERROR, LOGINFO, LOGWARN, OK } from "../api/codes.ts";
+import type { HookArgs, HookName } from "../api/hooks.ts";
+import type { Session as PublicSession } from "../api/session.ts";
+import { VERSION } from "../api/version.ts";
 import { isForbiddenCommand, isVerb, splitCommand } from "../smtp/command.ts";
+import { InputBuffer } from "../smtp/input.ts";
 import { formatReply, splitLines } from "../smtp/reply.ts";
-import type { Registry } from "../plugin/registry.ts";
-import type { Plugin } from "../plugin/plugin.ts";
-import { DENY, DENY_DISCONNECT, DENYSOFT, DENYSOFT_DISCONNECT, DONE, LOGERROR, LOGINFO, LOGWARN, OK } from "./codes.ts";
-import { Connection, type ConnectionInfo } from "./connection.ts";
-import type { HookArgs, HookName } from "./hooks.ts";
-import { type Outcome, runHooks, type RunContext } from "./hook_runner.ts";
-import type { SessionApi } from "./session_api.ts";
-import { Transaction } from "./transaction.ts";
+import { type Clock, sleep } from "./clock.ts";
 import { COMMANDS } from "./commands.ts";
-import { readLimits, type Limits } from "./limits.ts";
+import { connectionControl, type Endpoints, SmtpConnection } from "./connection.ts";
+import { SessionCall } from "./hook_context.ts";
+import { type HookRun, type Outcome, runHooks, type RunnerSession } from "./hook_runner.ts";
+import { type Limits, readLimits } from "./limits.ts";
+import { PluginSession } from "./plugin_session.ts";
+import type { Registry } from "./registry.ts";
+import { REPLIES, type Reply, replyLines } from "./replies.ts";
+import type { ServerHost } from "./server_host.ts";
+import type { SmtpSession } from "./smtp_session.ts";
+import { SmtpTransaction, transactionControl } from "./transaction.ts";
 
-/** Where replies go and how the connection is upgraded or closed; the server implements it on a socket. */
+/** Where replies go and how the connection is upgraded or closed; the runtime implements it on a socket. */
 export interface Transport {
   write(data: string): void;
-  /** Upgrades to TLS after the 220 was flushed; resolves with the cipher name. */
-  startTls(context: SecureContext): Promise<string>;
+  /** Upgrades to TLS with `context` after the 220 was flushed; resolves with the cipher name. */
+  startTls(context: unknown): Promise<string>;
   /** Flushes pending output and closes. */
   close(): void;
   /** Stops reading from the client until `resume` (back-pressure). */
@@ -37,7 +43,7 @@ export interface Transport {
 export interface SessionOptions {
   readonly registry: Registry;
   readonly transport: Transport;
-  readonly info: ConnectionInfo;
+  readonly endpoints: Endpoints;
   readonly id?: string;
   /** Cipher name when the connection arrived over implicit TLS. */
   readonly tlsCipher?: string;
@@ -46,14 +52,17 @@ export interface SessionOptions {
 /** Input held before reading from the client pauses. */
 const HIGH_WATER = 256 * 1024;
 
-export class Session implements SessionApi, RunContext {
+export class Session implements SmtpSession, RunnerSession {
   readonly registry: Registry;
-  readonly connection: Connection;
+  readonly host: ServerHost;
+  readonly clock: Clock;
+  readonly connection: SmtpConnection;
   readonly limits: Limits;
-  /** @internal */ readonly input = new InputBuffer();
-  /** @internal */ readonly transport: Transport;
-  #txn: Transaction | undefined;
-  readonly #views = new Map<Plugin, Plugin>();
+  readonly input = new InputBuffer();
+  /** What plugins see as `this.qp`. */
+  readonly api: PublicSession;
+  readonly #transport: Transport;
+  #txn: SmtpTransaction | undefined;
   #wake: (() => void) | undefined;
   #eof = false;
   #closed = false;
@@ -62,24 +71,32 @@ export class Session implements SessionApi, RunContext {
   #out = "";
   #errors = 0;
   #lastCode = 0;
+  /** Config names whose config hooks are running: a hook that reads config gets the files. */
+  readonly #inConfigHook = new Set<string>();
   /** Set by SIGTERM handling: finish the current transaction, then say goodbye. */
   #draining = false;
-  /** @internal */ authAdvertised = false;
-  auth_user: string | undefined;
-  auth_mechanism: string | undefined;
-  command_counter = 0;
+  /** Replies carry enhanced status codes (RFC 2034); off until ENHANCEDSTATUSCODES is spoken. */
+  readonly enhancedCodes = false;
+  authAdvertised = false;
+  authUser: string | undefined;
+  authMechanism: string | undefined;
+  commandCounter = 0;
   /** Called whenever the session blocks waiting for the client (the test harness uses it). */
   onIdle: (() => void) | undefined;
   /** Resolves when the session has ended. */
   readonly done: Promise<void>;
   #resolveDone!: () => void;
+  readonly #run: HookRun;
 
   constructor(opts: SessionOptions) {
     this.registry = opts.registry;
-    this.transport = opts.transport;
-    this.connection = new Connection(opts.info, opts.id ?? randomBytes(4).toString("hex"));
-    if (opts.tlsCipher) this.connection.tls_cipher = opts.tlsCipher;
-    this.limits = readLimits(this.registry.host.configDir, (m) => this.log(LOGERROR, m));
+    this.host = opts.registry.host;
+    this.clock = this.host.clock;
+    this.#transport = opts.transport;
+    this.connection = new SmtpConnection(opts.endpoints, opts.id ?? randomBytes(4).toString("hex"), opts.tlsCipher);
+    this.limits = readLimits(this.host.configDir, (m) => this.log(LOGERROR, m));
+    this.api = new PluginSession(this);
+    this.#run = { registry: this.registry, session: this, log: (l, m, h, p) => this.log(l, m, h, p) };
     this.done = new Promise((r) => (this.#resolveDone = r));
   }
 
@@ -91,7 +108,7 @@ export class Session implements SessionApi, RunContext {
     this.input.push(chunk);
     if (this.input.size > HIGH_WATER && !this.#paused) {
       this.#paused = true;
-      this.transport.pause();
+      this.#transport.pause();
     }
     this.#wakeUp();
   }
@@ -109,18 +126,17 @@ export class Session implements SessionApi, RunContext {
   }
 
   /**
-   * Waits for more input until `deadline` (epoch ms). Returns false when the client went away
-   * or the deadline passed (then the session has answered 421 and is closing).
-   * @internal
+   * Waits for more input until `deadline` (epoch ms on the session's clock). Returns false when
+   * the client went away or the deadline passed (then the session has answered 421 and is closing).
    */
   async waitInput(deadline: number): Promise<boolean> {
     this.flush();
     if (this.#paused) {
       this.#paused = false;
-      this.transport.resume();
+      this.#transport.resume();
     }
     if (this.#eof || this.#closed) return false;
-    const ms = deadline - Date.now();
+    const ms = deadline - this.clock.now();
     if (ms <= 0) return this.#timedOut();
     this.onIdle?.();
     if (!(await this.#sleep(ms))) return this.#timedOut();
@@ -129,17 +145,17 @@ export class Session implements SessionApi, RunContext {
 
   #timedOut(): false {
     this.log(LOGINFO, "timeout, closing connection");
-    this.respond(421, "4.4.2 Connection timed out, closing");
+    this.send(REPLIES.commandTimeout);
     void this.disconnect();
     return false;
   }
 
-  /** A per-command deadline from `timeoutsmtpd`/`timeout`. @internal */
+  /** A per-command deadline from `timeoutsmtpd`/`timeout`. */
   commandDeadline(): number {
-    return Date.now() + this.limits.commandTimeout * 1000;
+    return this.clock.now() + this.limits.commandTimeout * 1000;
   }
 
-  /** Reads one line (CRLF stripped) for a command or an AUTH continuation. @internal */
+  /** Reads one line (CRLF stripped) for a command or an AUTH continuation. */
   async nextLine(max: number, deadline = this.commandDeadline()): Promise<string | undefined> {
     for (;;) {
       if (this.#closed) return undefined;
@@ -148,16 +164,16 @@ export class Session implements SessionApi, RunContext {
         case "line":
           return r.text;
         case "bare_lf":
-          this.respond(500, "5.5.2 Error: bare <LF> received; lines must end in CRLF");
+          this.send(REPLIES.bareLf);
           await this.disconnect();
           return undefined;
         case "too_long":
-          this.respond(500, "5.5.2 Error: line too long");
+          this.send(REPLIES.lineTooLong);
           if (this.#countError()) return undefined;
           continue;
         case "need_more":
           if (this.input.looksLikeTls()) {
-            this.respond(500, "5.5.2 Error: TLS handshake on a plaintext port; use STARTTLS");
+            this.send(REPLIES.tlsOnPlainPort);
             await this.disconnect();
             return undefined;
           }
@@ -171,7 +187,7 @@ export class Session implements SessionApi, RunContext {
   }
 
   /** Waits up to `ms` for the client to send anything; true if it did (earlytalker). */
-  async input_pending(ms: number): Promise<boolean> {
+  async inputPending(ms: number): Promise<boolean> {
     if (this.input.size > 0) return true;
     if (this.#eof || this.#closed) return false;
     this.flush();
@@ -179,47 +195,46 @@ export class Session implements SessionApi, RunContext {
   }
 
   /** Sleeps until input, end of input, drain or close wakes us (true), or `ms` passes (false). */
-  async #sleep(ms: number): Promise<boolean> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const woke = await new Promise<boolean>((resolve) => {
-      this.#wake = () => resolve(true);
-      timer = setTimeout(() => resolve(false), ms);
-    });
-    clearTimeout(timer);
-    this.#wake = undefined;
-    return woke;
+  #sleep(ms: number): Promise<boolean> {
+    const s = sleep(this.clock, ms);
+    this.#wake = s.wake;
+    return s.promise;
   }
 
-  read_line(): Promise<string | undefined> {
+  readLine(): Promise<string | undefined> {
     return this.nextLine(this.limits.authLineLength);
   }
 
   // ---- output ---------------------------------------------------------------------------
 
+  /** Writes a reply from the table; `text` (a plugin's lines) replaces its own text. */
+  send(reply: Reply, text?: readonly string[]): void {
+    this.#write(reply.code, replyLines(reply, text, this.enhancedCodes));
+  }
+
+  /** Writes a reply a plugin composed itself. */
   respond(code: number, ...lines: string[]): void {
+    this.#write(code, splitLines(lines));
+  }
+
+  #write(code: number, lines: readonly string[]): void {
     if (this.#closed) return;
     this.#lastCode = code;
-    this.#out += formatReply(code, splitLines(lines));
+    this.#out += formatReply(code, lines);
     if (this.#out.length > 65536) this.flush();
   }
 
-  /** Replies with a hook's message lines, or the default text when it gave none. @internal */
-  reply(code: number, outcome: Outcome, ...fallback: string[]): void {
-    this.respond(code, ...(outcome.msg.length ? outcome.msg : fallback));
-  }
-
-  /** @internal */
   flush(): void {
     if (this.#out === "" || this.#closed) return;
     const out = this.#out;
     this.#out = "";
-    this.transport.write(out);
+    this.#transport.write(out);
   }
 
   /** Counts an error reply; past `max_errors` the session ends. Returns true when it ended. */
   #countError(): boolean {
     if (++this.#errors <= this.limits.maxErrors) return false;
-    this.respond(421, "4.7.0 Too many errors, closing connection");
+    this.send(REPLIES.tooManyErrors);
     void this.disconnect();
     return true;
   }
@@ -229,15 +244,15 @@ export class Session implements SessionApi, RunContext {
   /** Runs the session to its end: connect hooks, greeting, then commands. */
   async run(): Promise<void> {
     try {
-      const r = await this.run_hooks("connect");
+      const r = await this.runHooks("connect");
       if (r.code === DENY || r.code === DENY_DISCONNECT) {
-        this.reply(550, r, "Connection from you denied, bye bye.");
+        this.send(REPLIES.connectDenied, r.msg);
         await this.disconnect();
       } else if (r.code === DENYSOFT || r.code === DENYSOFT_DISCONNECT) {
-        this.reply(450, r, "Connection from you temporarily denied, bye bye.");
+        this.send(REPLIES.connectDeferred, r.msg);
         await this.disconnect();
       } else if (r.code !== DONE) {
-        this.respond(220, this.greeting());
+        this.send(REPLIES.greeting(this.greeting()));
       }
       while (!this.#closed) {
         const line = await this.nextLine(this.limits.lineLength);
@@ -246,27 +261,27 @@ export class Session implements SessionApi, RunContext {
       }
     } catch (e) {
       this.log(LOGERROR, `session failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
-      this.respond(451, "4.3.0 Internal error - try again later");
+      this.send(REPLIES.internalError);
     } finally {
       await this.#finish();
     }
   }
 
   async #dispatch(line: string): Promise<void> {
-    this.command_counter++;
+    this.commandCounter++;
     if (line.includes("\0")) {
-      this.respond(500, "5.5.2 Error: NUL character in command");
+      this.send(REPLIES.nulInCommand);
       this.#countError();
       return;
     }
     if (line.includes("\r")) {
-      this.respond(501, "5.5.2 Syntax error: bare <CR> in command");
+      this.send(REPLIES.bareCrInCommand);
       this.#countError();
       return;
     }
     if (isForbiddenCommand(line)) {
       this.log(LOGWARN, `non-SMTP command "${line.slice(0, 40)}", closing connection`);
-      this.respond(554, "5.5.1 Error: not an SMTP command, closing connection");
+      this.send(REPLIES.notSmtp);
       await this.disconnect();
       return;
     }
@@ -278,7 +293,7 @@ export class Session implements SessionApi, RunContext {
       else await this.#unrecognized(verb, rest);
     } catch (e) {
       this.log(LOGERROR, `command '${verb}' failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
-      this.respond(451, `Internal error - try again later - command '${verb}' failed unexpectedly`);
+      this.send(REPLIES.commandFailed(verb));
       // After a failure inside DATA the input may be mid-message: never read it as commands.
       if (verb === "data") await this.disconnect();
     }
@@ -286,22 +301,22 @@ export class Session implements SessionApi, RunContext {
   }
 
   async #unrecognized(verb: string, rest: string): Promise<void> {
-    const r = await this.run_hooks("unrecognized_command", verb, rest);
+    const r = await this.runHooks("unrecognized_command", verb, rest);
     if (r.code === DENY_DISCONNECT) {
-      this.reply(521, r, "Unrecognized command");
+      this.send(REPLIES.unrecognizedDisconnect, r.msg);
       await this.disconnect();
-    } else if (r.code === DENY) this.reply(500, r, "Unrecognized command");
-    else if (r.code !== DONE) this.respond(500, "Unrecognized command");
+    } else if (r.code === DENY) this.send(REPLIES.unrecognized, r.msg);
+    else if (r.code !== DONE) this.send(REPLIES.unrecognized);
   }
 
   greeting(): string {
     const custom = this.config("smtpgreeting");
     if (custom !== undefined) return /\bESMTP\b/.test(custom) ? custom : `${custom} ESMTP`;
-    return `${this.me} ESMTP qpsmtpd ${this.version} ready; send us your mail, but not your spam.`;
+    return `${this.me} ESMTP qpsmtpd ${VERSION} ready; send us your mail, but not your spam.`;
   }
 
   async #goodbye(): Promise<void> {
-    this.respond(421, `4.3.2 ${this.me} Service shutting down, closing connection`);
+    this.send(REPLIES.shuttingDown(this.me));
     await this.disconnect();
   }
 
@@ -311,44 +326,44 @@ export class Session implements SessionApi, RunContext {
     if (!this.#txn?.sender()) this.#wakeUp();
   }
 
-  /** Ends the session now with a 421 (the end of the shutdown grace period). */
-  async abort(reason = "4.3.2 Service shutting down, closing connection"): Promise<void> {
-    this.respond(421, reason);
+  /** Ends the session now with a 421 (the end of the shutdown grace period, a too slow client). */
+  async abort(reply: Reply = REPLIES.shuttingDown(this.me)): Promise<void> {
+    this.send(reply);
     await this.disconnect();
   }
 
   async #finish(): Promise<void> {
     if (!this.#disconnected) {
       this.#disconnected = true;
-      await this.run_hooks("disconnect").catch(() => undefined);
+      await this.runHooks("disconnect").catch(() => undefined);
     }
-    await this.reset_transaction().catch(() => undefined);
-    await this.run_hooks("post-connection").catch(() => undefined);
+    await this.resetTransaction().catch(() => undefined);
+    await this.runHooks("post-connection").catch(() => undefined);
     this.flush();
     this.#closed = true;
-    this.transport.close();
+    this.#transport.close();
     this.#resolveDone();
     this.onIdle?.();
   }
 
-  // ---- SessionApi -----------------------------------------------------------------------
+  // ---- transaction, hooks, config ------------------------------------------------------
 
-  get transaction(): Transaction {
-    this.#txn ??= new Transaction(this.spool_dir(), this.limits.sizeThreshold);
-    return this.#txn;
+  /** The current transaction, created if there is none. */
+  get transaction(): SmtpTransaction {
+    return (this.#txn ??= new SmtpTransaction({ dir: () => this.spoolDir(), threshold: this.limits.sizeThreshold }, this.clock.now()));
   }
 
-  has_transaction(): boolean {
+  hasTransaction(): boolean {
     return this.#txn !== undefined;
   }
 
-  async reset_transaction(): Promise<void> {
+  async resetTransaction(): Promise<void> {
     const t = this.#txn;
     if (!t) return;
     try {
-      await this.run_hooks("reset_transaction");
+      await this.runHooks("reset_transaction");
     } finally {
-      t.destroy();
+      transactionControl.destroy(t);
       if (this.#txn === t) this.#txn = undefined;
     }
   }
@@ -356,7 +371,7 @@ export class Session implements SessionApi, RunContext {
   async disconnect(): Promise<void> {
     if (!this.#disconnected) {
       this.#disconnected = true;
-      await this.run_hooks("disconnect");
+      await this.runHooks("disconnect");
     }
     this.flush();
     this.#closed = true;
@@ -367,66 +382,64 @@ export class Session implements SessionApi, RunContext {
     return this.#closed;
   }
 
-  async start_tls(context: SecureContext, reply = "Go ahead with TLS"): Promise<void> {
+  async startTls(reply = "Go ahead with TLS"): Promise<void> {
+    const context = this.registry.tlsContext;
+    if (context === undefined) throw new Error("no plugin offered TLS (server.set_tls)");
     this.respond(220, reply);
     this.flush();
     // Nothing the client sent in plaintext with or after STARTTLS may survive (CVE-2011-0411).
     this.input.clear();
-    const cipher = await this.transport.startTls(context);
+    const cipher = await this.#transport.startTls(context);
     this.input.clear();
-    this.connection.tls_cipher = cipher;
-    this.connection.forgetHello();
+    connectionControl.secured(this.connection, cipher);
     this.authAdvertised = false;
-    await this.reset_transaction();
+    await this.resetTransaction();
   }
 
   config(name: string, address?: Address): string | undefined {
-    return this.config_all(name, address)[0];
+    return this.configAll(name, address)[0];
   }
 
-  config_all(name: string, address?: Address): readonly string[] {
+  configAll(name: string, address?: Address): readonly string[] {
     if (address) {
-      const u = this.#configHook("user_config", [address, name]);
+      const u = this.#configHook("user_config", name, [address, name]);
       if (u) return u;
     }
-    return this.#configHook("config", [name]) ?? this.registry.host.configDir.all(name);
+    return this.#configHook("config", name, [name]) ?? this.host.configDir.all(name);
   }
 
-  /** Config hooks are synchronous: the first `[OK, ...values]` wins. */
-  #configHook<H extends "config" | "user_config">(hook: H, args: HookArgs[H]): string[] | undefined {
-    for (const e of this.registry.chain(hook)) {
-      try {
-        const r: unknown = (e.fn as (...a: unknown[]) => unknown).call(this.view(e.plugin, hook), this.transaction, ...args);
-        if (Array.isArray(r) && r[0] === OK) return r.slice(1).map(String);
-      } catch (err) {
-        this.log(LOGERROR, `FATAL PLUGIN ERROR [${e.plugin.plugin_name()}]: ${(err as Error).message}`, hook);
+  /**
+   * Config hooks are synchronous: the first `[OK, ...values]` wins. While a hook is answering
+   * for `name`, a read of `name` (its own, or through code it calls) goes to the files.
+   */
+  #configHook<H extends "config" | "user_config">(hook: H, name: string, args: HookArgs[H]): string[] | undefined {
+    const chain = this.registry.chain(hook);
+    if (chain.length === 0 || this.#inConfigHook.has(name)) return undefined;
+    this.#inConfigHook.add(name);
+    try {
+      for (const e of chain) {
+        try {
+          const r: unknown = (e.fn as (...a: unknown[]) => unknown).call(new SessionCall(e.plugin, hook, this), this.transaction, ...args);
+          if (Array.isArray(r) && r[0] === OK) return r.slice(1).map(String);
+        } catch (err) {
+          this.log(LOGERROR, `FATAL PLUGIN ERROR [${e.plugin.escapedName}]: ${(err as Error).message}`, hook);
+        }
       }
+      return undefined;
+    } finally {
+      this.#inConfigHook.delete(name);
     }
-    return undefined;
   }
 
   log(level: number, message: string, hook = "", plugin = ""): void {
-    this.registry.host.logger.log(level, message, hook, plugin, this.connection.id);
+    this.host.logger.log(level, message, hook, plugin, this.connection.id);
   }
 
-  run_hooks<H extends HookName>(hook: H, ...args: HookArgs[H]): Promise<Outcome> {
-    return runHooks(this, hook, this.transaction, args);
+  runHooks<H extends HookName>(hook: H, ...args: HookArgs[H]): Promise<Outcome> {
+    return runHooks(this.#run, hook, this.transaction, args);
   }
 
-  /** @internal The per-session `this` of a plugin's hooks. */
-  view(plugin: Plugin, hook: HookName): Plugin {
-    let v = this.#views.get(plugin);
-    if (!v) {
-      v = Object.create(plugin) as Plugin;
-      v.qp = this;
-      this.#views.set(plugin, v);
-    }
-    v._hook = hook;
-    return v;
-  }
-
-  /** @internal Stores `notes(<plugin>).hook_<hook>.return`, in the transaction when there is one. */
-  notesFor(plugin: string, hook: string, code: number): void {
+  recordReturn(plugin: string, hook: HookName, code: number): void {
     const target = this.#txn ?? this.connection;
     let n = target.notes(plugin) as Record<string, unknown> | undefined;
     if (typeof n !== "object" || n === null) target.notes(plugin, (n = Object.create(null) as Record<string, unknown>));
@@ -434,24 +447,20 @@ export class Session implements SessionApi, RunContext {
   }
 
   authenticated(): boolean {
-    return this.auth_user !== undefined;
+    return this.authUser !== undefined;
   }
 
   get me(): string {
-    return this.config("me") ?? this.registry.host.me;
+    return this.config("me") ?? this.host.me;
   }
 
-  get version(): string {
-    return this.registry.host.version;
+  spoolDir(): string {
+    return this.config("spool_dir") ?? this.host.spoolDir();
   }
 
-  spool_dir(): string {
-    return this.config("spool_dir") ?? this.registry.host.spool_dir();
-  }
-
-  temp_file(): string {
-    const path = join(this.spool_dir(), `${Date.now()}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
-    this.transaction.add_temp_file(path);
+  tempFile(): string {
+    const path = join(this.spoolDir(), `${this.clock.now()}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
+    transactionControl.addTempFile(this.transaction, path);
     return path;
   }
 }

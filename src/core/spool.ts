@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 
 export class Spool {
-  readonly #dir: string;
+  readonly #dir: () => string;
   readonly #threshold: number;
   #chunks: Buffer[] = [];
   #fd: number | undefined;
@@ -16,13 +16,16 @@ export class Spool {
   /** Bytes written. */
   size = 0;
 
-  /** @param threshold bytes kept in memory before moving to a file (0 = always a file) */
-  constructor(dir: string, threshold: number) {
+  /**
+   * @param dir the spool directory, asked for when the message first goes to a file
+   * @param threshold bytes kept in memory before moving to a file (0 = always a file)
+   */
+  constructor(dir: () => string, threshold: number) {
     this.#dir = dir;
     this.#threshold = threshold;
   }
 
-  write(chunk: Buffer): void {
+  write(chunk: Uint8Array): void {
     if (chunk.length === 0) return;
     this.size += chunk.length;
     if (this.#fd === undefined && this.size > this.#threshold) this.#toFile();
@@ -31,8 +34,9 @@ export class Spool {
   }
 
   #toFile(): void {
-    fs.mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
-    const path = join(this.#dir, `${Date.now()}.${process.pid}.${randomBytes(6).toString("hex")}.spool`);
+    const dir = this.#dir();
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const path = join(dir, `${Date.now()}.${process.pid}.${randomBytes(6).toString("hex")}.spool`);
     this.#fd = fs.openSync(path, "wx+", 0o600);
     this.#path = path;
     for (const c of this.#chunks) writeAll(this.#fd, c);
@@ -92,7 +96,7 @@ export class Spool {
   }
 }
 
-function writeAll(fd: number, chunk: Buffer): void {
+function writeAll(fd: number, chunk: Uint8Array): void {
   let off = 0;
   while (off < chunk.length) off += fs.writeSync(fd, chunk, off, chunk.length - off);
 }
@@ -112,22 +116,6 @@ export function freeSpace(dir: string): number {
   } catch { /* unknown: do not refuse mail for it */ }
   freeCache.set(dir, { at: now, bytes });
   return bytes;
-}
-
-/** Splits a chunk stream into UTF-8 lines that keep their LF (the last may lack one). */
-export async function* linesOf(chunks: AsyncIterable<Buffer>): AsyncGenerator<string> {
-  let carry: Buffer = Buffer.alloc(0);
-  for await (const c of chunks) {
-    const buf = carry.length ? Buffer.concat([carry, c]) : c;
-    let start = 0;
-    let lf: number;
-    while ((lf = buf.indexOf(10, start)) >= 0) {
-      yield buf.toString("utf8", start, lf + 1);
-      start = lf + 1;
-    }
-    carry = Buffer.from(buf.subarray(start));
-  }
-  if (carry.length) yield carry.toString("utf8");
 }
 
 /**

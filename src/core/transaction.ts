@@ -1,107 +1,120 @@
 /**
- * One mail transaction: sender, recipients, header, body and notes. qpsmtpd's method names.
+ * The engine's transaction object: what plugins see as the transaction (qpsmtpd's method names),
+ * plus the body writes and clean-up only the engine does, reachable through `transactionControl`.
  * @module
  */
 import { rmSync } from "node:fs";
-import type { Address } from "../smtp/address.ts";
-import { Header } from "./header.ts";
-import { Notes } from "./notes.ts";
-import { linesOf, Spool } from "./spool.ts";
+import type { Address } from "../api/address.ts";
+import type { Header } from "../api/header.ts";
+import { linesOf } from "../api/lines.ts";
+import { accessNote, type NoteValue, notesStore, type TransactionNotes } from "../api/notes.ts";
+import type { Transaction } from "../api/transaction.ts";
+import { Spool } from "./spool.ts";
 
-export class Transaction {
+export interface SpoolSettings {
+  /** Where the message goes once it is larger than `threshold`; asked only then. */
+  readonly dir: () => string;
+  /** Bytes kept in memory before the message moves to a file. */
+  readonly threshold: number;
+}
+
+/** What only the engine may do with a transaction. */
+export interface TransactionControl {
+  /** Appends received message data (LF line ends). */
+  write(t: SmtpTransaction, data: Uint8Array): void;
+  /** Marks where the body starts (after the original header block and its blank line). */
+  setBodyStart(t: SmtpTransaction, offset: number): void;
+  /** Remembers a temp file to delete with the transaction. */
+  addTempFile(t: SmtpTransaction, path: string): void;
+  /** Frees the spool and the temp files. */
+  destroy(t: SmtpTransaction): void;
+}
+
+let control!: TransactionControl;
+
+export class SmtpTransaction implements Transaction {
+  readonly started: number;
   #sender: Address | undefined;
   #recipients: Address[] = [];
   #header: Header | undefined;
-  readonly #notes = new Notes();
+  readonly #notes = notesStore();
+  readonly #settings: SpoolSettings;
   #spool: Spool | undefined;
   #bodyStart = 0;
   readonly #tempFiles: string[] = [];
-  /** Epoch milliseconds when the transaction began. */
-  readonly started = Date.now();
-  readonly #spoolDir: string;
-  readonly #threshold: number;
 
-  constructor(spoolDir = "", sizeThreshold = 0) {
-    this.#spoolDir = spoolDir;
-    this.#threshold = sizeThreshold;
+  constructor(settings: SpoolSettings, started = Date.now()) {
+    this.#settings = settings;
+    this.started = started;
   }
 
-  /** Gets, or sets and returns, the envelope sender. */
-  sender(addr?: Address): Address | undefined {
-    if (addr !== undefined) this.#sender = addr;
+  static {
+    control = {
+      write(t, data) {
+        t.#spoolOf().write(data);
+      },
+      setBodyStart(t, offset) {
+        t.#bodyStart = offset;
+      },
+      addTempFile(t, path) {
+        t.#tempFiles.push(path);
+      },
+      destroy(t) {
+        t.#spool?.destroy();
+        t.#spool = undefined;
+        for (const f of t.#tempFiles.splice(0)) rmSync(f, { force: true, recursive: true });
+      },
+    };
+  }
+
+  #spoolOf(): Spool {
+    return (this.#spool ??= new Spool(this.#settings.dir, this.#settings.threshold));
+  }
+
+  sender(address?: Address): Address | undefined {
+    if (address !== undefined) this.#sender = address;
     return this.#sender;
   }
 
-  /** Gets the recipients; with arguments, replaces the whole list. */
   recipients(...list: Address[]): Address[] {
     if (list.length > 0) this.#recipients = [...list];
     return this.#recipients;
   }
 
-  add_recipient(addr: Address): void {
-    this.#recipients.push(addr);
+  add_recipient(address: Address): void {
+    this.#recipients.push(address);
   }
 
-  /** Removes every recipient whose address matches (case-insensitively). */
-  remove_recipient(addr: Address): void {
-    const a = addr.address().toLowerCase();
+  remove_recipient(address: Address): void {
+    const a = address.address().toLowerCase();
     this.#recipients = this.#recipients.filter((r) => r.address().toLowerCase() !== a);
   }
 
-  /** Gets, or sets and returns, the parsed header (present once the header block was read). */
-  header(h?: Header): Header | undefined {
-    if (h !== undefined) this.#header = h;
+  header(header?: Header): Header | undefined {
+    if (header !== undefined) this.#header = header;
     return this.#header;
   }
 
-  notes(key: string, ...value: [unknown] | []): unknown {
-    return this.#notes.access(key, value);
+  notes<K extends string>(key: K, ...value: [NoteValue<TransactionNotes, K> | undefined] | []): NoteValue<TransactionNotes, K> | undefined {
+    return accessNote(this.#notes, key, value) as NoteValue<TransactionNotes, K> | undefined;
   }
 
-  /** The raw notes object (prototype-less). */
-  get notesData(): Record<string, unknown> {
-    return this.#notes.data;
-  }
-
-  // ---- body -------------------------------------------------------------------------------
-
-  /** Appends message data (LF line ends); the core calls this while DATA arrives. */
-  body_write(data: Buffer | string): void {
-    this.#spool ??= new Spool(this.#spoolDir, this.#threshold);
-    this.#spool.write(typeof data === "string" ? Buffer.from(data) : data);
-  }
-
-  /** Marks where the body starts (after the original header block and its blank line). */
-  set_body_start(offset: number): void {
-    this.#bodyStart = offset;
-  }
-
-  body_start(): number {
-    return this.#bodyStart;
-  }
-
-  /** Bytes received after DATA (LF-normalised, dot-unstuffed). */
   data_size(): number {
     return this.#spool?.size ?? 0;
   }
 
-  /** data_size minus the original header block. */
   body_length(): number {
     return this.data_size() - this.#bodyStart;
   }
 
-  /** Path of the spool file holding the original header and body; spools to disk first if needed. */
   body_filename(): string {
-    this.#spool ??= new Spool(this.#spoolDir, this.#threshold);
-    return this.#spool.filename();
+    return this.#spoolOf().filename();
   }
 
-  /** The body (after the original header) in chunks. */
   body_stream(): AsyncGenerator<Buffer> {
-    return (this.#spool ?? new Spool(this.#spoolDir, this.#threshold)).read(this.#bodyStart);
+    return this.#spoolOf().read(this.#bodyStart);
   }
 
-  /** The body as lines ending in LF. */
   body_lines(): AsyncGenerator<string> {
     return linesOf(this.body_stream());
   }
@@ -112,21 +125,10 @@ export class Transaction {
     return Buffer.concat(parts).toString("utf8");
   }
 
-  /** The message to hand on: the (modified) header, a blank line, then the body. LF line ends. */
   async *message_stream(): AsyncGenerator<Buffer> {
     yield Buffer.from((this.#header?.as_string() ?? "") + "\n", "latin1");
     yield* this.body_stream();
   }
-
-  /** Remembers a plugin's temp file so it is deleted with the transaction. */
-  add_temp_file(path: string): void {
-    this.#tempFiles.push(path);
-  }
-
-  /** Frees the spool and temp files. The core calls this when the transaction is reset. */
-  destroy(): void {
-    this.#spool?.destroy();
-    this.#spool = undefined;
-    for (const f of this.#tempFiles.splice(0)) rmSync(f, { force: true, recursive: true });
-  }
 }
+
+export const transactionControl: TransactionControl = control;

@@ -1,9 +1,8 @@
 /**
  * The server's async DNS stub resolver, on dns-packet: UDP with TCP fallback on truncation,
- * a time limit and retries per query, many queries in flight, and a small TTL cache.
- *
- * Lookups never throw for "no such name" or "no data": they return an empty list. A timeout or
- * a server failure throws a DnsError, so a plugin can tell "not listed" from "could not ask".
+ * a time limit and retries per query, many queries in flight, and a small TTL cache (negative
+ * answers included). It implements the public `Resolver`: strict `resolve()` tells NXDOMAIN,
+ * NODATA, timeout and server failure apart; the `resolve_*` helpers give [] for the first two.
  * @module
  */
 import * as dgram from "node:dgram";
@@ -11,7 +10,9 @@ import * as net from "node:net";
 import { randomInt } from "node:crypto";
 import * as fs from "node:fs";
 import * as packet from "dns-packet";
-import { ipToBigInt } from "../core/ip.ts";
+import { DnsError, type MxRecord, type RecordType, type Resolver } from "../api/dns.ts";
+import { reverseIp } from "../api/ip.ts";
+import type { ConfigDir } from "../config/files.ts";
 
 export interface NameServer {
   readonly host: string;
@@ -28,23 +29,21 @@ export interface ResolverOptions {
   readonly cacheSize?: number;
 }
 
-export class DnsError extends Error {
-  /** `timeout`, `servfail`, `refused` or another rcode name. */
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = "DnsError";
-    this.code = code;
-  }
-}
-
-type QType = "A" | "AAAA" | "MX" | "TXT" | "PTR" | "NS" | "CNAME";
+type QType = RecordType;
 type Response = packet.DecodedPacket & { rcode: string };
 
-interface Cached {
-  readonly expires: number;
+/** A lookup's answer: the records of the asked type, and whether the name exists at all. */
+interface Answer {
+  readonly nxdomain: boolean;
   readonly answers: packet.Answer[];
 }
+
+interface Cached extends Answer {
+  readonly expires: number;
+}
+
+/** How long "no such name" and "no data" are remembered, seconds. */
+const NEGATIVE_TTL = 60;
 
 /** Parses `ip`, `ip:port`, `[v6]:port` or a bare IPv6 address. */
 export function parseServer(s: string): NameServer | undefined {
@@ -68,20 +67,13 @@ export function systemServers(path = "/etc/resolv.conf"): NameServer[] {
   return out.length ? out : [{ host: "127.0.0.1", port: 53 }];
 }
 
-/** `1.2.3.4` → `4.3.2.1`, and IPv6 to its nibble form, for DNSBL and PTR names. */
-export function reverseIp(ip: string): string | undefined {
-  if (net.isIPv4(ip)) return ip.split(".").reverse().join(".");
-  const v6 = net.isIPv6(ip) ? ipToBigInt(ip) : undefined;
-  return v6?.value.toString(16).padStart(32, "0").split("").reverse().join(".");
-}
-
-export class Resolver {
+export class DnsResolver implements Resolver {
   readonly servers: readonly NameServer[];
   readonly #timeout: number;
   readonly #tries: number;
   readonly #cacheSize: number;
   readonly #cache = new Map<string, Cached>();
-  readonly #inflight = new Map<string, Promise<packet.Answer[]>>();
+  readonly #inflight = new Map<string, Promise<Answer>>();
 
   constructor(opts: ResolverOptions) {
     this.servers = opts.servers;
@@ -90,26 +82,43 @@ export class Resolver {
     this.#cacheSize = opts.cacheSize ?? 10000;
   }
 
-  /** The answers of `type` for `name` (CNAMEs followed by the server); [] for NXDOMAIN or no data. */
-  async lookup(name: string, type: QType): Promise<packet.Answer[]> {
+  /** The answer for `name` and `type` (CNAMEs followed by the server), from the cache when fresh. */
+  async lookup(name: string, type: QType): Promise<Answer> {
     const key = `${type} ${name.toLowerCase().replace(/\.$/, "")}`;
     const hit = this.#cache.get(key);
-    if (hit && hit.expires > Date.now()) return hit.answers;
+    if (hit && hit.expires > Date.now()) return hit;
     let p = this.#inflight.get(key);
     if (!p) {
       p = this.#ask(name, type).finally(() => this.#inflight.delete(key));
       this.#inflight.set(key, p);
     }
-    const answers = await p;
-    const ttl = answers.reduce((min, a) => Math.min(min, "ttl" in a && typeof a.ttl === "number" ? a.ttl : 300), 300);
+    const answer = await p;
+    const ttl = answer.answers.length === 0
+      ? NEGATIVE_TTL
+      : answer.answers.reduce((min, a) => Math.min(min, "ttl" in a && typeof a.ttl === "number" ? a.ttl : 300), 300);
     if (this.#cache.size >= this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value!);
-    this.#cache.set(key, { expires: Date.now() + ttl * 1000, answers });
-    return answers;
+    this.#cache.set(key, { ...answer, expires: Date.now() + ttl * 1000 });
+    return answer;
+  }
+
+  /** The records, or a DnsError: NXDOMAIN, NODATA, TIMEOUT, SERVFAIL, REFUSED, FORMERR. */
+  resolve(name: string, type: "MX"): Promise<MxRecord[]>;
+  resolve(name: string, type: Exclude<RecordType, "MX">): Promise<string[]>;
+  async resolve(name: string, type: RecordType): Promise<string[] | MxRecord[]> {
+    const a = await this.lookup(name, type);
+    if (a.nxdomain) throw new DnsError("NXDOMAIN", `${name} does not exist`);
+    if (a.answers.length === 0) throw new DnsError("NODATA", `${name} has no ${type} record`);
+    return type === "MX" ? mxOf(a.answers) : a.answers.map(type === "TXT" ? txtOf : (r) => String(dataOf(r)));
+  }
+
+  /** The records; [] when the name or the records do not exist. */
+  async #lenient(name: string, type: QType): Promise<packet.Answer[]> {
+    return (await this.lookup(name, type)).answers;
   }
 
   /** Asks each server in turn, `tries` rounds, all within one `timeoutMs` budget per lookup. */
-  async #ask(name: string, type: QType): Promise<packet.Answer[]> {
-    let last: DnsError = new DnsError("timeout", `no name server answered for ${name} ${type}`);
+  async #ask(name: string, type: QType): Promise<Answer> {
+    let last: DnsError = new DnsError("TIMEOUT", `no name server answered for ${name} ${type}`);
     const deadline = Date.now() + this.#timeout;
     const perTry = Math.max(50, Math.floor(this.#timeout / (this.#tries * this.servers.length)));
     for (let attempt = 0; attempt < this.#tries; attempt++) {
@@ -120,11 +129,11 @@ export class Resolver {
           let res = await udpQuery(server, name, type, Math.min(perTry, left));
           if (res.flag_tc) res = await tcpQuery(server, name, type, Math.max(50, deadline - Date.now()));
           if (res.rcode === "NXDOMAIN" || res.rcode === "NOERROR") {
-            return (res.answers ?? []).filter((a) => a.type === type);
+            return { nxdomain: res.rcode === "NXDOMAIN", answers: (res.answers ?? []).filter((a) => a.type === type) };
           }
-          last = new DnsError(res.rcode.toLowerCase(), `${name} ${type}: ${res.rcode} from ${server.host}`);
+          last = new DnsError(res.rcode, `${name} ${type}: ${res.rcode} from ${server.host}`);
         } catch (e) {
-          last = e instanceof DnsError ? e : new DnsError("timeout", `${name} ${type}: ${(e as Error).message}`);
+          last = e instanceof DnsError ? e : new DnsError("TIMEOUT", `${name} ${type}: ${(e as Error).message}`);
         }
       }
     }
@@ -132,41 +141,47 @@ export class Resolver {
   }
 
   async resolve_a(name: string): Promise<string[]> {
-    return (await this.lookup(name, "A")).map((a) => String(dataOf(a)));
+    return (await this.#lenient(name, "A")).map((a) => String(dataOf(a)));
   }
 
   async resolve_aaaa(name: string): Promise<string[]> {
-    return (await this.lookup(name, "AAAA")).map((a) => String(dataOf(a)));
+    return (await this.#lenient(name, "AAAA")).map((a) => String(dataOf(a)));
   }
 
-  async resolve_mx(name: string): Promise<Array<{ exchange: string; priority: number }>> {
-    return (await this.lookup(name, "MX"))
-      .map((a) => dataOf(a) as packet.MxData)
-      .map((d) => ({ exchange: d.exchange, priority: d.preference ?? 0 }))
-      .sort((x, y) => x.priority - y.priority);
+  async resolve_mx(name: string): Promise<MxRecord[]> {
+    return mxOf(await this.#lenient(name, "MX"));
   }
 
   async resolve_txt(name: string): Promise<string[]> {
-    return (await this.lookup(name, "TXT")).map((a) => {
-      const d = dataOf(a) as packet.TxtData;
-      return (Array.isArray(d) ? d : [d]).map((x) => x.toString()).join("");
-    });
+    return (await this.#lenient(name, "TXT")).map(txtOf);
   }
 
   async resolve_ns(name: string): Promise<string[]> {
-    return (await this.lookup(name, "NS")).map((a) => String(dataOf(a)));
+    return (await this.#lenient(name, "NS")).map((a) => String(dataOf(a)));
   }
 
-  /** PTR names of an IPv4 or IPv6 address. */
   async resolve_ptr(ip: string): Promise<string[]> {
     const rev = reverseIp(ip);
     if (!rev) return [];
-    return (await this.lookup(`${rev}.${net.isIPv4(ip) ? "in-addr" : "ip6"}.arpa`, "PTR")).map((a) => String(dataOf(a)));
+    return (await this.#lenient(`${rev}.${net.isIPv4(ip) ? "in-addr" : "ip6"}.arpa`, "PTR")).map((a) => String(dataOf(a)));
   }
 }
 
 function dataOf(a: packet.Answer): unknown {
   return (a as { data?: unknown }).data;
+}
+
+function mxOf(answers: readonly packet.Answer[]): MxRecord[] {
+  return answers
+    .map((a) => dataOf(a) as packet.MxData)
+    .map((d) => ({ exchange: d.exchange, priority: d.preference ?? 0 }))
+    .sort((x, y) => x.priority - y.priority);
+}
+
+/** A TXT record's strings, joined (SPF and DNSBL texts are read this way). */
+function txtOf(a: packet.Answer): string {
+  const d = dataOf(a) as packet.TxtData;
+  return (Array.isArray(d) ? d : [d]).map((x) => x.toString()).join("");
 }
 
 function query(name: string, type: QType): packet.Packet {
@@ -192,7 +207,7 @@ function udpQuery(server: NameServer, name: string, type: QType, timeoutMs: numb
       if (err) reject(err);
       else resolve(res!);
     };
-    const timer = setTimeout(() => done(new DnsError("timeout", `${name} ${type}: no answer from ${server.host} in ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => done(new DnsError("TIMEOUT", `${name} ${type}: no answer from ${server.host} in ${timeoutMs} ms`)), timeoutMs);
     sock.on("error", (e) => done(e));
     sock.on("message", (msg, rinfo) => {
       if (rinfo.port !== server.port) return;
@@ -222,20 +237,46 @@ function tcpQuery(server: NameServer, name: string, type: QType, timeoutMs: numb
       if (err) reject(err);
       else resolve(res!);
     };
-    const timer = setTimeout(() => done(new DnsError("timeout", `${name} ${type}: no TCP answer from ${server.host}`)), timeoutMs);
+    const timer = setTimeout(() => done(new DnsError("TIMEOUT", `${name} ${type}: no TCP answer from ${server.host}`)), timeoutMs);
     sock.on("error", (e) => done(e));
     sock.on("connect", () => sock.write(packet.streamEncode(q)));
     sock.on("data", (d: Buffer) => {
       buf = Buffer.concat([buf, d]);
-      if (buf.length > 65537) return done(new DnsError("formerr", "TCP answer too long"));
+      if (buf.length > 65537) return done(new DnsError("FORMERR", "TCP answer too long"));
       if (buf.length < 2 || buf.length < 2 + buf.readUInt16BE(0)) return;
       try {
         const res = packet.decode(buf.subarray(2, 2 + buf.readUInt16BE(0))) as Response;
         if (matches(res, q)) done(undefined, res);
-        else done(new DnsError("formerr", "TCP answer does not match the question"));
+        else done(new DnsError("FORMERR", "TCP answer does not match the question"));
       } catch (e) {
-        done(new DnsError("formerr", (e as Error).message));
+        done(new DnsError("FORMERR", (e as Error).message));
       }
     });
   });
+}
+
+/**
+ * The resolver for a config directory: servers from `dns_servers` (`ip`, `ip:port` or
+ * `[v6]:port` a line), else /etc/resolv.conf; `dns_timeout` seconds per lookup (default 3).
+ * The returned function hands out one resolver and builds a new one when those files change.
+ */
+export function configuredResolver(): (config: ConfigDir, log: (level: number, message: string) => void) => Resolver {
+  let current: DnsResolver | undefined;
+  let currentKey = "";
+  return (config, log) => {
+    const lines = config.lines("dns_servers");
+    const timeout = config.get("dns_timeout") ?? "3";
+    const key = `${lines.map((l) => l.value).join(" ")}|${timeout}`;
+    if (current && key === currentKey) return current;
+    const servers: NameServer[] = [];
+    for (const l of lines) {
+      const s = parseServer(l.value);
+      if (s) servers.push(s);
+      else log(3, `${l.file}:${l.line}: "${l.value}" is not a name server address; ignoring it`);
+    }
+    const ms = Math.max(100, Number(timeout) * 1000 || 3000);
+    current = new DnsResolver({ servers: servers.length ? servers : systemServers(), timeoutMs: ms });
+    currentKey = key;
+    return current;
+  };
 }

@@ -8,23 +8,29 @@
 import * as fs from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { type AnyPluginModule, HOOK_NAMES, hookMethodName, type HookName, isHookName } from "../api/hooks.ts";
+import { ConfigError } from "../config/errors.ts";
 import type { ConfigDir, ConfigLine } from "../config/files.ts";
-import { PluginLoadError } from "../core/errors.ts";
-import { HOOK_NAMES, hookFromMethodName, hookMethodName, type HookFn, type HookName, type PluginModule } from "../core/hooks.ts";
-import { PluginHost } from "./host.ts";
-import { Plugin } from "./plugin.ts";
-import { Registry } from "./registry.ts";
+import { callControl, LoadCall } from "../core/hook_context.ts";
+import { PluginInstance } from "../core/plugin_instance.ts";
+import { Registry } from "../core/registry.ts";
+import type { ServerHost } from "../core/server_host.ts";
+import { PluginLoadError } from "./errors.ts";
 
 export interface LoadOptions {
-  readonly host: PluginHost;
-  readonly builtins: Readonly<Record<string, PluginModule>>;
+  readonly host: ServerHost;
+  readonly builtins: Readonly<Record<string, AnyPluginModule>>;
   /** Where plugins are looked for when `plugin_dirs` is not set. */
   readonly defaultPluginDirs: readonly string[];
   /** Changes on every reload so that edited disk plugins are imported afresh. */
   readonly generation?: number;
 }
 
+/** The time limit of a plugin call when neither `plugin_timeout` nor a `timeout N` argument says. */
+export const DEFAULT_PLUGIN_TIMEOUT = 30;
+
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_\-./]*(?::\d+)?$/;
+const METHODS: ReadonlyMap<string, HookName> = new Map(HOOK_NAMES.map((h) => [hookMethodName(h), h]));
 
 /** The directories searched for disk plugins: `plugin_dirs` (relative to its own file) or the default. */
 export function pluginDirs(config: ConfigDir, fallback: readonly string[]): string[] {
@@ -33,19 +39,28 @@ export function pluginDirs(config: ConfigDir, fallback: readonly string[]): stri
   return lines.map((l) => (isAbsolute(l.value) ? l.value : resolve(dirname(l.file), l.value)));
 }
 
+/** `plugin_timeout`: seconds a plugin call may take (0 = no limit). */
+export function pluginTimeout(config: ConfigDir): number {
+  const l = config.lines("plugin_timeout")[0];
+  if (!l) return DEFAULT_PLUGIN_TIMEOUT;
+  if (!/^\d+(\.\d+)?$/.test(l.value)) throw new ConfigError(l.file, l.line, `plugin_timeout must be a number of seconds, not "${l.value}"`);
+  return Number(l.value);
+}
+
 export async function loadRegistry(opts: LoadOptions): Promise<Registry> {
   const { host } = opts;
   const registry = new Registry(host);
   const dirs = pluginDirs(host.configDir, opts.defaultPluginDirs);
+  const timeoutMs = pluginTimeout(host.configDir) * 1000;
   for (const file of ["logging", "plugins"]) {
     for (const line of host.configDir.lines(file)) {
-      registry.add(await loadOne(line, dirs, opts));
+      registry.add(await loadOne(line, dirs, opts, registry, timeoutMs));
     }
   }
   return registry;
 }
 
-async function loadOne(line: ConfigLine, dirs: readonly string[], opts: LoadOptions): Promise<Plugin> {
+async function loadOne(line: ConfigLine, dirs: readonly string[], opts: LoadOptions, registry: Registry, timeoutMs: number): Promise<PluginInstance> {
   const where = `${line.file}:${line.line}`;
   if (!/^[\x20-\x7e]+$/.test(line.value)) throw new PluginLoadError(`${where}: the line has non-printable characters`);
   const [name, ...args] = line.value.split(/\s+/);
@@ -53,30 +68,50 @@ async function loadOne(line: ConfigLine, dirs: readonly string[], opts: LoadOpti
   if (!name || !NAME.test(name) || name.includes("..")) throw new PluginLoadError(`${where}: bad plugin name "${name}"`);
   const file = name.replace(/:\d+$/, "");
   const mod = await resolveModule(file, dirs, opts, where);
-  const plugin = new Plugin(name, file, args, mod.module, opts.host);
+  const plugin = new PluginInstance({ name, args, module: mod.module, host: opts.host, server: registry.server, timeoutMs });
   for (const key of Object.keys(mod.module)) {
-    if (key.startsWith("hook_") && !hookFromMethodName(key)) {
+    if (key.startsWith("hook_") && !METHODS.has(key)) {
       throw new PluginLoadError(`${where}: plugin ${name} (${mod.source}) exports ${key}, which is not a qpsmtpd hook`);
     }
   }
   try {
-    if (typeof mod.module.init === "function") await mod.module.init.call(plugin, opts.host, ...args);
+    await runLoadStep(plugin, "init", mod.module.init);
     for (const hook of HOOK_NAMES) {
       const fn = (mod.module as Record<string, unknown>)[hookMethodName(hook)];
       if (fn === undefined) continue;
       if (typeof fn !== "function") throw new Error(`${hookMethodName(hook)} is not a function`);
-      plugin.register_hook(hook as HookName, fn as HookFn<HookName>);
+      plugin.register(hook, fn as never);
     }
-    if (typeof mod.module.register === "function") await mod.module.register.call(plugin, opts.host, ...args);
+    await runLoadStep(plugin, "register", mod.module.register);
   } catch (e) {
     throw new PluginLoadError(`${where}: plugin ${name} failed to load: ${(e as Error).message}`, { cause: e });
   }
-  for (const r of plugin._registrations) {
-    if (!HOOK_NAMES.includes(r.hook)) {
-      throw new PluginLoadError(`${where}: plugin ${name} registered unknown hook "${r.hook}"`);
-    }
+  for (const r of plugin.registrations) {
+    if (!isHookName(r.hook)) throw new PluginLoadError(`${where}: plugin ${name} registered unknown hook "${r.hook}"`);
+    if (typeof r.fn !== "function") throw new PluginLoadError(`${where}: plugin ${name} registered a ${typeof r.fn} for ${r.hook}`);
   }
   return plugin;
+}
+
+/** Runs init or register with the plugin's time limit: a plugin that hangs there stops the load. */
+async function runLoadStep(plugin: PluginInstance, step: "init" | "register", fn: AnyPluginModule["init"]): Promise<void> {
+  if (typeof fn !== "function") return;
+  const ctx = new LoadCall(plugin);
+  const work = fn.call(ctx as never, plugin.server, ...plugin.args);
+  if (!(work instanceof Promise) || plugin.timeoutMs <= 0) return await work;
+  let timer: { cancel(): void } | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = plugin.host.clock.after(plugin.timeoutMs, () => {
+      const why = `${step} did not finish within ${plugin.timeoutMs / 1000}s`;
+      callControl.abort(ctx, why);
+      reject(new Error(why));
+    });
+  });
+  try {
+    await Promise.race([work, late]);
+  } finally {
+    timer?.cancel();
+  }
 }
 
 async function resolveModule(
@@ -84,13 +119,13 @@ async function resolveModule(
   dirs: readonly string[],
   opts: LoadOptions,
   where: string,
-): Promise<{ module: PluginModule; source: string }> {
+): Promise<{ module: AnyPluginModule; source: string }> {
   for (const d of dirs) {
     const path = join(d, `${file}.ts`);
     if (!fs.existsSync(path)) continue;
     const url = pathToFileURL(path).href + (opts.generation ? `?generation=${opts.generation}` : "");
     try {
-      return { module: (await import(url)) as PluginModule, source: path };
+      return { module: (await import(url)) as AnyPluginModule, source: path };
     } catch (e) {
       throw new PluginLoadError(`${where}: cannot import plugin ${file} from ${path}: ${(e as Error).message}`, { cause: e });
     }

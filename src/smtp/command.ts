@@ -3,8 +3,7 @@
  * @module
  */
 
-/** ESMTP parameters: lower-cased keyword to value (undefined when there was no `=`). */
-export type Params = Record<string, string | undefined>;
+import type { Params } from "../api/hooks.ts";
 
 export interface SplitCommand {
   /** Lower-cased verb. */
@@ -29,46 +28,6 @@ export function isVerb(v: string): boolean {
  */
 export function isForbiddenCommand(line: string): boolean {
   return /^(?:GET|POST|HEAD|PUT|CONNECT|OPTIONS|DELETE) /i.test(line) || /^[A-Za-z][A-Za-z0-9-]*:(?:\s|$)/.test(line);
-}
-
-export interface PathArgument {
-  /** The path as written, normally `<…>`. */
-  readonly path: string;
-  /** The parameter words after the path. */
-  readonly params: readonly string[];
-}
-
-/**
- * Splits `FROM:<path> params` (or `TO:`): the keyword, optional spaces, then a bracketed path
- * (quotes may hold `>`) or a bare word, then space-separated parameters.
- */
-export function parsePathArgument(rest: string, keyword: "from" | "to"): PathArgument | undefined {
-  const kw = keyword.length + 1;
-  if (rest.slice(0, kw).toLowerCase() !== `${keyword}:`) return undefined;
-  const s = rest.slice(kw).replace(/^ +/, "");
-  let end: number;
-  if (s[0] === "<") {
-    let inQuote = false;
-    end = -1;
-    for (let i = 1; i < s.length; i++) {
-      const c = s[i];
-      if (inQuote && c === "\\") i++;
-      else if (c === '"') inQuote = !inQuote;
-      else if (c === ">" && !inQuote) {
-        end = i + 1;
-        break;
-      }
-    }
-    if (end < 0) return undefined;
-  } else {
-    end = s.indexOf(" ");
-    if (end < 0) end = s.length;
-  }
-  const path = s.slice(0, end);
-  const tail = s.slice(end);
-  if (tail !== "" && tail[0] !== " ") return undefined;
-  const params = tail.split(" ").filter((w) => w !== "");
-  return { path, params };
 }
 
 const KEYWORD = /^[A-Za-z0-9][A-Za-z0-9-]*$/;

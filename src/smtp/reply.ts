@@ -3,11 +3,6 @@
  * @module
  */
 
-export interface Reply {
-  readonly code: number;
-  readonly lines: readonly string[];
-}
-
 /** Splits each message element on newlines, as qpsmtpd does, and drops CRs a plugin may have put in. */
 export function splitLines(msgs: readonly string[]): string[] {
   const out: string[] = [];

@@ -1,22 +1,12 @@
 /**
- * Key/value state that outlives a connection (greylisting, karma). The embedded default is
- * SQLite through `node:sqlite` (Bun and Deno both have it); a Redis store can implement the same
- * interface later.
+ * The embedded key/value store behind `this.store()`: SQLite through `node:sqlite` (Bun and Deno
+ * both have it), one database file per directory, shared by every plugin generation.
  * @module
  */
 import * as fs from "node:fs";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-
-export interface Store {
-  get(key: string): Promise<string | undefined>;
-  /** Sets a value, expiring after `ttlSeconds` (none = never). */
-  set(key: string, value: string, ttlSeconds?: number): Promise<void>;
-  delete(key: string): Promise<void>;
-  /** Keys starting with `prefix` (for tools and tests). */
-  keys(prefix: string): Promise<string[]>;
-  close(): void;
-}
+import type { Store } from "../api/store.ts";
 
 export class SqliteStore implements Store {
   readonly #db: DatabaseSync;
@@ -68,15 +58,10 @@ export class SqliteStore implements Store {
 
 const open = new Map<string, SqliteStore>();
 
-/** One store per database file for the whole process (plugins reloaded by SIGHUP share it). */
-export function sqliteStore(path: string): Store {
+/** The store whose database is `qpsmtpd.sqlite` in `dir`; one per file for the whole process. */
+export function storeIn(dir: string): Store {
+  const path = join(dir, "qpsmtpd.sqlite");
   let s = open.get(path);
   if (!s) open.set(path, (s = new SqliteStore(path)));
   return s;
-}
-
-/** The store a plugin uses: `db_dir` argument, else the `db_dir` config file, else the spool dir. */
-export function pluginStore(p: { options: Record<string, string>; host: { config(name: string): string | undefined; spool_dir(): string } }): Store {
-  const dir = p.options["db_dir"] ?? p.host.config("db_dir") ?? p.host.spool_dir();
-  return sqliteStore(`${dir}/qpsmtpd.sqlite`);
 }

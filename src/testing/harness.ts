@@ -1,5 +1,6 @@
 /**
- * An in-process SMTP session for tests, ours and plugin authors': no socket, real hooks.
+ * An in-process SMTP session for tests, ours and plugin authors': no socket, the real engine and
+ * real hooks, with a fake clock and DNS from a map when a test wants them.
  *
  * ```ts
  * const t = await TestSession.start({ plugins: ["rcpt_ok"], config: { rcpthosts: "example.org" } });
@@ -8,18 +9,17 @@
  * ```
  * @module
  */
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { ConfigDir } from "../config/files.ts";
-import type { HookFn, HookName, PluginModule } from "../core/hooks.ts";
-import { Logger } from "../core/logger.ts";
+import type { Connection } from "../api/connection.ts";
+import type { AnyPluginModule, HookFn, HookName } from "../api/hooks.ts";
+import type { Session as PublicSession } from "../api/session.ts";
+import type { Transaction } from "../api/transaction.ts";
+import type { Clock } from "../core/clock.ts";
+import { PluginInstance } from "../core/plugin_instance.ts";
+import { preConnection } from "../core/pre_connection.ts";
+import type { Registry } from "../core/registry.ts";
 import { Session, type Transport } from "../core/session.ts";
-import { PluginHost } from "../plugin/host.ts";
-import { loadRegistry } from "../plugin/loader.ts";
-import { Plugin } from "../plugin/plugin.ts";
-import type { Registry } from "../plugin/registry.ts";
-import { BUILTINS } from "../../plugins/mod.ts";
+import { testRegistry } from "./registry.ts";
+import type { Zones } from "./zone_resolver.ts";
 
 export interface TestReply {
   readonly code: number;
@@ -28,20 +28,38 @@ export interface TestReply {
   readonly text: string;
 }
 
+/** A log line the session or a plugin wrote. */
+export interface TestLogLine {
+  readonly level: number;
+  readonly hook: string;
+  readonly plugin: string;
+  readonly message: string;
+}
+
 export interface TestSessionOptions {
   /** `config/plugins` lines, e.g. `["relay", "rcpt_ok", "queue/maildir /tmp/m"]`. */
   readonly plugins?: readonly string[];
   /** Config values by name (each value a line); these win over files. */
   readonly config?: Readonly<Record<string, string | readonly string[]>>;
-  /** Config directories searched for everything else (default: a new empty one). */
+  /** Config directories searched for everything else (default: none). */
   readonly configDirs?: readonly string[];
-  /** Extra plugin modules by name, found before the built-ins. */
-  readonly modules?: Readonly<Record<string, PluginModule>>;
+  /** Plugin modules by name (`{ my_plugin: await import("./my_plugin.ts") }`), found before the built-ins. */
+  readonly modules?: Readonly<Record<string, AnyPluginModule>>;
+  /** DNS answers by name (see `ZoneResolver`); without it, lookups go to `dns_servers`. */
+  readonly dns?: Zones;
+  /** A clock the test moves (`FakeClock`); timeouts then fire only when it is advanced. */
+  readonly clock?: { now(): number; after(ms: number, fn: () => void): { cancel(): void } };
+  /** The client's address. @default "127.0.0.1" */
   readonly remoteIp?: string;
+  /** The port the client connected to. @default 25 */
   readonly localPort?: number;
+  /** Addresses of other open connections, for pre-connection hooks. @default [] */
+  readonly otherConnections?: readonly string[];
+  /** The `-m` limit pre-connection hooks see. @default 0 */
+  readonly maxConnIp?: number;
   /** Wait for the greeting before returning (default true); false lets a test talk first. */
   readonly waitForGreeting?: boolean;
-  /** Log level printed to stderr (default: nothing). */
+  /** Log level printed to stderr (default: nothing; every line is kept in `logs` anyway). */
   readonly logLevel?: number;
 }
 
@@ -63,6 +81,7 @@ class MemoryTransport implements Transport {
   resume(): void {}
 }
 
+/** Splits wire text into replies (multi-line replies joined). */
 export function parseReplies(text: string): TestReply[] {
   const out: TestReply[] = [];
   let lines: string[] = [];
@@ -78,48 +97,54 @@ export function parseReplies(text: string): TestReply[] {
   return out;
 }
 
-/** A plugin registry from config overrides and plugin lines, as a test (or a test server) needs. */
-export async function testRegistry(opts: Pick<TestSessionOptions, "plugins" | "config" | "configDirs" | "modules" | "logLevel">): Promise<Registry> {
-  const dirs = opts.configDirs ?? [mkdtempSync(join(tmpdir(), "qpsmtpd-test-"))];
-  const config = new ConfigDir({ dirs });
-  config.overrides.set("plugins", opts.plugins ?? []);
-  if (!opts.config?.["logging"]) config.overrides.set("logging", []);
-  for (const [k, v] of Object.entries(opts.config ?? {})) config.overrides.set(k, typeof v === "string" ? [v] : v);
-  const host = new PluginHost(config, new Logger(opts.logLevel ?? -1));
-  return loadRegistry({ host, builtins: { ...BUILTINS, ...opts.modules }, defaultPluginDirs: [] });
-}
-
 export class TestSession {
-  readonly session: Session;
-  readonly registry: Registry;
+  readonly #session: Session | undefined;
+  readonly #registry: Registry;
   readonly #transport: MemoryTransport;
+  readonly #logs: TestLogLine[];
   #seen = 0;
   #idle: Promise<void>;
   #markIdle!: () => void;
-  #mocks: Array<[HookName, Plugin]> = [];
+  #mocks: Array<[HookName, PluginInstance]> = [];
 
-  private constructor(session: Session, registry: Registry, transport: MemoryTransport) {
-    this.session = session;
-    this.registry = registry;
+  private constructor(session: Session | undefined, registry: Registry, transport: MemoryTransport, logs: TestLogLine[]) {
+    this.#session = session;
+    this.#registry = registry;
     this.#transport = transport;
+    this.#logs = logs;
     this.#idle = this.#nextIdle();
-    session.onIdle = () => this.#markIdle();
+    if (session) session.onIdle = () => this.#markIdle();
   }
 
   #nextIdle(): Promise<void> {
     return new Promise((r) => (this.#markIdle = r));
   }
 
+  /**
+   * Loads the plugins, runs the pre-connection hooks (a refusal is the only reply, and the
+   * session is closed), then the connect hooks and the greeting.
+   */
   static async start(opts: TestSessionOptions = {}): Promise<TestSession> {
-    const registry = await testRegistry(opts);
+    const registry = await testRegistry({ ...opts, ...(opts.clock ? { clock: opts.clock as Clock } : {}) });
+    const logs: TestLogLine[] = [];
+    const logger = registry.host.logger;
+    const sink = logger.sink;
+    logger.sink = (level, hook, plugin, message, connId) => {
+      logs.push({ level, hook, plugin, message });
+      return sink ? sink(level, hook, plugin, message, connId) : false;
+    };
     const transport = new MemoryTransport();
-    const session = new Session({
-      registry,
-      transport,
-      info: { remote_ip: opts.remoteIp ?? "127.0.0.1", remote_port: 40000, local_ip: "127.0.0.1", local_port: opts.localPort ?? 25 },
-      id: "test",
-    });
-    const t = new TestSession(session, registry, transport);
+    const endpoints = { remote_ip: opts.remoteIp ?? "127.0.0.1", remote_port: 40000, local_ip: "127.0.0.1", local_port: opts.localPort ?? 25 };
+    registry.host.maxConnIp = opts.maxConnIp ?? 0;
+    const refusal = await preConnection(registry, { ...endpoints, max_conn_ip: registry.host.maxConnIp, child_addrs: opts.otherConnections ?? [] });
+    if (refusal) {
+      transport.write(refusal);
+      transport.close();
+      const t = new TestSession(undefined, registry, transport, logs);
+      return t;
+    }
+    const session = new Session({ registry, transport, endpoints, id: "test" });
+    const t = new TestSession(session, registry, transport, logs);
     void session.run();
     if (opts.waitForGreeting === false) {
       await new Promise((r) => setTimeout(r, 10));
@@ -135,28 +160,58 @@ export class TestSession {
     this.#idle = this.#nextIdle();
   }
 
+  #live(): Session {
+    if (!this.#session) throw new Error("the connection was refused before its session started");
+    return this.#session;
+  }
+
   /** Every reply so far. */
   get replies(): TestReply[] {
     return parseReplies(this.#transport.out);
   }
 
-  /** The greeting (the first reply). */
+  /** The greeting (the first reply), or the pre-connection refusal. */
   get greeting(): TestReply | undefined {
     return this.replies[0];
+  }
+
+  /** Every log line so far, plugins' and the core's. */
+  get logs(): readonly TestLogLine[] {
+    return this.#logs;
   }
 
   get closed(): boolean {
     return this.#transport.closed;
   }
 
+  /** How many times the session upgraded to TLS (the test transport fakes the handshake). */
   get tlsStarted(): number {
     return this.#transport.tlsStarted;
+  }
+
+  /** The session as plugins see it (`this.qp`). */
+  get qp(): PublicSession {
+    return this.#live().api;
+  }
+
+  get connection(): Connection {
+    return this.#live().connection;
+  }
+
+  /** The current transaction (created if there is none). */
+  get transaction(): Transaction {
+    return this.#live().transaction;
+  }
+
+  /** Resolves when the session has ended. */
+  get done(): Promise<void> {
+    return this.#session?.done ?? Promise.resolve();
   }
 
   /** Sends raw bytes and returns the replies they caused. */
   async send(data: string | Uint8Array): Promise<TestReply[]> {
     if (this.closed) return [];
-    this.session.feed(typeof data === "string" ? Buffer.from(data, "latin1") : data);
+    this.#live().feed(typeof data === "string" ? Buffer.from(data, "latin1") : data);
     await this.#wait();
     const all = this.replies;
     const fresh = all.slice(this.#seen);
@@ -177,29 +232,30 @@ export class TestSession {
     return r[r.length - 1] ?? { code: 0, lines: [], text: "" };
   }
 
-  /** Puts a fake plugin first in `hook`'s chain. */
+  /** Puts a fake plugin (named `mock_<hook>`) first in `hook`'s chain. */
   mockHook<H extends HookName>(hook: H, fn: HookFn<H>): void {
-    const p = new Plugin(`mock_${hook}`, `mock_${hook}`, [], {}, this.registry.host);
-    this.registry.prepend(hook, p, fn as unknown as HookFn<HookName>);
+    const host = this.#registry.host;
+    const p = new PluginInstance({ name: `mock_${hook}`, args: [], module: {}, host, server: this.#registry.server, timeoutMs: 30_000 });
+    this.#registry.prepend(hook, p, fn as unknown as HookFn<HookName>);
     this.#mocks.push([hook, p]);
   }
 
   unmockHook(hook: HookName): void {
-    for (const [h, p] of this.#mocks) if (h === hook) this.registry.remove(h, p);
+    for (const [h, p] of this.#mocks) if (h === hook) this.#registry.remove(h, p);
     this.#mocks = this.#mocks.filter(([h]) => h !== hook);
   }
 
   mockConfig(name: string, value: string | readonly string[]): void {
-    this.registry.host.configDir.overrides.set(name, typeof value === "string" ? [value] : value);
+    this.#registry.host.configDir.overrides.set(name, typeof value === "string" ? [value] : value);
   }
 
   unmockConfig(name: string): void {
-    this.registry.host.configDir.overrides.delete(name);
+    this.#registry.host.configDir.overrides.delete(name);
   }
 
   /** Ends the session as a vanished client would. */
   async end(): Promise<void> {
-    this.session.end();
-    await this.session.done;
+    this.#session?.end();
+    await this.done;
   }
 }

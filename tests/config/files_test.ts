@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigDir } from "../../src/config/files.ts";
-import { ConfigError } from "../../src/core/errors.ts";
+import { ConfigError } from "../../src/config/errors.ts";
 import { listenSpecs, readSettingsFile, DEFAULT_SETTINGS } from "../../src/config/settings.ts";
 
 const dir = (): string => mkdtempSync(join(tmpdir(), "qpcfg-"));

@@ -3,8 +3,8 @@
  * real session with mocked hooks. "none" means no plugin registered for the hook.
  */
 import { describe, expect, test } from "bun:test";
-import { DECLINED, DENY, DENY_DISCONNECT, DENYSOFT, DENYSOFT_DISCONNECT, DONE, OK, type ReturnCode } from "../../src/core/codes.ts";
-import type { HookName } from "../../src/core/hooks.ts";
+import { DECLINED, DENY, DENY_DISCONNECT, DENYSOFT, DENYSOFT_DISCONNECT, DONE, OK, type ReturnCode } from "qpsmtpd";
+import type { HookName } from "qpsmtpd";
 import { TestSession } from "../../src/testing/harness.ts";
 
 type CodeName = "OK" | "DENY" | "DENYSOFT" | "DENY_DISCONNECT" | "DENYSOFT_DISCONNECT" | "DECLINED" | "DONE" | "none";
@@ -164,7 +164,7 @@ describe("hook runner", () => {
     t.mockHook("rcpt", () => DENY);
     await t.command("HELO c");
     await t.command("MAIL FROM:<a@example.net>");
-    const notes = t.session.transaction.notes("mock_mail") as Record<string, { return: number }>;
+    const notes = t.transaction.notes("mock_mail") as Record<string, { return: number }>;
     expect(notes["hook_mail"]!.return).toBe(DECLINED);
     await t.command("RCPT TO:<b@example.org>");
     expect(heard).toEqual([["mock_mail", DECLINED], ["mock_rcpt", DENY]]);

@@ -3,8 +3,8 @@ import { createHmac } from "node:crypto";
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DENY, OK } from "../../src/core/codes.ts";
-import type { Transaction } from "../../src/core/transaction.ts";
+import { DENY, OK } from "qpsmtpd";
+import type { Transaction } from "qpsmtpd";
 import { TestSession, type TestSessionOptions } from "../../src/testing/harness.ts";
 
 const TLS = join(import.meta.dir, "../fixtures/tls");
@@ -17,7 +17,7 @@ async function mta(opts: TestSessionOptions = {}): Promise<{ t: TestSession; que
   const txns: Transaction[] = [];
   t.mockHook("rcpt", () => OK);
   t.mockHook("queue", async (txn) => {
-    const parts: Buffer[] = [];
+    const parts: Uint8Array[] = [];
     for await (const c of txn.message_stream()) parts.push(c);
     queued.push(Buffer.concat(parts).toString());
     txns.push(txn);
@@ -167,7 +167,7 @@ describe("limits and abuse", () => {
     await t.send("NO");
     await new Promise((r) => setTimeout(r, 400));
     await t.send("O");
-    await t.session.done;
+    await t.done;
     expect(Date.now() - started).toBeLessThan(3000);
     expect(t.replies.at(-1)?.code).toBe(421);
     expect(t.closed).toBe(true);
@@ -325,7 +325,7 @@ describe("STARTTLS", () => {
     const r = await t.send("STARTTLS\r\nRSET\r\nMAIL FROM:<attacker@evil.test>\r\n");
     expect(r.map((x) => x.code)).toEqual([220]);
     expect(t.tlsStarted).toBe(1);
-    expect(t.session.connection.tls_cipher).toBe("TEST-CIPHER");
+    expect(t.connection.tls_cipher).toBe("TEST-CIPHER");
     const e = await t.command("EHLO c");
     expect(e.lines).not.toContain("STARTTLS");
     expect((await t.command("RCPT TO:<b@example.org>")).code).toBe(503);
@@ -381,7 +381,7 @@ describe("AUTH", () => {
     expect((await t.command("EHLO c")).lines).toContain("AUTH PLAIN LOGIN CRAM-MD5");
     const r = await t.command(`AUTH PLAIN ${b64("\0u@example.org\0secret")}`);
     expect(r.code).toBe(235);
-    expect(t.session.connection.relay_client()).toBe(true);
+    expect(t.connection.relay_client()).toBe(true);
     expect((await t.command("AUTH PLAIN x")).code).toBe(503);
     await t.command("MAIL FROM:<u@example.org>");
     await t.command("RCPT TO:<x@elsewhere.example>");
@@ -398,7 +398,7 @@ describe("AUTH", () => {
     const r = await t.command(b64("\0u@example.org\0wrong"));
     expect(r.code).toBe(535);
     expect(r.text).toBe("PLAIN authentication failed for u@example.org from 127.0.0.1");
-    expect(t.session.connection.relay_client()).toBe(false);
+    expect(t.connection.relay_client()).toBe(false);
   });
 
   test("LOGIN asks for user and password", async () => {
@@ -487,16 +487,16 @@ describe("more edges", () => {
     t.mockHook("config", (_txn, name) => (name === "me" ? [OK, "from.hook.example"] : undefined));
     expect((await t.command("HELO c")).text).toStartWith("from.hook.example Hi");
     t.mockHook("user_config", (_txn, addr, name) => (name === "quota" ? [OK, `${addr.user}-quota`] : undefined));
-    const { Address } = await import("../../src/smtp/address.ts");
-    expect(t.session.config("quota", Address.parse("<ann@example.org>"))).toBe("ann-quota");
-    expect(t.session.config("quota")).toBeUndefined();
+    const { Address } = await import("qpsmtpd");
+    expect(t.qp.config("quota", Address.parse("<ann@example.org>"))).toBe("ann-quota");
+    expect(t.qp.config("quota")).toBeUndefined();
   });
 
   test("temp files of a plugin go with the transaction", async () => {
     const { t } = await mta();
     let path = "";
     t.mockHook("data_post", (txn) => {
-      path = t.session.temp_file();
+      path = t.qp.temp_file();
       writeFileSync(path, "scratch");
       expect(txn.notes("x")).toBeUndefined();
     });

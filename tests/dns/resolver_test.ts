@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { DnsError, parseServer, Resolver, reverseIp, systemServers } from "../../src/dns/resolver.ts";
+import { DnsError, reverseIp } from "qpsmtpd";
+import { DnsResolver, parseServer, systemServers } from "../../src/dns/resolver.ts";
 import { TestDnsServer } from "../helpers/dns_server.ts";
 
 let dns: TestDnsServer;
@@ -16,7 +17,7 @@ beforeAll(async () => {
 });
 afterAll(() => dns.stop());
 
-const resolver = (timeoutMs = 1000): Resolver => new Resolver({ servers: [{ host: "127.0.0.1", port: dns.port }], timeoutMs, tries: 1 });
+const resolver = (timeoutMs = 1000): DnsResolver => new DnsResolver({ servers: [{ host: "127.0.0.1", port: dns.port }], timeoutMs, tries: 1 });
 
 describe("Resolver", () => {
   test("A, AAAA, MX (sorted), TXT, PTR", async () => {
@@ -43,7 +44,23 @@ describe("Resolver", () => {
     expect(r.resolve_a("broken.example.org")).rejects.toThrow(DnsError);
     const e = await r.resolve_a("black.hole.example").catch((x: DnsError) => x);
     expect(e).toBeInstanceOf(DnsError);
-    expect((e as DnsError).code).toBe("timeout");
+    expect((e as DnsError).code).toBe("TIMEOUT");
+    expect((e as DnsError).temporary).toBe(true);
+  });
+
+  test("resolve() tells NXDOMAIN, NODATA, SERVFAIL and TIMEOUT apart; resolve_a() gives [] for the first two", async () => {
+    const r = resolver(200);
+    const code = (p: Promise<unknown>): Promise<string> => p.then(() => "answer", (e: DnsError) => e.code);
+    expect(await r.resolve("mx.example.org", "A")).toEqual(["192.0.2.10"]);
+    expect(await r.resolve("example.org", "MX")).toEqual([{ exchange: "mx.example.org", priority: 10 }, { exchange: "mx2.example.org", priority: 20 }]);
+    expect(await code(r.resolve("nothing.example.org", "A"))).toBe("NXDOMAIN");
+    expect(await code(r.resolve("example.org", "A"))).toBe("NODATA");
+    expect(await code(r.resolve("broken.example.org", "A"))).toBe("SERVFAIL");
+    expect(await code(r.resolve("black.hole.example", "A"))).toBe("TIMEOUT");
+    expect(await r.resolve_a("nothing.example.org")).toEqual([]);
+    expect(await r.resolve_a("example.org")).toEqual([]);
+    // The negative answer is cached too, and keeps telling which it was.
+    expect(await code(r.resolve("nothing.example.org", "A"))).toBe("NXDOMAIN");
   });
 
   test("answers are cached for their TTL; concurrent questions share one query", async () => {

@@ -1,7 +1,7 @@
 /** A real qpsmtpd server in this process, on an ephemeral loopback port. */
-import type { PluginModule } from "../../src/core/hooks.ts";
+import type { AnyPluginModule } from "qpsmtpd";
 import { SmtpServer } from "../../src/server/server.ts";
-import { testRegistry } from "../../src/testing/harness.ts";
+import { testRegistry } from "../../src/testing/registry.ts";
 
 export interface RunningServer {
   readonly port: number;
@@ -12,7 +12,7 @@ export interface RunningServer {
 export async function startServer(opts: {
   plugins: string[];
   config?: Record<string, string | string[]>;
-  modules?: Record<string, PluginModule>;
+  modules?: Record<string, AnyPluginModule>;
   tls?: boolean;
 }): Promise<RunningServer> {
   const registry = await testRegistry(opts);

@@ -33,13 +33,13 @@ describe("whitelist", () => {
       remoteIp: "192.0.2.5",
       config: { whitelisthosts: "192.0.2.", whitelisthelo: "friend.example", whitelistsenders: ["@partner.example"], whitelistrcpt: "vip@example.org", rcpthosts: "example.org" },
     });
-    expect(t.session.connection.notes("whitelisthost")).toBe(1);
+    expect(t.connection.notes("whitelisthost")).toBe(1);
     await t.command("EHLO friend.example");
-    expect(t.session.connection.notes("whitelisthelo")).toBe(1);
+    expect(t.connection.notes("whitelisthelo")).toBe(1);
     await t.command("MAIL FROM:<anyone@partner.example>");
-    expect(t.session.transaction.notes("whitelistsender")).toBe(1);
+    expect(t.transaction.notes("whitelistsender")).toBe(1);
     expect((await t.command("RCPT TO:<vip@example.org>")).code).toBe(250);
-    expect(t.session.transaction.notes("whitelistrcpt")).toBe(1);
+    expect(t.transaction.notes("whitelistrcpt")).toBe(1);
     expect((await t.command("RCPT TO:<victim@evil.test>")).code).toBe(550);
   });
 });

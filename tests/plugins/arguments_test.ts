@@ -3,9 +3,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connectLogging } from "../../src/app.ts";
-import { DECLINED, LOGDEBUG, LOGINFO, OK } from "../../src/core/codes.ts";
-import type { Hooks } from "../../src/core/hooks.ts";
+import { DECLINED, LOGDEBUG, LOGINFO, OK } from "qpsmtpd";
+import type { Hooks } from "qpsmtpd";
 import { TestSession, type TestSessionOptions } from "../../src/testing/harness.ts";
 import { TestDnsServer } from "../helpers/dns_server.ts";
 import { startServer } from "../helpers/server.ts";
@@ -38,10 +37,10 @@ describe("plugin loglevel argument", () => {
     const seen: Array<[number, string]> = [];
     for (const arg of ["loglevel 2", "loglevel +1", "loglevel -2"]) {
       const t = await TestSession.start({ plugins: [`rcpt_ok ${arg}`], config: { rcpthosts: "example.org" } });
-      t.registry.host.logger.sink = (level, _h, plugin, msg) => (plugin === "rcpt_ok" && msg.startsWith("fail") && seen.push([level, arg]), true);
       await t.command("HELO c");
       await t.command("MAIL FROM:<a@example.net>");
       await t.command("RCPT TO:<x@evil.test>");
+      for (const l of t.logs) if (l.plugin === "rcpt_ok" && l.message.startsWith("fail")) seen.push([l.level, arg]);
     }
     expect(seen).toEqual([[2, "loglevel 2"], [LOGDEBUG, "loglevel +1"], [4, "loglevel -2"]]);
     expect(LOGINFO + 1).toBe(LOGDEBUG);
@@ -102,10 +101,10 @@ describe("karma arguments", () => {
 describe("karma_tlds", () => {
   test("the PTR name's TLD adds its score", async () => {
     const t = await TestSession.start({ plugins: [`karma db_dir ${dbDir()}`], config: { karma_tlds: ["info -3", "org 1"] }, remoteIp: "192.0.2.80" });
-    t.session.connection.remote_host = "host.spammy.info";
+    t.connection.remote_host = "host.spammy.info";
     await t.command("EHLO c");
     await t.command("MAIL FROM:<a@example.net>");
-    expect(t.session.connection.notes("karma")).toBe(-3);
+    expect(t.connection.notes("karma")).toBe(-3);
   });
 });
 
@@ -124,7 +123,7 @@ describe("reject and reject_type on DNS plugins", () => {
   test("fcrdns reject naughty defers; reject_type temp", async () => {
     const n = await mailFrom({ plugins: ["fcrdns reject naughty", "naughty reject rcpt"], remoteIp: "192.0.2.11" });
     expect(n.code).toBe(250);
-    expect(String(n.t.session.connection.notes("naughty"))).toContain("iprev=fail");
+    expect(String(n.t.connection.notes("naughty"))).toContain("iprev=fail");
     expect((await mailFrom({ plugins: ["fcrdns reject 1 reject_type temp"], remoteIp: "192.0.2.11" })).code).toBe(450);
   });
   test("resolvable_fromhost: invalid_resolvable_fromhost decides what does not count", async () => {
@@ -215,8 +214,7 @@ describe("help, loadcheck, logging/file and whitelist arguments", () => {
     mkdirSync(join(dir, "logs"));
     writeFileSync(join(dir, "logs", "qp.log"), "old content\n");
     const t = await TestSession.start({ config: { logging: `logging/file loglevel 6 reopen tsformat [%s] ${dir}/logs/qp.log` } });
-    connectLogging(t.registry);
-    t.session.log(6, "hello");
+    t.qp.log(6, "hello");
     const text = readFileSync(join(dir, "logs", "qp.log"), "utf8");
     expect(text).not.toContain("old content");
     expect(text).toMatch(/^\[\d{10}\] \d+ test hello\n$/);
@@ -225,7 +223,7 @@ describe("help, loadcheck, logging/file and whitelist arguments", () => {
     process.env["WHITELISTCLIENT"] = "1";
     try {
       const t = await TestSession.start({ plugins: ["whitelist"], remoteIp: "203.0.113.9" });
-      expect(t.session.connection.notes("whitelisthost")).toBe(1);
+      expect(t.connection.notes("whitelisthost")).toBe(1);
     } finally {
       delete process.env["WHITELISTCLIENT"];
     }

@@ -3,9 +3,9 @@ import { describe, expect, test } from "bun:test";
 import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DECLINED, OK } from "../../src/core/codes.ts";
+import { DECLINED, OK } from "qpsmtpd";
 import { TestSession } from "../../src/testing/harness.ts";
-import type { Hooks } from "../../src/core/hooks.ts";
+import type { Hooks } from "qpsmtpd";
 
 describe("naughty", () => {
   const hook_connect: Hooks["connect"] = function () {
@@ -67,7 +67,7 @@ describe("earlytalker", () => {
     const r = await t.send("EHLO eager\r\n");
     expect(r[0]!.code).toBe(550);
     expect(r[0]!.text).toBe("Connecting host started transmitting before SMTP greeting");
-    expect(t.session.connection.notes("earlytalker")).toBe(1);
+    expect(t.connection.notes("earlytalker")).toBe(1);
   }, 10000);
   test("defer-reject greets, then refuses MAIL", async () => {
     const t = await TestSession.start({ plugins: ["earlytalker wait 1 defer-reject 1"], waitForGreeting: false });
@@ -157,11 +157,10 @@ describe("help and quit_fortune", () => {
 
 describe("connection_time", () => {
   test("logs the duration at post-connection", async () => {
-    const lines: string[] = [];
     const t = await TestSession.start({ plugins: ["connection_time"] });
-    t.registry.host.logger.sink = (_l, hook, plugin, msg) => (lines.push(`${hook} ${plugin} ${msg}`), true);
     await t.command("QUIT");
-    await t.session.done;
+    await t.done;
+    const lines = t.logs.map((l) => `${l.hook} ${l.plugin} ${l.message}`);
     expect(lines.some((l) => /^post-connection connection_time \d+\.\d{3} s$/.test(l))).toBe(true);
   });
 });

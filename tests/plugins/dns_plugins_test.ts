@@ -1,6 +1,6 @@
 /** dnsbl, rhsbl, fcrdns, resolvable_fromhost, helo, dns_whitelist_soft, against a loopback DNS server. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { OK } from "../../src/core/codes.ts";
+import { OK } from "qpsmtpd";
 import { TestSession, type TestSessionOptions } from "../../src/testing/harness.ts";
 import { TestDnsServer } from "../helpers/dns_server.ts";
 
@@ -55,7 +55,7 @@ describe("dnsbl", () => {
     expect(t.greeting?.code).toBe(220);
     const r = await toRcpt(t);
     expect([r.code, r.text]).toEqual([550, "listed: see https://bl.example/66"]);
-    expect(t.session.connection.notes("dnsbl")).toBe("listed: see https://bl.example/66");
+    expect(t.connection.notes("dnsbl")).toBe("listed: see https://bl.example/66");
   });
   test("zone:message gives the text, with %IP%; dnsbl_rejectmsg comes first", async () => {
     const t = await start({ ip: "192.0.2.77", plugins: ["dnsbl"], config: { ...zones, dnsbl_rejectmsg: "Ask your ISP." } });
@@ -138,18 +138,18 @@ describe("fcrdns", () => {
     let header = "";
     t.mockHook("data_post", (txn) => void (header = txn.header()!.get("Authentication-Results", 0)!));
     expect(await mail(t)).toBe(250);
-    expect(t.session.connection.remote_host).toBe("mx.good.example");
-    expect(t.session.connection.notes("fcrdns")).toBe("pass");
+    expect(t.connection.remote_host).toBe("mx.good.example");
+    expect(t.connection.notes("fcrdns")).toBe("pass");
     await t.command("RCPT TO:<b@example.org>");
     await t.command("DATA");
     await t.data("Subject: x\n\ny\n");
     expect(header).toBe("mx.example.org; auth=none; iprev=pass policy.iprev=192.0.2.10 (mx.good.example)\n");
   });
   test("fail, permerror and temperror are recorded; reject 1 refuses fail at MAIL", async () => {
-    for (const [ip, verdict] of [["192.0.2.11", "fail"], ["192.0.2.13", "permerror"], ["192.0.2.12", "temperror"]]) {
+    for (const [ip, verdict] of [["192.0.2.11", "fail"], ["192.0.2.13", "permerror"], ["192.0.2.12", "temperror"]] as const) {
       const t = await run(ip!);
       expect(await mail(t)).toBe(250);
-      expect(t.session.connection.notes("fcrdns")).toBe(verdict);
+      expect(t.connection.notes("fcrdns")).toBe(verdict);
     }
     const r = await run("192.0.2.11", " reject 1");
     expect(await mail(r)).toBe(550);
@@ -222,8 +222,8 @@ describe("helo", () => {
     expect((await run("elsewhere.example", " policy strict")).text).toBe("That HELO hostname fails FCrDNS");
     const ok = await run("helo.good.example", " policy strict");
     expect(ok.code).toBe(250);
-    expect(ok.t.session.connection.notes("helo_forward_match")).toBe(1);
-    expect(ok.t.session.connection.notes("helo_reverse_match")).toBe(1);
+    expect(ok.t.connection.notes("helo_forward_match")).toBe(1);
+    expect(ok.t.connection.notes("helo_reverse_match")).toBe(1);
     expect((await run("[192.0.2.10]", " policy strict")).text).toBe("RFC 2821 allows an address literal, but we do not");
     expect((await run("localhost", " reject 0")).code).toBe(250);
   });
@@ -232,9 +232,9 @@ describe("helo", () => {
 describe("dns_whitelist_soft", () => {
   test("a listed client gets the whitelisthost note, which other plugins respect", async () => {
     const t = await start({ ip: "192.0.2.50", plugins: ["dns_whitelist_soft", "helo"], config: { whitelist_zones: "wl.example" } });
-    expect(t.session.connection.notes("whitelisthost")).toBe("trusted partner");
+    expect(t.connection.notes("whitelisthost")).toBe("trusted partner");
     expect((await t.command("EHLO localhost")).code).toBe(250);
     const u = await start({ ip: "192.0.2.51", plugins: ["dns_whitelist_soft"], config: { whitelist_zones: "wl.example" } });
-    expect(u.session.connection.notes("whitelisthost")).toBeUndefined();
+    expect(u.connection.notes("whitelisthost")).toBeUndefined();
   });
 });

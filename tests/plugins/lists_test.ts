@@ -14,7 +14,7 @@ describe("badmailfrom", () => {
     const t = await session({ plugins: ["badmailfrom"], config });
     const r = await t.command("MAIL FROM:<Spammer@EVIL.test>");
     expect([r.code, r.text]).toEqual([550, "Go away"]);
-    expect(t.session.connection.notes("karma")).toBe(-1);
+    expect(t.connection.notes("karma")).toBe(-1);
   });
   test("@host matches every sender there, with the default reason", async () => {
     const t = await session({ plugins: ["badmailfrom"], config });
@@ -34,7 +34,7 @@ describe("badmailfrom", () => {
     expect((await (await session({ plugins: ["badmailfrom reject 0"], config })).command("MAIL FROM:<spammer@evil.test>")).code).toBe(250);
     const n = await session({ plugins: ["badmailfrom reject naughty", "naughty reject rcpt"], config });
     expect((await n.command("MAIL FROM:<spammer@evil.test>")).code).toBe(250);
-    expect(n.session.connection.notes("naughty")).toBe("(badmailfrom) Go away");
+    expect(n.connection.notes("naughty")).toBe("(badmailfrom) Go away");
     const r = await n.command("RCPT TO:<x@example.org>");
     expect([r.code, r.text]).toEqual([550, "(badmailfrom) Go away"]);
     expect(n.closed).toBe(true);
@@ -51,7 +51,7 @@ describe("badrcptto", () => {
     expect((await t.command("RCPT TO:<x@spamtrap.example>")).code).toBe(550);
     expect((await t.command("RCPT TO:<Abuse-me@x.example>")).text).toBe("mail to ^abuse-.*@ not accepted here");
     expect((await t.command("RCPT TO:<good@example.org>")).code).toBe(450);
-    expect(t.session.connection.notes("karma")).toBe(-6);
+    expect(t.connection.notes("karma")).toBe(-6);
   });
 });
 

@@ -4,13 +4,11 @@ import * as dgram from "node:dgram";
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connectLogging } from "../../src/app.ts";
-import { OK } from "../../src/core/codes.ts";
+import { OK } from "qpsmtpd";
 import { TestSession } from "../../src/testing/harness.ts";
 
 async function logged(logging: string, plugins: string[] = ["rcpt_ok"]): Promise<TestSession> {
   const t = await TestSession.start({ plugins, config: { logging, rcpthosts: "example.org" } });
-  connectLogging(t.registry);
   return t;
 }
 
@@ -32,7 +30,7 @@ describe("logging/file", () => {
   test("%i gives one file per connection; nosplit keeps messages on one line", async () => {
     const dir = mkdtempSync(join(tmpdir(), "qplog-"));
     const t = await logged(`logging/file loglevel 7 nosplit ${dir}/conn-%i.log`);
-    t.session.log(6, "two\nlines");
+    t.qp.log(6, "two\nlines");
     expect(readFileSync(join(dir, "conn-test.log"), "utf8")).toContain("two | lines\n");
   });
 
@@ -88,9 +86,9 @@ describe("logging/adaptive", () => {
       await t.command("RCPT TO:<x@example.org>");
       await t.command("DATA");
       await t.data("Subject: x\n\ny\n");
-      t.session.log(6, "an info line after the message");
+      t.qp.log(6, "an info line after the message");
       await t.command("QUIT");
-      await t.session.done;
+      await t.done;
     });
     expect(accepted).not.toContain("rcpt_ok");
     const refused = await capture(async () => {
@@ -99,7 +97,7 @@ describe("logging/adaptive", () => {
       await t.command("MAIL FROM:<a@example.net>");
       await t.command("RCPT TO:<x@evil.test>");
       await t.command("QUIT");
-      await t.session.done;
+      await t.done;
     });
     expect(refused).toMatch(/^!\d+ test \(rcpt\) rcpt_ok: fail, evil\.test is not a local domain$/m);
   });

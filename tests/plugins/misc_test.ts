@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { OK } from "../../src/core/codes.ts";
+import { OK } from "qpsmtpd";
 import { TestSession } from "../../src/testing/harness.ts";
 
 describe("count_unrecognized_commands", () => {
@@ -43,8 +43,6 @@ describe("logging/warn", () => {
     process.stderr.write = ((s: string) => (written.push(String(s)), true)) as typeof process.stderr.write;
     try {
       const t = await TestSession.start({ plugins: ["rcpt_ok"], config: { logging: "logging/warn LOGINFO", rcpthosts: "example.org" } });
-      const { connectLogging } = await import("../../src/app.ts");
-      connectLogging(t.registry);
       await t.command("HELO c");
       await t.command("MAIL FROM:<a@example.net>");
       await t.command("RCPT TO:<x@evil.test>");

@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { TestSession } from "../../src/testing/harness.ts";
 import { isLocal } from "../../plugins/rcpt_ok.ts";
-import { cidrContains, matchesClientEntry } from "../../src/core/ip.ts";
+import { cidrContains, matchesClientEntry } from "qpsmtpd";
 
 const config = {
   me: "mx.example.org",

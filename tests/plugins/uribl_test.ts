@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { OK } from "../../src/core/codes.ts";
+import { OK } from "qpsmtpd";
 import { TestSession } from "../../src/testing/harness.ts";
 import { linkHosts, registeredDomain } from "../../plugins/uribl.ts";
 import { TestDnsServer } from "../helpers/dns_server.ts";

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { Address } from "../../src/smtp/address.ts";
+import { Address } from "qpsmtpd";
 
 describe("Address.parse", () => {
   const valid: Array<[string, string, string | undefined, string]> = [

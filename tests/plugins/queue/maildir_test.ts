@@ -1,11 +1,11 @@
 import { describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Address } from "../../../src/smtp/address.ts";
+import { Address } from "qpsmtpd";
 import { TestSession } from "../../../src/testing/harness.ts";
 import { subdirFor } from "../../../plugins/queue/maildir.ts";
-import { OK } from "../../../src/core/codes.ts";
+import { OK } from "qpsmtpd";
 
 async function deliver(args: string, rcpts: string[], message = "Subject: m\nMessage-Id: <id1@example.net>\n\nbody\n") {
   const t = await TestSession.start({ plugins: [`queue/maildir ${args}`] });
@@ -50,8 +50,8 @@ describe("queue/maildir", () => {
     const root = mkdtempSync(join(tmpdir(), "md-"));
     const t = await TestSession.start({ plugins: [`queue/maildir ${root}/Maildir`] });
     t.mockHook("rcpt", () => OK);
-    // tmp/ replaced by a file: the write fails whoever we run as.
-    rmSync(join(root, "Maildir", "tmp"), { recursive: true });
+    // tmp/ is a file: the write fails whoever we run as.
+    mkdirSync(join(root, "Maildir", "new"), { recursive: true });
     writeFileSync(join(root, "Maildir", "tmp"), "");
     await t.command("EHLO c");
     await t.command("MAIL FROM:<s@example.net>");

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import * as net from "node:net";
-import { DENY, DENYSOFT, OK } from "../../../src/core/codes.ts";
-import type { PluginModule } from "../../../src/core/hooks.ts";
-import { DotStuffer } from "../../../src/net/smtp_client.ts";
+import { DENY, DENYSOFT, OK } from "qpsmtpd";
+import type { PluginModule } from "qpsmtpd";
+import { DotStuffer } from "qpsmtpd";
 import { TestSession } from "../../../src/testing/harness.ts";
 import { startServer, type RunningServer } from "../../helpers/server.ts";
 
@@ -13,7 +13,7 @@ const nextHop: PluginModule = {
   hook_data_post: (txn) => (txn.header()?.get("Subject", 0)?.startsWith("reject") ? [DENY, "5.7.1 content refused"] : undefined),
   hook_queue: async (txn) => {
     let s = "";
-    for await (const c of txn.message_stream()) s += c.toString("latin1");
+    for await (const c of txn.message_stream()) s += Buffer.from(c).toString("latin1");
     received.push(s);
     return [OK, "downstream-id-42"];
   },

@@ -1,24 +1,61 @@
 /**
- * The closed list of qpsmtpd hooks, the arguments each receives and what each may return.
+ * The closed list of qpsmtpd hooks, the arguments each receives, what each may return, and the
+ * shape of a plugin module.
  * @module
  */
-import type { Address } from "../smtp/address.ts";
-import type { Params } from "../smtp/command.ts";
+import type { Address } from "./address.ts";
 import type { ReturnCode } from "./codes.ts";
+import type { HookContext, LoadContext, PluginContext, PluginData } from "./context.ts";
+import type { Server } from "./server.ts";
 import type { Transaction } from "./transaction.ts";
-import type { Plugin } from "../plugin/plugin.ts";
-import type { PluginHost } from "../plugin/host.ts";
 
 /** qpsmtpd's 39 hook names, in qpsmtpd's registration order. */
 export const HOOK_NAMES = [
-  "logging", "config", "user_config", "post-fork", "pre-connection", "connect", "ehlo_parse", "ehlo",
-  "helo_parse", "helo", "auth_parse", "auth", "auth-plain", "auth-login", "auth-cram-md5", "rcpt_parse",
-  "rcpt_pre", "rcpt", "mail_parse", "mail", "mail_pre", "data", "data_headers_end", "data_post_headers",
-  "data_post", "queue_pre", "queue", "queue_post", "vrfy", "noop", "quit", "reset_transaction", "disconnect",
-  "post-connection", "unrecognized_command", "deny", "ok", "received_line", "help",
+  "logging",
+  "config",
+  "user_config",
+  "post-fork",
+  "pre-connection",
+  "connect",
+  "ehlo_parse",
+  "ehlo",
+  "helo_parse",
+  "helo",
+  "auth_parse",
+  "auth",
+  "auth-plain",
+  "auth-login",
+  "auth-cram-md5",
+  "rcpt_parse",
+  "rcpt_pre",
+  "rcpt",
+  "mail_parse",
+  "mail",
+  "mail_pre",
+  "data",
+  "data_headers_end",
+  "data_post_headers",
+  "data_post",
+  "queue_pre",
+  "queue",
+  "queue_post",
+  "vrfy",
+  "noop",
+  "quit",
+  "reset_transaction",
+  "disconnect",
+  "post-connection",
+  "unrecognized_command",
+  "deny",
+  "ok",
+  "received_line",
+  "help",
 ] as const;
 
 export type HookName = (typeof HOOK_NAMES)[number];
+
+/** Hooks that run outside any session: their `this` has no `qp`, `connection` or `transaction`. */
+export type ServerHookName = "logging" | "pre-connection" | "post-fork";
 
 const HOOK_SET: ReadonlySet<string> = new Set(HOOK_NAMES);
 export function isHookName(s: string): s is HookName {
@@ -29,11 +66,9 @@ export function isHookName(s: string): s is HookName {
 export function hookMethodName(hook: HookName): `hook_${string}` {
   return `hook_${hook.replace(/\W/g, "_")}`;
 }
-const BY_METHOD: ReadonlyMap<string, HookName> = new Map(HOOK_NAMES.map((h) => [hookMethodName(h), h]));
-/** `hook_auth_cram_md5` → `auth-cram-md5`; undefined for any other name. */
-export function hookFromMethodName(method: string): HookName | undefined {
-  return BY_METHOD.get(method);
-}
+
+/** ESMTP parameters of MAIL or RCPT: lower-cased keyword to value (undefined when there was no `=`). */
+export type Params = Record<string, string | undefined>;
 
 /** What a pre-connection hook learns about the new connection. */
 export interface PreConnectionInfo {
@@ -43,16 +78,17 @@ export interface PreConnectionInfo {
   readonly local_port: number;
   /** The `-m/--max-from-ip` limit (0 = none). */
   readonly max_conn_ip: number;
-  /** Remote IPs of the connections open now. */
+  /** Remote addresses of the connections open now. */
   readonly child_addrs: readonly string[];
 }
 
-/** A parser returned by a `*_parse` hook: `[OK, ...parts]` on success. */
+/** A parser returned by a `*_parse` hook: `[OK, ...parts]` on success, `[DENY, message]` to refuse. */
 export type LineParser = (cmd: string, line: string) => readonly [number, ...string[]];
 
 /** Arguments after the transaction, per hook. */
 export interface HookArgs {
-  logging: [level: number, hook: string, plugin: string, message: string];
+  /** `connection_id` is the id of the connection that logged, "" for the server's own lines. */
+  logging: [level: number, hook: string, plugin: string, message: string, connection_id: string];
   config: [name: string];
   user_config: [address: Address, name: string];
   "post-fork": [];
@@ -105,41 +141,61 @@ export type AuthArgs = [
 /** A hook's answer: a code, or a code and reply lines. Nothing means DECLINED. */
 export type Result = ReturnCode | readonly [ReturnCode, ...string[]] | void | undefined;
 
+type ParseAnswer = readonly [ReturnCode, LineParser] | ReturnCode | void | undefined;
+
 /** What each hook may return (most return a Result, possibly through a promise). */
 export interface HookResults {
   /** Config hooks answer synchronously, because `config()` is synchronous. */
-  config: ReturnCode | readonly [ReturnCode, ...string[]] | void | undefined;
-  user_config: ReturnCode | readonly [ReturnCode, ...string[]] | void | undefined;
-  ehlo_parse: ParseResult;
-  helo_parse: ParseResult;
-  auth_parse: ParseResult;
-  rcpt_parse: ParseResult;
-  mail_parse: ParseResult;
+  config: Result;
+  user_config: Result;
+  ehlo_parse: ParseAnswer | Promise<ParseAnswer>;
+  helo_parse: ParseAnswer | Promise<ParseAnswer>;
+  auth_parse: ParseAnswer | Promise<ParseAnswer>;
+  rcpt_parse: ParseAnswer | Promise<ParseAnswer>;
+  mail_parse: ParseAnswer | Promise<ParseAnswer>;
 }
-type ParseResult = readonly [ReturnCode, LineParser] | ReturnCode | void | undefined | Promise<
-  readonly [ReturnCode, LineParser] | ReturnCode | void | undefined
->;
 
 export type HookResult<H extends HookName> = H extends keyof HookResults ? HookResults[H]
   : Result | Promise<Result>;
 
-/** The function type of hook `H`, with `this` bound to the plugin instance. */
-export type HookFn<H extends HookName> = (
-  this: Plugin,
+/** `this` of hook `H`: hooks outside a session get a context without `qp`. */
+export type ContextOf<H extends HookName, D extends object = PluginData> = H extends ServerHookName ? PluginContext<D>
+  : HookContext<D>;
+
+/** The function type of hook `H` for a plugin whose `this.data` is `D`. */
+export type HookFn<H extends HookName, D extends object = PluginData> = (
+  this: ContextOf<H, D>,
   transaction: Transaction,
   ...args: HookArgs[H]
 ) => HookResult<H>;
 
-/** Typed hook signatures, for `export const hook_rcpt: Hooks["rcpt"] = async function (txn, rcpt) {…}`. */
-export type Hooks = { [H in HookName]: HookFn<H> };
+/**
+ * Typed hook signatures: `export const hook_rcpt: Hooks["rcpt"] = async function (txn, rcpt) {…}`.
+ * `Hooks<D>` types `this.data` as `D`.
+ */
+export type Hooks<D extends object = PluginData> = { [H in HookName]: HookFn<H, D> };
+
+/**
+ * `init(server, ...args)` and `register(server, ...args)`: run once per `config/plugins` line
+ * when the plugins load, with that line's arguments. `this.data` is filled here.
+ */
+export type Init<D extends object = PluginData> = (
+  this: LoadContext<D>,
+  server: Server,
+  ...args: string[]
+) => void | Promise<void>;
+export type Register<D extends object = PluginData> = Init<D>;
 
 type Underscore<S extends string> = S extends `${infer A}-${infer B}` ? Underscore<`${A}_${B}`> : S;
 type MethodName<H extends string> = `hook_${Underscore<H>}`;
 
 /** The shape of a plugin module: hook functions plus optional init and register. */
-export type PluginModule =
-  & { readonly [H in HookName as MethodName<H>]?: HookFn<H> }
+export type PluginModule<D extends object = PluginData> =
+  & { readonly [H in HookName as MethodName<H>]?: HookFn<H, D> }
   & {
-    readonly init?: (this: Plugin, qp: PluginHost, ...args: string[]) => unknown;
-    readonly register?: (this: Plugin, qp: PluginHost, ...args: string[]) => unknown;
+    readonly init?: Init<D>;
+    readonly register?: Register<D>;
   };
+
+/** A plugin module whatever its data type: for lists of modules (`never` fits every `D`). */
+export type AnyPluginModule = PluginModule<never>;

@@ -1,5 +1,5 @@
 /**
- * Errors that name where they come from: a config file and line, or a plugin.
+ * A config file is wrong: the error names the file and line.
  * @module
  */
 
@@ -12,13 +12,5 @@ export class ConfigError extends Error {
     this.name = "ConfigError";
     this.file = file;
     this.line = line;
-  }
-}
-
-/** A plugin cannot be found, loaded or registered. */
-export class PluginLoadError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "PluginLoadError";
   }
 }

@@ -7,7 +7,7 @@
  * @module
  */
 import { isIPv4, isIPv6 } from "node:net";
-import { Notes } from "../core/notes.ts";
+import { accessNote, type AddressNotes, type NoteValue, notesStore } from "./notes.ts";
 
 const ATOM = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+$/;
 const DOT_STRING = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*$/;
@@ -54,7 +54,7 @@ export class Address {
   user: string;
   /** The domain or address literal; undefined for `<>` and `<postmaster>`. */
   host: string | undefined;
-  readonly #notes = new Notes();
+  readonly #notes = notesStore();
 
   constructor(user: string, host?: string) {
     this.user = user;
@@ -126,7 +126,8 @@ export class Address {
     return this.format();
   }
 
-  notes(key: string, ...value: [unknown] | []): unknown {
-    return this.#notes.access(key, value);
+  /** Notes on this address (qpsmtpd's `$address->notes`). */
+  notes<K extends string>(key: K, ...value: [NoteValue<AddressNotes, K> | undefined] | []): NoteValue<AddressNotes, K> | undefined {
+    return accessNote(this.#notes, key, value) as NoteValue<AddressNotes, K> | undefined;
   }
 }

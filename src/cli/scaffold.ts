@@ -26,9 +26,8 @@ export const hook_rcpt: Hooks["rcpt"] = async function (txn, rcpt) {
 
 export function testTemplate(name: string): string {
   const id = name.replace(/\W/g, "_");
-  return `// Run from a qpsmtpd.ts checkout: bun test ${"<path>"}/${basename(name)}_test.ts
-import { expect, test } from "bun:test";
-import { TestSession } from "qpsmtpd/testing";
+  return `// Run it with: qpsmtpd test ${basename(name)}_test.ts
+import { expect, test, TestSession } from "qpsmtpd/testing";
 import * as ${id} from "./${basename(name)}.ts";
 
 test("${name} refuses nobody and leaves the rest to rcpt_ok", async () => {

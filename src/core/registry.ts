@@ -4,29 +4,36 @@
  * under a running connection.
  * @module
  */
-import { HOOK_NAMES, type HookFn, type HookName } from "../core/hooks.ts";
-import type { Plugin } from "./plugin.ts";
-import type { PluginHost } from "./host.ts";
+import { HOOK_NAMES, type HookFn, type HookName } from "../api/hooks.ts";
+import type { Server } from "../api/server.ts";
+import type { PluginInstance } from "./plugin_instance.ts";
+import { PluginServer, type TlsHolder } from "./plugin_server.ts";
+import type { ServerHost } from "./server_host.ts";
 
 export interface HookEntry {
-  readonly plugin: Plugin;
+  readonly plugin: PluginInstance;
   readonly hook: HookName;
   readonly fn: HookFn<HookName>;
 }
 
-export class Registry {
-  readonly host: PluginHost;
-  readonly plugins: Plugin[] = [];
+export class Registry implements TlsHolder {
+  readonly host: ServerHost;
+  /** What this generation's plugins see as `server`. */
+  readonly server: Server;
+  readonly plugins: PluginInstance[] = [];
+  /** The TLS context a plugin of this generation offered (`server.set_tls`). */
+  tlsContext: unknown;
   readonly #hooks = new Map<HookName, HookEntry[]>();
 
-  constructor(host: PluginHost) {
+  constructor(host: ServerHost) {
     this.host = host;
+    this.server = new PluginServer(host, this);
   }
 
   /** Adds a plugin's registrations to the hook table, in registration order. */
-  add(plugin: Plugin): void {
+  add(plugin: PluginInstance): void {
     this.plugins.push(plugin);
-    for (const r of plugin._registrations) {
+    for (const r of plugin.registrations) {
       let chain = this.#hooks.get(r.hook);
       if (!chain) this.#hooks.set(r.hook, (chain = []));
       const entry = { plugin, hook: r.hook, fn: r.fn };
@@ -35,15 +42,14 @@ export class Registry {
     }
   }
 
-  /** Puts `fn` first in `hook`'s chain, as plugin `plugin` (test harness: mockHook). */
-  prepend(hook: HookName, plugin: Plugin, fn: HookFn<HookName>): void {
-    const chain = this.#hooks.get(hook) ?? [];
-    this.#hooks.set(hook, [{ plugin, hook, fn }, ...chain]);
+  /** Puts `fn` first in `hook`'s chain, as plugin `plugin` (the test harness's mockHook). */
+  prepend(hook: HookName, plugin: PluginInstance, fn: HookFn<HookName>): void {
+    this.#hooks.set(hook, [{ plugin, hook, fn }, ...this.chain(hook)]);
   }
 
   /** Removes every entry of `plugin` from `hook`'s chain. */
-  remove(hook: HookName, plugin: Plugin): void {
-    this.#hooks.set(hook, (this.#hooks.get(hook) ?? []).filter((e) => e.plugin !== plugin));
+  remove(hook: HookName, plugin: PluginInstance): void {
+    this.#hooks.set(hook, this.chain(hook).filter((e) => e.plugin !== plugin));
   }
 
   chain(hook: HookName): readonly HookEntry[] {
@@ -52,11 +58,6 @@ export class Registry {
 
   has(hook: HookName): boolean {
     return (this.#hooks.get(hook)?.length ?? 0) > 0;
-  }
-
-  /** The first plugin loaded from the file `name` (`tls`, `queue/maildir`). */
-  find(name: string): Plugin | undefined {
-    return this.plugins.find((p) => p.file === name);
   }
 
   /** Every hook with its chain, for `qpsmtpd hooks`. */

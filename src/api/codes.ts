@@ -32,8 +32,8 @@ const CODE_NAMES: ReadonlyMap<number, string> = new Map([
   [DECLINED, "DECLINED"],
   [DONE, "DONE"],
 ]);
-const CODE_VALUES: ReadonlyMap<string, number> = new Map(
-  [...CODE_NAMES].map(([v, n]) => [n, v] as const).concat([["DENYHARD", DENYHARD]]),
+const CODE_VALUES: ReadonlyMap<string, ReturnCode> = new Map<string, ReturnCode>(
+  [...CODE_NAMES].map(([v, n]) => [n, v as ReturnCode] as const).concat([["DENYHARD", DENYHARD]]),
 );
 
 export function isReturnCode(x: unknown): x is ReturnCode {
@@ -42,8 +42,8 @@ export function isReturnCode(x: unknown): x is ReturnCode {
 
 /** Maps a code to its name or a name to its code (exact match, unlike Perl's loose regex). */
 export function return_code(x: number): string | undefined;
-export function return_code(x: string): number | undefined;
-export function return_code(x: number | string): string | number | undefined {
+export function return_code(x: string): ReturnCode | undefined;
+export function return_code(x: number | string): string | ReturnCode | undefined {
   return typeof x === "number" ? CODE_NAMES.get(x) : CODE_VALUES.get(x.toUpperCase());
 }
 

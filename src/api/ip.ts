@@ -1,9 +1,13 @@
 /**
- * IP address helpers for access lists: IPv4 and IPv6 alike, CIDR bounds inclusive.
+ * IP address helpers for access lists and DNS lists: IPv4 and IPv6 alike, CIDR bounds inclusive.
  * @module
  */
 import { isIPv4, isIPv6 } from "node:net";
-import { normaliseIp } from "./connection.ts";
+
+/** Strips the `::ffff:` prefix of an IPv4-mapped IPv6 address. */
+export function normaliseIp(ip: string): string {
+  return /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(ip) ? ip.slice(7) : ip;
+}
 
 /** The address as a number and its width in bits; undefined when it is not an IP address. */
 export function ipToBigInt(ip: string): { value: bigint; bits: 32 | 128 } | undefined {
@@ -58,4 +62,11 @@ export function matchesClientEntry(entry: string, ip: string): boolean {
 export function sameNet24(a: string, b: string): boolean {
   if (a === b) return true;
   return isIPv4(a) && isIPv4(b) && a.slice(0, a.lastIndexOf(".")) === b.slice(0, b.lastIndexOf("."));
+}
+
+/** `1.2.3.4` → `4.3.2.1`, and IPv6 to its nibble form, for DNSBL and PTR names; undefined for a non-address. */
+export function reverseIp(ip: string): string | undefined {
+  if (isIPv4(ip)) return ip.split(".").reverse().join(".");
+  const v6 = isIPv6(ip) ? ipToBigInt(ip) : undefined;
+  return v6?.value.toString(16).padStart(32, "0").split("").reverse().join(".");
 }

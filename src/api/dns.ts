@@ -1,0 +1,62 @@
+/**
+ * The DNS resolver plugins get as `this.dns` (one per server, asynchronous, with a time budget
+ * per lookup and a cache), and the error that tells why a lookup found nothing.
+ *
+ * ```ts
+ * const names = await this.dns.resolve_ptr(this.connection.remote_ip); // [] when there is none
+ * try {
+ *   await this.dns.resolve(host, "A");                                  // strict: throws DnsError
+ * } catch (e) {
+ *   if (e instanceof DnsError && e.code === "NXDOMAIN") return [DENY, "no such domain"];
+ *   if (e instanceof DnsError && e.temporary) return DENYSOFT;
+ * }
+ * ```
+ * @module
+ */
+
+/** Record types the resolver asks for. */
+export type RecordType = "A" | "AAAA" | "MX" | "TXT" | "PTR" | "NS" | "CNAME";
+
+export interface MxRecord {
+  readonly exchange: string;
+  readonly priority: number;
+}
+
+/**
+ * Why a lookup has no answer: `NXDOMAIN` (no such name), `NODATA` (the name exists, without
+ * records of that type), `TIMEOUT` (no server answered in time), `SERVFAIL`, `REFUSED`,
+ * `FORMERR` (a broken answer), or another response code's name.
+ */
+export type DnsErrorCode = "NXDOMAIN" | "NODATA" | "TIMEOUT" | "SERVFAIL" | "REFUSED" | "FORMERR" | (string & {});
+
+export class DnsError extends Error {
+  readonly code: DnsErrorCode;
+  constructor(code: DnsErrorCode, message: string) {
+    super(message);
+    this.name = "DnsError";
+    this.code = code;
+  }
+
+  /** True when asking again later may give an answer (not NXDOMAIN or NODATA). */
+  get temporary(): boolean {
+    return this.code !== "NXDOMAIN" && this.code !== "NODATA";
+  }
+}
+
+export interface Resolver {
+  /**
+   * Strict lookup: the records, or a DnsError telling NXDOMAIN, NODATA, TIMEOUT and server
+   * failure apart. MX answers are sorted by priority; TXT strings of one record are joined.
+   */
+  resolve(name: string, type: "MX"): Promise<MxRecord[]>;
+  resolve(name: string, type: Exclude<RecordType, "MX">): Promise<string[]>;
+  /** Addresses of `name`; [] when there is no such name or no A record. Throws DnsError on timeout or server failure. */
+  resolve_a(name: string): Promise<string[]>;
+  resolve_aaaa(name: string): Promise<string[]>;
+  /** MX records sorted by priority; [] when there are none. */
+  resolve_mx(name: string): Promise<MxRecord[]>;
+  resolve_txt(name: string): Promise<string[]>;
+  resolve_ns(name: string): Promise<string[]>;
+  /** PTR names of an IPv4 or IPv6 address; [] when there are none. */
+  resolve_ptr(ip: string): Promise<string[]>;
+}

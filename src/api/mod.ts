@@ -1,0 +1,53 @@
+/**
+ * `"qpsmtpd"`: the whole public API for plugins, built-in or on disk. It imports nothing from the
+ * engine; the engine implements these interfaces and hands plugins objects whose own state is
+ * private.
+ *
+ * ```ts
+ * import { DECLINED, DENY, type Hooks } from "qpsmtpd";
+ * export const hook_rcpt: Hooks["rcpt"] = function (_txn, rcpt) {
+ *   return rcpt.user === "bob" ? [DENY, "no mail for bob"] : DECLINED;
+ * };
+ * ```
+ * @module
+ */
+export * from "./codes.ts";
+export { Address, isAddressLiteral, isDomain } from "./address.ts";
+export { Header } from "./header.ts";
+export type { Connection } from "./connection.ts";
+export type { Transaction } from "./transaction.ts";
+export type { Session } from "./session.ts";
+export type { Server } from "./server.ts";
+export type { HookContext, LoadContext, PluginContext, PluginData } from "./context.ts";
+export type { AddressNotes, ConnectionNotes, NoteValue, TransactionNotes } from "./notes.ts";
+export {
+  type AnyPluginModule,
+  type AuthArgs,
+  type ContextOf,
+  HOOK_NAMES,
+  type HookArgs,
+  type HookFn,
+  type HookName,
+  type HookResult,
+  type Hooks,
+  type Init,
+  type LineParser,
+  type Params,
+  type PluginModule,
+  type PreConnectionInfo,
+  type Register,
+  type Result,
+  type ServerHookName,
+} from "./hooks.ts";
+export { DnsError, type DnsErrorCode, type MxRecord, type RecordType, type Resolver } from "./dns.ts";
+export type { Store } from "./store.ts";
+export type { TlsOptions } from "./tls.ts";
+export { cidrContains, ipToBigInt, matchesClientEntry, normaliseIp, reverseIp, sameNet24 } from "./ip.ts";
+export { type ListEntry, matchesAddress, parseEntry } from "./lists.ts";
+export { type PathArgument, parsePathArgument } from "./path_argument.ts";
+export { strftime } from "./strftime.ts";
+export { linesOf } from "./lines.ts";
+export { formatLogLine } from "./log_line.ts";
+export { validate_password } from "./password.ts";
+export { type ClientOptions, type ClientReply, type ClientTarget, DotStuffer, SmtpClient } from "./smtp_client.ts";
+export { VERSION } from "./version.ts";

@@ -1,0 +1,29 @@
+/**
+ * Connects a plugin generation's `logging` hooks to the host's logger. A logging plugin runs
+ * outside any session; it learns the connection that logged from its last argument.
+ * @module
+ */
+import type { HookFn } from "../api/hooks.ts";
+import { ServerCall } from "./hook_context.ts";
+import type { Registry } from "./registry.ts";
+import { SmtpTransaction } from "./transaction.ts";
+
+/** Routes the host's log calls through `registry`'s logging hooks (stderr when it has none). */
+export function connectLogging(registry: Registry): void {
+  const chain = registry.chain("logging");
+  if (chain.length === 0) {
+    registry.host.logger.sink = undefined;
+    return;
+  }
+  // qpsmtpd passes a transaction to every hook; logging gets an empty one.
+  const txn = new SmtpTransaction({ dir: () => registry.host.spoolDir(), threshold: 0 });
+  registry.host.logger.sink = (level, hook, plugin, message, connId) => {
+    for (const e of chain) {
+      try {
+        const r = (e.fn as HookFn<"logging">).call(new ServerCall(e.plugin, "logging"), txn, level, hook, plugin, message, connId);
+        if (r instanceof Promise) r.catch(() => undefined);
+      } catch { /* a broken logger must not break mail */ }
+    }
+    return true;
+  };
+}
