@@ -5,7 +5,7 @@
  *
  * | function | `this` |
  * |---|---|
- * | `init`, `register` | `LoadContext<D>` (adds `register_hook`; `data` is being filled) |
+ * | `init`, `register` | `LoadContext<D>` (in hooks.ts: adds `register_hook`; `data` is being filled) |
  * | `hook_pre_connection`, `hook_logging`, `hook_post_fork` | `PluginContext<D>` (no session) |
  * | every other hook | `HookContext<D>` |
  * @module
@@ -13,7 +13,7 @@
 import type { ReturnCode } from "./codes.ts";
 import type { Connection } from "./connection.ts";
 import type { Resolver } from "./dns.ts";
-import type { HookFn, HookName } from "./hooks.ts";
+import type { HookName } from "./hook_names.ts";
 import type { Server } from "./server.ts";
 import type { Session } from "./session.ts";
 import type { Store } from "./store.ts";
@@ -49,12 +49,6 @@ export interface PluginContext<D extends object = PluginData> {
   log(level: number, ...message: unknown[]): void;
   /** The key/value store: in the `db_dir` argument's directory, else as `server.store()`. */
   store(): Store;
-}
-
-/** `this` in `init` and `register`. */
-export interface LoadContext<D extends object = PluginData> extends PluginContext<Partial<D>> {
-  /** Registers `fn` for `hook`; `unshift` puts it first in the chain. */
-  register_hook<H extends HookName>(hook: H, fn: HookFn<H, D>, unshift?: boolean): void;
 }
 
 /** `this` in a hook that runs for a connection. */

@@ -5,67 +5,10 @@
  */
 import type { Address } from "./address.ts";
 import type { ReturnCode } from "./codes.ts";
-import type { HookContext, LoadContext, PluginContext, PluginData } from "./context.ts";
+import type { HookContext, PluginContext, PluginData } from "./context.ts";
+import type { HookName, ServerHookName } from "./hook_names.ts";
 import type { Server } from "./server.ts";
 import type { Transaction } from "./transaction.ts";
-
-/** qpsmtpd's 39 hook names, in qpsmtpd's registration order. */
-export const HOOK_NAMES = [
-  "logging",
-  "config",
-  "user_config",
-  "post-fork",
-  "pre-connection",
-  "connect",
-  "ehlo_parse",
-  "ehlo",
-  "helo_parse",
-  "helo",
-  "auth_parse",
-  "auth",
-  "auth-plain",
-  "auth-login",
-  "auth-cram-md5",
-  "rcpt_parse",
-  "rcpt_pre",
-  "rcpt",
-  "mail_parse",
-  "mail",
-  "mail_pre",
-  "data",
-  "data_headers_end",
-  "data_post_headers",
-  "data_post",
-  "queue_pre",
-  "queue",
-  "queue_post",
-  "vrfy",
-  "noop",
-  "quit",
-  "reset_transaction",
-  "disconnect",
-  "post-connection",
-  "unrecognized_command",
-  "deny",
-  "ok",
-  "received_line",
-  "help",
-] as const;
-
-export type HookName = (typeof HOOK_NAMES)[number];
-
-/** Hooks that run outside any session: their `this` has no `qp`, `connection` or `transaction`. */
-export type ServerHookName = "logging" | "pre-connection" | "post-fork";
-
-const HOOK_SET: ReadonlySet<string> = new Set(HOOK_NAMES);
-export function isHookName(s: string): s is HookName {
-  return HOOK_SET.has(s);
-}
-
-/** `auth-cram-md5` → `hook_auth_cram_md5`. */
-export function hookMethodName(hook: HookName): `hook_${string}` {
-  return `hook_${hook.replace(/\W/g, "_")}`;
-}
 
 /** ESMTP parameters of MAIL or RCPT: lower-cased keyword to value (undefined when there was no `=`). */
 export type Params = Record<string, string | undefined>;
@@ -174,6 +117,12 @@ export type HookFn<H extends HookName, D extends object = PluginData> = (
  * `Hooks<D>` types `this.data` as `D`.
  */
 export type Hooks<D extends object = PluginData> = { [H in HookName]: HookFn<H, D> };
+
+/** `this` in `init` and `register`. */
+export interface LoadContext<D extends object = PluginData> extends PluginContext<Partial<D>> {
+  /** Registers `fn` for `hook`; `unshift` puts it first in the chain. */
+  register_hook<H extends HookName>(hook: H, fn: HookFn<H, D>, unshift?: boolean): void;
+}
 
 /**
  * `init(server, ...args)` and `register(server, ...args)`: run once per `config/plugins` line

@@ -18,27 +18,26 @@ export type { Connection } from "./connection.ts";
 export type { Transaction } from "./transaction.ts";
 export type { Session } from "./session.ts";
 export type { Server } from "./server.ts";
-export type { HookContext, LoadContext, PluginContext, PluginData } from "./context.ts";
+export type { HookContext, PluginContext, PluginData } from "./context.ts";
 export type { AddressNotes, ConnectionNotes, NoteValue, TransactionNotes } from "./notes.ts";
 export {
   type AnyPluginModule,
   type AuthArgs,
   type ContextOf,
-  HOOK_NAMES,
   type HookArgs,
   type HookFn,
-  type HookName,
   type HookResult,
   type Hooks,
   type Init,
   type LineParser,
+  type LoadContext,
   type Params,
   type PluginModule,
   type PreConnectionInfo,
   type Register,
   type Result,
-  type ServerHookName,
 } from "./hooks.ts";
+export { HOOK_NAMES, type HookName, type ServerHookName } from "./hook_names.ts";
 export { DnsError, type DnsErrorCode, type MxRecord, type RecordType, type Resolver } from "./dns.ts";
 export type { Store } from "./store.ts";
 export type { TlsOptions } from "./tls.ts";

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { DECLINED, LOGINFO, OK } from "../api/codes.ts";
-import type { HookName } from "../api/hooks.ts";
+import type { HookName } from "../api/hook_names.ts";
 import { REPLIES } from "./replies.ts";
 import type { SmtpSession } from "./smtp_session.ts";
 

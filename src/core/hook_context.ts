@@ -6,9 +6,10 @@
  */
 import { DECLINED, DENY, DENY_DISCONNECT, DENYSOFT, DENYSOFT_DISCONNECT, LOGDEBUG, LOGINFO, type ReturnCode } from "../api/codes.ts";
 import type { Connection } from "../api/connection.ts";
-import type { HookContext, LoadContext, PluginContext } from "../api/context.ts";
+import type { HookContext, PluginContext } from "../api/context.ts";
 import type { Resolver } from "../api/dns.ts";
-import type { HookFn, HookName } from "../api/hooks.ts";
+import type { HookFn, LoadContext } from "../api/hooks.ts";
+import type { HookName } from "../api/hook_names.ts";
 import type { Server } from "../api/server.ts";
 import type { Session } from "../api/session.ts";
 import type { Store } from "../api/store.ts";

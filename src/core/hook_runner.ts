@@ -7,7 +7,8 @@
  * @module
  */
 import { DECLINED, DENY, DENY_DISCONNECT, DENYSOFT, DENYSOFT_DISCONNECT, isReturnCode, LOGCRIT, LOGDEBUG, LOGERROR, return_code } from "../api/codes.ts";
-import type { HookArgs, HookName } from "../api/hooks.ts";
+import type { HookArgs } from "../api/hooks.ts";
+import type { HookName } from "../api/hook_names.ts";
 import type { Transaction } from "../api/transaction.ts";
 import { splitLines } from "../smtp/reply.ts";
 import { callControl, type HookSession, ServerCall, SessionCall } from "./hook_context.ts";

@@ -4,7 +4,8 @@
  * @module
  */
 import { parseLogLevel } from "../api/codes.ts";
-import type { AnyPluginModule, HookFn, HookName } from "../api/hooks.ts";
+import type { AnyPluginModule, HookFn } from "../api/hooks.ts";
+import type { HookName } from "../api/hook_names.ts";
 import type { Server } from "../api/server.ts";
 import type { ServerHost } from "./server_host.ts";
 

@@ -4,7 +4,8 @@
  * under a running connection.
  * @module
  */
-import { HOOK_NAMES, type HookFn, type HookName } from "../api/hooks.ts";
+import { type HookFn } from "../api/hooks.ts";
+import { HOOK_NAMES, type HookName } from "../api/hook_names.ts";
 import type { Server } from "../api/server.ts";
 import type { PluginInstance } from "./plugin_instance.ts";
 import { PluginServer, type TlsHolder } from "./plugin_server.ts";

@@ -5,7 +5,8 @@
  * @module
  */
 import type { Address } from "../api/address.ts";
-import type { HookArgs, HookName } from "../api/hooks.ts";
+import type { HookArgs } from "../api/hooks.ts";
+import type { HookName } from "../api/hook_names.ts";
 import type { InputBuffer } from "../smtp/input.ts";
 import type { Clock } from "./clock.ts";
 import type { SmtpConnection } from "./connection.ts";

@@ -8,7 +8,8 @@
 import * as fs from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { type AnyPluginModule, HOOK_NAMES, hookMethodName, type HookName, isHookName } from "../api/hooks.ts";
+import { type AnyPluginModule } from "../api/hooks.ts";
+import { HOOK_NAMES, hookMethodName, type HookName, isHookName } from "../api/hook_names.ts";
 import { ConfigError } from "../config/errors.ts";
 import type { ConfigDir, ConfigLine } from "../config/files.ts";
 import { callControl, LoadCall } from "../core/hook_context.ts";

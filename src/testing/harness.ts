@@ -10,7 +10,8 @@
  * @module
  */
 import type { Connection } from "../api/connection.ts";
-import type { AnyPluginModule, HookFn, HookName } from "../api/hooks.ts";
+import type { AnyPluginModule, HookFn } from "../api/hooks.ts";
+import type { HookName } from "../api/hook_names.ts";
 import type { Session as PublicSession } from "../api/session.ts";
 import type { Transaction } from "../api/transaction.ts";
 import type { Clock } from "../core/clock.ts";
