@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { DECLINED, LOGINFO, OK } from "../api/codes.ts";
 import type { HookName } from "../api/hook_names.ts";
+import { parseWith } from "./parse_hooks.ts";
 import { REPLIES } from "./replies.ts";
 import type { SmtpSession } from "./smtp_session.ts";
 
@@ -51,7 +52,10 @@ export async function cmdAuth(s: SmtpSession, rest: string): Promise<void> {
     s.send(REPLIES.authInTransaction);
     return;
   }
-  const [mechArg = "", initial, extra] = rest.split(" ");
+  // qpsmtpd's auth_parse: a plugin may split the line itself ([mechanism, initial response]).
+  const parsed = await parseWith(s, "auth_parse", "auth", rest);
+  if (!parsed) return;
+  const [mechArg = "", initial, extra] = parsed.length ? parsed : rest.split(" ");
   const mech = mechArg.toUpperCase() as Mech;
   if (extra !== undefined || !advertisedMechanisms(s).includes(mech)) {
     s.send(REPLIES.unknownMechanism(mechArg));

@@ -6,7 +6,7 @@
 import { Address } from "../api/address.ts";
 import { VERSION } from "../api/version.ts";
 import { DENY, DENY_DISCONNECT, DONE, LOGERROR, OK } from "../api/codes.ts";
-import type { LineParser, Params } from "../api/hooks.ts";
+import type { Params } from "../api/hooks.ts";
 import { parsePathArgument } from "../api/path_argument.ts";
 import { parseParams } from "../smtp/command.ts";
 import { advertisedMechanisms, cmdAuth } from "./auth.ts";
@@ -15,6 +15,7 @@ import { cmdData } from "./data.ts";
 import { refuse } from "./refusals.ts";
 import { REPLIES } from "./replies.ts";
 import type { SmtpSession } from "./smtp_session.ts";
+import { parseWith } from "./parse_hooks.ts";
 import { freeSpace } from "./spool.ts";
 
 export type CommandHandler = (s: SmtpSession, rest: string) => Promise<void>;
@@ -50,27 +51,6 @@ async function cmdHelo(s: SmtpSession, rest: string, verb: "helo" | "ehlo" = "he
   s.authAdvertised = mechs.length > 0;
   if (mechs.length) lines.push(`AUTH ${mechs.join(" ")}`);
   s.send(REPLIES.ehloOk(lines));
-}
-
-/**
- * Runs a `*_parse` hook: a plugin may return `[OK, parser]`, whose result replaces the default
- * split. Returns the parts, `[]` for "use the default", or undefined after a 501.
- */
-async function parseWith(
-  s: SmtpSession,
-  hook: "helo_parse" | "ehlo_parse" | "mail_parse" | "rcpt_parse",
-  verb: string,
-  rest: string,
-): Promise<string[] | undefined> {
-  if (!s.registry.has(hook)) return [];
-  const r = await s.runHooks(hook, rest);
-  if (typeof r.value !== "function") return [];
-  const out = (r.value as LineParser)(verb, rest);
-  if (out[0] !== OK) {
-    s.send(out[1] === undefined ? REPLIES.syntaxError : REPLIES.parserRefused(out[1]));
-    return undefined;
-  }
-  return out.slice(1).map(String);
 }
 
 interface Envelope {

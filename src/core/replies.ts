@@ -47,6 +47,7 @@ export const REPLIES = {
   commandTimeout: ours(421, "4.4.2", "Connection timed out, closing"),
   tooManyErrors: ours(421, "4.7.0", "Too many errors, closing connection"),
   internalError: ours(451, "4.3.0", "Internal error - try again later"),
+  goAheadTls: qp(220, "2.0.0", "Go ahead with TLS"),
   commandFailed: (verb: string) => qp(451, "4.3.0", `Internal error - try again later - command '${verb}' failed unexpectedly`),
   quit: (me: string) => qp(221, "2.0.0", `${me} closing connection. Have a wonderful day.`),
 

@@ -383,10 +383,10 @@ export class Session implements SmtpSession, RunnerSession {
     return this.#closed;
   }
 
-  async startTls(reply = "Go ahead with TLS"): Promise<void> {
+  async startTls(text?: string): Promise<void> {
     const context = this.registry.tlsContext;
     if (context === undefined) throw new Error("no plugin offered TLS (server.set_tls)");
-    this.respond(220, reply);
+    this.send(REPLIES.goAheadTls, text === undefined ? undefined : [text]);
     this.flush();
     // Nothing the client sent in plaintext with or after STARTTLS may survive (CVE-2011-0411).
     this.input.clear();

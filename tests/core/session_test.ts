@@ -3,7 +3,7 @@ import { createHmac } from "node:crypto";
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DENY, OK } from "qpsmtpd";
+import { DECLINED, DENY, OK } from "qpsmtpd";
 import type { Transaction } from "qpsmtpd";
 import { TestSession, type TestSessionOptions } from "../../src/testing/harness.ts";
 
@@ -506,5 +506,37 @@ describe("more edges", () => {
     await Bun.sleep(20);
     expect(path).not.toBe("");
     expect(existsSync(path)).toBe(false);
+  });
+});
+
+describe("config hooks", () => {
+  test("a config hook that reads the transaction and other config is called a bounded number of times", async () => {
+    const asked: string[] = [];
+    const { t } = await mta({
+      modules: {
+        cfg: {
+          hook_config(txn, name) {
+            asked.push(name);
+            // Reading the transaction and config from inside the hook must not recurse.
+            void this.transaction.sender();
+            void txn.notes("x");
+            void this.qp.config(name);
+            void this.qp.config("me");
+            return DECLINED;
+          },
+        },
+      },
+      plugins: ["cfg"],
+    });
+    await t.command("EHLO client.example");
+    for (let i = 0; i < 3; i++) {
+      await t.command("MAIL FROM:<a@example.net>");
+      await t.command("RCPT TO:<b@example.org>");
+      await t.command("DATA");
+      expect((await t.data("Subject: x\n\nbody\n")).code).toBe(250);
+    }
+    // Before the fix this was about 50,000 calls for 3 messages, and the stack overflowed.
+    expect(asked.length).toBeLessThan(40);
+    expect(new Set(asked)).toEqual(new Set(["smtpgreeting", "me", "spool_dir", "me-auth-results"]));
   });
 });

@@ -322,3 +322,67 @@ describe("the daemon's process behaviour", () => {
     }
   });
 });
+
+describe("a plugin author with only the binary", () => {
+  test("new-plugin, types and test work in an empty directory; tsc checks the plugin against the contract", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "qpauthor-"));
+    const bin = join(dir, "qpsmtpd");
+    copyFileSync(BINARY, bin);
+    chmodSync(bin, 0o755);
+    const work = join(dir, "plugins.local");
+    mkdirSync(work);
+    const made = await run([bin, "new-plugin", "no_nobody", work]);
+    expect(made.code).toBe(0);
+    const types = await run([bin, "types", work]);
+    expect(types.code).toBe(0);
+    expect(existsSync(join(work, "tsconfig.json"))).toBe(true);
+    expect(existsSync(join(work, "types/qpsmtpd/src/api/mod.d.ts"))).toBe(true);
+    const tsc = join(ROOT, "node_modules/.bin/tsc");
+    const checked = await run([tsc, "-p", work]);
+    expect(checked).toEqual({ code: 0, out: "" });
+    const tested = await run([bin, "test", join(work, "no_nobody_test.ts")]);
+    expect(tested.out).toContain("ok   no_nobody refuses nobody and leaves the rest to rcpt_ok");
+    expect(tested.out).toContain("1 passed, 0 failed");
+    expect(tested.code).toBe(0);
+
+    // A hook that breaks the contract fails the type check; a wrong expectation fails the test run.
+    const plugin = join(work, "no_nobody.ts");
+    writeFileSync(plugin, readFileSync(plugin, "utf8").replace('return [DENY, "no such user"];', 'return [550, "no such user"];'));
+    const broken = await run([tsc, "-p", work]);
+    expect(broken.code).not.toBe(0);
+    expect(broken.out).toContain("no_nobody.ts");
+    const spec = join(work, "no_nobody_test.ts");
+    writeFileSync(spec, readFileSync(spec, "utf8").replace(".toBe(550)", ".toBe(251)"));
+    const failing = await run([bin, "test", spec]);
+    expect(failing.code).toBe(1);
+    expect(failing.out).toContain("0 passed, 1 failed");
+  });
+});
+
+describe("a plugin that never answers", () => {
+  test("holds only its own connection for plugin_timeout; ten other sessions are served meanwhile", async () => {
+    const plugins = mkdtempSync(join(tmpdir(), "qphang-"));
+    writeFileSync(join(plugins, "hang.ts"), [
+      'import { DECLINED, type Hooks } from "qpsmtpd";',
+      'export const hook_rcpt: Hooks["rcpt"] = (_txn, rcpt) => rcpt.user === "hang" ? new Promise(() => undefined) : DECLINED;',
+    ].join("\n"));
+    const { dir, maildir } = mailConfig(["hang", "rcpt_ok"], { plugin_dirs: `${plugins}\n`, plugin_timeout: "3\n", logging: "logging/warn LOGERROR\n" });
+    const d = await daemon(dir, { args: ["-c", "30", "-m", "20"] });
+    const hung = await RawClient.connect(d.port);
+    await hung.reply();
+    await hung.command("HELO hung.example");
+    await hung.command("MAIL FROM:<a@example.net>");
+    const started = Date.now();
+    hung.write("RCPT TO:<hang@example.org>\r\n");
+    const others = await Promise.all(Array.from({ length: 10 }, () => swaks(d.port, "--to", "user@example.org", "--from", "b@example.net")));
+    for (const r of others) expect(r.out).toContain("250 Queued!");
+    expect(newMessages(maildir).length).toBe(10);
+    expect(await hung.reply(100).then(() => "answered", () => "still waiting")).toBe("still waiting");
+    const late = await hung.reply();
+    // After the limit the hung plugin counts as DECLINED and rcpt_ok decides.
+    expect(late.code).toBe(250);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2900);
+    expect(d.stderr()).toContain("(rcpt) hang: plugin hang did not answer hook rcpt within 3s; going on as if it declined");
+    hung.close();
+  });
+});
