@@ -10,6 +10,8 @@ trap 'kill "${pid:-0}" "${dnspid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 port=${BENCH_PORT:-2599}
 # BENCH_SCALE=0.1 runs a tenth of every profile (quick look).
 scale=${BENCH_SCALE:-1}
+# BENCH_BINARY=/path/to/qpsmtpd measures another build (e.g. the previous release) the same way.
+binary=${BENCH_BINARY:-dist/qpsmtpd}
 
 # profile name | sessions | messages | size | recipients
 profiles=(
@@ -42,7 +44,7 @@ run_profile() { # queue-line label [plugin set: bare|sample]
     IFS='|' read -r name sessions messages size rcpts <<<"$p"
     messages=$(awk -v m="$messages" -v s="$scale" 'BEGIN { n = int(m * s); print (n < 1 ? 1 : n) }')
     rm -rf "$work/Maildir"
-    dist/qpsmtpd --config "$cfg" -l 127.0.0.1 -p "$port" -c 200 -m 200 2>"$work/server.log" &
+    "$binary" --config "$cfg" -l 127.0.0.1 -p "$port" -c 200 -m 200 2>"$work/server.log" &
     pid=$!
     for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.05; done
     start=$(date +%s.%N)

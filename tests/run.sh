@@ -5,6 +5,10 @@ cd "$(dirname "$0")/.."
 BIN=node_modules/.bin
 passed=0 failed=0 skipped=0
 log=$(mktemp -d)
+# Everything the tests and the daemons they start put in the temp dir goes here, and goes away.
+TMPDIR=$(mktemp -d "${TMPDIR:-/tmp}/qpsmtpd-tests.XXXXXX")
+export TMPDIR
+trap 'rm -rf "$TMPDIR"' EXIT
 
 echo "== type check (tsc)"
 if $BIN/tsc -p . >"$log/tsc.txt" 2>&1; then passed=$((passed + 1)); else cat "$log/tsc.txt"; failed=$((failed + 1)); fi

@@ -8,7 +8,7 @@
  * Hooks: rcpt. No config, no arguments.
  * Replies: `550 no mail for bob`; everything else is left to the next rcpt plugin.
  */
-import { DECLINED, DENY, LOGINFO, type Hooks } from "qpsmtpd";
+import { DECLINED, DENY, type Hooks, LOGINFO } from "qpsmtpd";
 import { isBanned } from "./lib/banned.ts";
 
 export const hook_rcpt: Hooks["rcpt"] = function (_txn, rcpt) {

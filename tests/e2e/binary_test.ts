@@ -357,6 +357,12 @@ describe("a plugin author with only the binary", () => {
     expect(failing.code).toBe(1);
     expect(failing.out).toContain("0 passed, 1 failed");
   });
+
+  test("the documented example's test passes under qpsmtpd test", async () => {
+    const r = await run([BINARY, "test", join(EXAMPLE_PLUGINS, "deny_bob_test.ts")]);
+    expect(r.out).toContain("ok   deny_bob refuses bob and leaves everyone else to rcpt_ok");
+    expect(r.code).toBe(0);
+  });
 });
 
 describe("a plugin that never answers", () => {

@@ -1,7 +1,7 @@
 // How a plugin author tests a plugin: an in-process session, real hooks, no socket.
-import { expect, test } from "bun:test";
-import { TestSession } from "../../src/testing/harness.ts";
-import * as deny_bob from "../../examples/plugins/deny_bob.ts";
+// Run it with the binary alone: qpsmtpd test deny_bob_test.ts
+import { expect, test, TestSession } from "qpsmtpd/testing";
+import * as deny_bob from "./deny_bob.ts";
 
 test("deny_bob refuses bob and leaves everyone else to rcpt_ok", async () => {
   const t = await TestSession.start({
