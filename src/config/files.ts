@@ -30,6 +30,8 @@ export interface ConfigDirOptions {
   readonly statTtlMs?: number;
   /** Called for problems that do not stop a read (an include cycle, an unreadable file). */
   readonly warn?: (message: string) => void;
+  /** The clock for `statTtlMs`, epoch ms. @default Date.now */
+  readonly now?: () => number;
 }
 
 export class ConfigDir {
@@ -38,6 +40,7 @@ export class ConfigDir {
   readonly #cache = new Map<string, Cached>();
   readonly #memo = new Map<string, { at: number; lines: ConfigLine[]; values: string[] }>();
   readonly #ttl: number;
+  readonly #now: () => number;
   /** Values set by tests (mockConfig) or by code, consulted before the files. */
   readonly overrides = new Map<string, readonly string[]>();
 
@@ -45,6 +48,7 @@ export class ConfigDir {
     this.dirs = opts.dirs;
     this.#ttl = opts.statTtlMs ?? 1000;
     this.#warn = opts.warn ?? (() => {});
+    this.#now = opts.now ?? Date.now;
   }
 
   /** The path a config name resolves to, or undefined when no directory has it. */
@@ -84,7 +88,7 @@ export class ConfigDir {
   #lookup(name: string): { lines: ConfigLine[]; values: string[] } {
     const o = this.overrides.get(name);
     if (o) return { lines: o.map((value, i) => ({ value, file: `(override ${name})`, line: i + 1 })), values: [...o] };
-    const now = Date.now();
+    const now = this.#now();
     const hit = this.#memo.get(name);
     if (hit && now - hit.at < this.#ttl) return hit;
     const lines = this.#read(name, new Set());
