@@ -16,9 +16,14 @@ export class SqliteStore implements Store {
   readonly #keys: StatementSync;
   readonly #prune: StatementSync;
   #writes = 0;
+  readonly #now: () => number;
 
-  /** @param path a file (its directory is created, mode 0700) or ":memory:" */
-  constructor(path: string) {
+  /**
+   * @param path a file (its directory is created, mode 0700) or ":memory:"
+   * @param opts.now the clock for expiry, epoch ms (default Date.now)
+   */
+  constructor(path: string, opts: { now?: () => number } = {}) {
+    this.#now = opts.now ?? Date.now;
     if (path !== ":memory:") fs.mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     this.#db = new DatabaseSync(path);
     this.#db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 2000;");
@@ -31,13 +36,13 @@ export class SqliteStore implements Store {
   }
 
   get(key: string): Promise<string | undefined> {
-    const row = this.#get.get(key, Date.now()) as { v: string } | undefined;
+    const row = this.#get.get(key, this.#now()) as { v: string } | undefined;
     return Promise.resolve(row?.v);
   }
 
   set(key: string, value: string, ttlSeconds?: number): Promise<void> {
-    this.#set.run(key, value, ttlSeconds === undefined ? null : Date.now() + ttlSeconds * 1000);
-    if (++this.#writes % 1000 === 0) this.#prune.run(Date.now());
+    this.#set.run(key, value, ttlSeconds === undefined ? null : this.#now() + ttlSeconds * 1000);
+    if (++this.#writes % 1000 === 0) this.#prune.run(this.#now());
     return Promise.resolve();
   }
 
@@ -47,7 +52,7 @@ export class SqliteStore implements Store {
   }
 
   keys(prefix: string): Promise<string[]> {
-    const rows = this.#keys.all(prefix, `${prefix}\uffff`, Date.now()) as Array<{ k: string }>;
+    const rows = this.#keys.all(prefix, `${prefix}\uffff`, this.#now()) as Array<{ k: string }>;
     return Promise.resolve(rows.map((r) => r.k));
   }
 

@@ -1,8 +1,10 @@
+/** uribl: links in the body (and headers) looked up in URI block lists, against a loopback DNS server. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { OK } from "qpsmtpd";
-import { TestSession } from "../../src/testing/harness.ts";
+import { TestSession, type TestSessionOptions } from "../../src/testing/harness.ts";
 import { linkHosts, registeredDomain } from "../../plugins/uribl.ts";
 import { TestDnsServer } from "../helpers/dns_server.ts";
+import { withDnsServer } from "../helpers/sessions.ts";
 
 let dns: TestDnsServer;
 beforeAll(async () => {
@@ -11,9 +13,12 @@ beforeAll(async () => {
     "grey.example.multi.uribl.test": { A: ["127.0.0.64"] },
     "example.co.uk.multi.uribl.test": { A: ["127.0.0.2"] },
     "5.113.0.203.multi.uribl.test": { A: ["127.0.0.2"] },
+    "spam.example.uri.example": { A: ["127.0.0.2"] },
   });
 });
 afterAll(() => dns.stop());
+
+const withDns = (o: TestSessionOptions): TestSessionOptions => withDnsServer(dns, o, "1");
 
 async function send(body: string, zones: string, args = "", extra: Record<string, string> = {}) {
   const t = await TestSession.start({ plugins: [`uribl${args}`], config: { uribl_zones: zones, dns_servers: `127.0.0.1:${dns.port}`, ...extra } });
@@ -51,5 +56,24 @@ describe("uribl", () => {
     expect(registeredDomain("a.b.shop.example.co.uk")).toBe("example.co.uk");
     expect(registeredDomain("www.spam.example")).toBe("spam.example");
     expect(linkHosts("x http://A.Example/p and www.b.example, https://1.2.3.4/ and mailto:x@y.example")).toEqual(["a.example", "www.b.example", "1.2.3.4"]);
+  });
+});
+
+describe("uribl arguments", () => {
+  const send = async (args: string, message: string) => {
+    const t = await TestSession.start(withDns({ plugins: [`uribl${args}`], config: { uribl_zones: "uri.example" } }));
+    t.mockHook("rcpt", () => OK);
+    t.mockHook("queue", () => OK);
+    await t.command("EHLO c");
+    await t.command("MAIL FROM:<a@example.net>");
+    await t.command("RCPT TO:<b@example.org>");
+    await t.command("DATA");
+    return (await t.data(message)).code;
+  };
+  test("action sets the default; scan-headers looks at the header; max_lookups caps the lookups", async () => {
+    expect(await send(" action deny", "Subject: x\n\nhttp://spam.example/\n")).toBe(552);
+    expect(await send(" action deny", "Subject: http://spam.example/\n\nclean\n")).toBe(250);
+    expect(await send(" action deny scan-headers 1", "Subject: http://spam.example/\n\nclean\n")).toBe(552);
+    expect(await send(" action deny max_lookups 1", "Subject: x\n\nhttp://a.example/ http://spam.example/\n")).toBe(250);
   });
 });

@@ -1,0 +1,24 @@
+/** The public IP helpers: CIDR matching, client-list entries, reversed names. */
+import { describe, expect, test } from "bun:test";
+import { cidrContains, matchesClientEntry, normaliseIp, reverseIp, sameNet24 } from "qpsmtpd";
+
+describe("ip helpers", () => {
+  test("cidrContains and client entries", () => {
+    expect(cidrContains("192.0.2.0/24", "192.0.2.0")).toBe(true);
+    expect(cidrContains("192.0.2.0/24", "192.0.2.255")).toBe(true);
+    expect(cidrContains("192.0.2.0/24", "192.0.3.0")).toBe(false);
+    expect(cidrContains("::/0", "2001:db8::1")).toBe(true);
+    expect(cidrContains("192.0.2.0/24", "2001:db8::1")).toBe(false);
+    expect(matchesClientEntry("2001:db8::1", "2001:0db8:0:0::1")).toBe(true);
+    expect(matchesClientEntry("192.0.2.1", "::ffff:192.0.2.1")).toBe(true);
+  });
+
+  test("normaliseIp, reverseIp and sameNet24", () => {
+    expect(normaliseIp("::ffff:192.0.2.1")).toBe("192.0.2.1");
+    expect(reverseIp("192.0.2.1")).toBe("1.2.0.192");
+    expect(reverseIp("2001:db8::1")).toBe("1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2");
+    expect(reverseIp("not an address")).toBeUndefined();
+    expect(sameNet24("192.0.2.1", "192.0.2.200")).toBe(true);
+    expect(sameNet24("192.0.2.1", "192.0.3.1")).toBe(false);
+  });
+});

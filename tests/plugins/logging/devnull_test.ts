@@ -1,0 +1,49 @@
+/** logging/devnull: every log line is discarded. */
+import { describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { TestSession } from "../../../src/testing/harness.ts";
+
+async function capture(fn: () => Promise<void>): Promise<string> {
+  let out = "";
+  const orig = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((s: string) => ((out += String(s)), true)) as typeof process.stderr.write;
+  try {
+    await fn();
+  } finally {
+    process.stderr.write = orig;
+  }
+  return out;
+}
+
+/** A refused recipient: rcpt_ok logs `fail, evil.test is not a local domain` at LOGINFO. */
+async function refuse(t: TestSession): Promise<void> {
+  await t.command("HELO c");
+  await t.command("MAIL FROM:<a@example.net>");
+  expect((await t.command("RCPT TO:<x@evil.test>")).code).toBe(550);
+}
+
+describe("logging/devnull", () => {
+  test("nothing reaches stderr, where the lines go without a logging plugin", async () => {
+    // Without a logging plugin, lines at or below the log level are written to stderr.
+    const plain = await TestSession.start({ plugins: ["rcpt_ok"], config: { rcpthosts: "example.org" }, logLevel: 7 });
+    expect(await capture(() => refuse(plain))).toContain("rcpt_ok: fail, evil.test is not a local domain");
+
+    const t = await TestSession.start({ plugins: ["rcpt_ok"], config: { logging: "logging/devnull", rcpthosts: "example.org" }, logLevel: 7 });
+    const out = await capture(async () => {
+      await refuse(t);
+      t.qp.log(1, "an alert line");
+    });
+    expect(out).toBe("");
+    // The lines were logged; devnull is where they went.
+    expect(t.logs.some((l) => l.plugin === "rcpt_ok" && l.message === "fail, evil.test is not a local domain")).toBe(true);
+  });
+
+  test("other logging plugins still get every line", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "qpdevnull-"));
+    const t = await TestSession.start({ plugins: ["rcpt_ok"], config: { logging: ["logging/devnull", `logging/file loglevel LOGINFO ${dir}/qp.log`], rcpthosts: "example.org" } });
+    await refuse(t);
+    expect(readFileSync(join(dir, "qp.log"), "utf8")).toContain("rcpt_ok: fail, evil.test is not a local domain");
+  });
+});

@@ -1,0 +1,22 @@
+/** quit_fortune: the fortune as the QUIT reply of HELO sessions. */
+import { describe, expect, test } from "bun:test";
+import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { TestSession } from "../../src/testing/harness.ts";
+
+describe("quit_fortune", () => {
+  test("quit_fortune answers HELO-only sessions with the fortune", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "qpfortune-"));
+    const prog = join(dir, "fortune");
+    writeFileSync(prog, "#!/bin/sh\necho 'A fortune line'\necho 'and a second'\n");
+    chmodSync(prog, 0o755);
+    const t = await TestSession.start({ plugins: [`quit_fortune ${prog}`] });
+    await t.command("HELO c");
+    expect((await t.command("QUIT")).lines).toEqual(["A fortune line", "and a second"]);
+    expect(t.closed).toBe(true);
+    const e = await TestSession.start({ plugins: [`quit_fortune ${prog}`] });
+    await e.command("EHLO c");
+    expect((await e.command("QUIT")).text).toContain("closing connection");
+  });
+});

@@ -1,0 +1,13 @@
+/** random_error: fails the given percentage of connections. */
+import { describe, expect, test } from "bun:test";
+import { TestSession } from "../../src/testing/harness.ts";
+
+describe("random_error", () => {
+  test("100 percent always fails, 0 never", async () => {
+    const t = await TestSession.start({ plugins: ["random_error 100"] });
+    expect([450, 421]).toContain(t.greeting!.code);
+    const ok = await TestSession.start({ plugins: ["random_error 0"] });
+    expect(ok.greeting!.code).toBe(220);
+    expect((await ok.command("HELO c")).code).toBe(250);
+  });
+});
