@@ -56,8 +56,8 @@ export const hook_connect: Hooks["connect"] = function () {
 };
 
 /** The verdict, waiting for the lookups if they are still running. */
-export async function fcrdnsResult(p: HookContext): Promise<Verdict | undefined> {
-  return pending.get(p.connection);
+export function fcrdnsResult(p: HookContext): Promise<Verdict | undefined> {
+  return pending.get(p.connection) ?? Promise.resolve(undefined);
 }
 
 export const hook_mail: Hooks["mail"] = async function (): Promise<Result> {

@@ -3,16 +3,16 @@
  * @module
  */
 
-// Annotated literal types do not widen to number, so `async () => DECLINED` is a valid hook.
-export const OK: 900 = 900;
-export const DENY: 901 = 901;
-export const DENYSOFT: 902 = 902;
-export const DENY_DISCONNECT: 903 = 903;
+// `as const` literal types do not widen to number, so `async () => DECLINED` is a valid hook.
+export const OK = 900 as const;
+export const DENY = 901 as const;
+export const DENYSOFT = 902 as const;
+export const DENY_DISCONNECT = 903 as const;
 /** Deprecated alias of DENY_DISCONNECT, kept for old plugins. */
-export const DENYHARD: 903 = 903;
-export const DENYSOFT_DISCONNECT: 904 = 904;
-export const DECLINED: 909 = 909;
-export const DONE: 910 = 910;
+export const DENYHARD = 903 as const;
+export const DENYSOFT_DISCONNECT = 904 as const;
+export const DECLINED = 909 as const;
+export const DONE = 910 as const;
 
 export type ReturnCode =
   | typeof OK

@@ -38,7 +38,7 @@ export interface PluginContext<D extends object = PluginData> {
   readonly dns: Resolver;
   /**
    * Aborted when the call's time limit (`plugin_timeout`, or the plugin's `timeout N`
-   * argument) has passed or the client has gone; pass it on to anything that waits.
+   * argument) has passed; pass it on to anything that waits.
    */
   readonly signal: AbortSignal;
   /** qpsmtpd's escaped name, used in logs and as a notes key (`queue::maildir`, `relay_3a0`). */

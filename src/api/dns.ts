@@ -27,7 +27,7 @@ export interface MxRecord {
  * records of that type), `TIMEOUT` (no server answered in time), `SERVFAIL`, `REFUSED`,
  * `FORMERR` (a broken answer), or another response code's name.
  */
-export type DnsErrorCode = "NXDOMAIN" | "NODATA" | "TIMEOUT" | "SERVFAIL" | "REFUSED" | "FORMERR" | (string & {});
+export type DnsErrorCode = "NXDOMAIN" | "NODATA" | "TIMEOUT" | "SERVFAIL" | "REFUSED" | "FORMERR" | (string & Record<never, never>);
 
 export class DnsError extends Error {
   readonly code: DnsErrorCode;

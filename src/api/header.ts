@@ -57,7 +57,10 @@ export class Header {
     return index === undefined ? values : values[index];
   }
 
-  /** Adds a field; index 0 prepends it, no index (or past the end) appends it after the last `tag`… or at the end. */
+  /**
+   * Adds a field: with no index at the end of the header, with index 0 at the start, with index
+   * `i` before the `i`th field named `tag` (at the end when there are not that many).
+   */
   add(tag: string, value: string, index?: number): void {
     const field = { name: tag, raw: `${tag}: ${value.replace(/\n+$/, "")}` };
     if (index === undefined) this.#fields.push(field);

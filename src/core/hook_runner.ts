@@ -69,9 +69,12 @@ export async function runHooks<H extends HookName>(run: HookRun, hook: H, txn: T
     }
     // Built only when someone listens: this runs for every plugin on every command.
     if (registry.host.logger.wants(LOGDEBUG)) run.log(LOGDEBUG, `${return_code(r.code)} ${r.msg.join(" ")}`.trimEnd(), hook, name);
-    run.session?.recordReturn(name, hook, r.code);
-    const audit = DENY_CODES.has(r.code) ? "deny" : "ok";
-    if (registry.has(audit)) await runHooks(run, audit, txn, [name, r.code, r.msg]);
+    // The return notes and the deny/ok audit hooks belong to a session (pre-connection has none).
+    if (run.session) {
+      run.session.recordReturn(name, hook, r.code);
+      const audit = DENY_CODES.has(r.code) ? "deny" : "ok";
+      if (registry.has(audit)) await runHooks(run, audit, txn, [name, r.code, r.msg]);
+    }
     if (r.code !== DECLINED) return { ...r, plugin: name };
   }
   return { code: DECLINED, msg: [] };

@@ -3,6 +3,7 @@
  * outside any session; it learns the connection that logged from its last argument.
  * @module
  */
+import { DECLINED } from "../api/codes.ts";
 import type { HookFn } from "../api/hooks.ts";
 import { ServerCall } from "./hook_context.ts";
 import type { Registry } from "./registry.ts";
@@ -18,10 +19,12 @@ export function connectLogging(registry: Registry): void {
   // qpsmtpd passes a transaction to every hook; logging gets an empty one.
   const txn = new SmtpTransaction({ dir: () => registry.host.spoolDir(), threshold: 0 });
   registry.host.logger.sink = (level, hook, plugin, message, connId) => {
+    // As qpsmtpd: the chain goes on while plugins decline; any other answer means "logged".
     for (const e of chain) {
       try {
         const r = (e.fn as HookFn<"logging">).call(new ServerCall(e.plugin, "logging"), txn, level, hook, plugin, message, connId);
         if (r instanceof Promise) r.catch(() => undefined);
+        else if ((Array.isArray(r) ? r[0] : r ?? DECLINED) !== DECLINED) break;
       } catch { /* a broken logger must not break mail */ }
     }
     return true;

@@ -17,6 +17,12 @@ export function escapePluginName(name: string): string {
     .join("::");
 }
 
+/** The argument after the first `word` in `args`. */
+function wordAfter(args: readonly string[], word: string): string | undefined {
+  const i = args.indexOf(word);
+  return i < 0 ? undefined : args[i + 1];
+}
+
 export interface Registration {
   readonly hook: HookName;
   readonly fn: HookFn<HookName>;
@@ -66,9 +72,10 @@ export class PluginInstance {
     const options: Record<string, string> = Object.create(null);
     for (let i = 0; i + 1 < opts.args.length; i += 2) options[opts.args[i]!] = opts.args[i + 1]!;
     this.options = Object.freeze(options);
-    const timeout = options["timeout"];
+    // `timeout N` and `loglevel L` may follow any arguments, positional ones included.
+    const timeout = wordAfter(opts.args, "timeout");
     this.timeoutMs = timeout !== undefined && /^\d+(\.\d+)?$/.test(timeout) ? Number(timeout) * 1000 : opts.timeoutMs;
-    const lv = options["loglevel"];
+    const lv = wordAfter(opts.args, "loglevel");
     if (lv !== undefined) {
       if (/^[+-]\d$/.test(lv)) this.#loglevel.relative = Number(lv);
       else {

@@ -116,9 +116,14 @@ export class SmtpServer {
         });
         if (cipher === undefined) return;
       }
-      let session: Session | undefined;
-      const transport = c.open({ data: (d) => session?.feed(d), end: () => session?.end() });
-      session = new Session({ registry, transport, endpoints, id: randomBytes(4).toString("hex"), ...(cipher ? { tlsCipher: cipher } : {}) });
+      // The socket's events come after this statement, so the closures see the session.
+      const session: Session = new Session({
+        registry,
+        transport: c.open({ data: (d) => session.feed(d), end: () => session.end() }),
+        endpoints,
+        id: randomBytes(4).toString("hex"),
+        ...(cipher ? { tlsCipher: cipher } : {}),
+      });
       this.sessions.add(session);
       try {
         await session.run();

@@ -73,12 +73,11 @@ export class ZoneResolver implements Resolver {
     }
   }
 
-  async #lenient<T>(name: string, type: RecordType): Promise<T[]> {
+  #lenient<T>(name: string, type: RecordType): Promise<T[]> {
     try {
-      return this.#records(name, type) as T[];
+      return Promise.resolve(this.#records(name, type) as T[]);
     } catch (e) {
-      if (e instanceof DnsError && !e.temporary) return [];
-      throw e;
+      return e instanceof DnsError && !e.temporary ? Promise.resolve([]) : Promise.reject(e);
     }
   }
 

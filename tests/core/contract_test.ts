@@ -205,7 +205,7 @@ function withPlugin(module: PluginModule, extra: Parameters<typeof TestSession.s
 const accept: PluginModule = { hook_rcpt: () => OK, hook_queue: () => [OK, "Queued"] };
 
 /** Each hook that has no reply of its own, checked to fire with its arguments; the matrix covers the rest. */
-const FIRES: Partial<Record<HookName, () => Promise<void>>> = {
+const FIRES: Partial<Record<HookName | `${HookName}-${string}`, () => Promise<void>>> = {
   async logging() {
     const seen: unknown[][] = [];
     const hook: Hooks["logging"] = function (_t, level, hook, plugin, message, connection) {
@@ -364,6 +364,14 @@ const FIRES: Partial<Record<HookName, () => Promise<void>>> = {
     const t = await TestSession.start({ modules: { audit: { hook_deny: (_t, plugin, code, msg) => void heard.push([plugin, code, msg]) }, probe: { hook_helo: () => [DENY, "no"] } }, plugins: ["audit", "probe"] });
     await t.command("HELO c");
     expect(heard).toEqual([["probe", DENY, ["no"]]]);
+  },
+  async "deny-after-pre-connection"() {
+    // Audit hooks belong to sessions: a pre-connection refusal (no session yet) does not fire them.
+    const heard: string[] = [];
+    const t = await TestSession.start({ modules: { audit: { hook_deny() { heard.push(this.connection.remote_ip); } }, probe: { hook_pre_connection: () => DENY } }, plugins: ["audit", "probe"] });
+    expect(t.greeting?.code).toBe(550);
+    expect(heard).toEqual([]);
+    expect(t.logs.filter((l) => l.message.includes("FATAL"))).toEqual([]);
   },
   async ok() {
     const heard: unknown[][] = [];

@@ -278,7 +278,7 @@ describe("the message", () => {
   test("data_headers_end sees the parsed header; the body is readable as lines and as a file", async () => {
     const { t } = await mta({ config: { size_threshold: "0" } });
     let subject: string | undefined;
-    let lines: string[] = [];
+    const lines: string[] = [];
     let file = "";
     t.mockHook("data_headers_end", (txn) => void (subject = txn.header()?.get("Subject", 0)));
     t.mockHook("data_post", async (txn) => {

@@ -3,7 +3,6 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigDir } from "../../src/config/files.ts";
-import { escapePluginName } from "../../src/core/plugin_instance.ts";
 import { loadRegistry } from "../../src/plugin/loader.ts";
 import { testHost } from "../../src/testing/registry.ts";
 import { TestSession } from "../../src/testing/harness.ts";
@@ -67,11 +66,6 @@ describe("plugin loading", () => {
     expect(r.plugins.find((p) => p.file === "rcpt_ok")?.module).toBe(BUILTINS["rcpt_ok"]!);
   });
 
-  test("plugin_name escapes like qpsmtpd", () => {
-    expect(escapePluginName("queue/qmail-queue")).toBe("queue::qmail_2dqueue");
-    expect(escapePluginName("ident/p0f")).toBe("ident::p0f");
-    expect(escapePluginName("virus/3d")).toBe("virus::_33d");
-  });
 
   test("every plugin file under plugins/ is in the built-in list", async () => {
     const glob = new Bun.Glob("**/*.ts");
