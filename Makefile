@@ -7,7 +7,7 @@ SRC := $(shell find src plugins -name '*.ts' -not -name generated_types.ts 2>/de
 API := $(shell find src/api src/testing -name '*.ts' 2>/dev/null)
 TYPES := src/cli/generated_types.ts
 
-.PHONY: all run build check typecheck test test-unit test-e2e test-deno bench clean deps
+.PHONY: all run build check typecheck lint fmt test bench clean deps
 
 all: build
 
@@ -35,8 +35,16 @@ run: build
 typecheck: node_modules/.installed $(TYPES)
 	$(BIN)/tsc -p .
 
-## check: type-check, then load the shipped config and plugins
-check: typecheck build
+## lint: deno lint, and deno fmt --check (`make fmt` rewrites the files)
+lint: node_modules/.installed
+	$(DENO) lint
+	$(DENO) fmt --check
+
+fmt: node_modules/.installed
+	$(DENO) fmt
+
+## check: lint and format, type-check, then load the shipped config and plugins (nothing is written)
+check: lint typecheck build
 	dist/qpsmtpd check --config config
 
 ## test: type-check, every test (unit, end-to-end against dist/qpsmtpd, Deno), then one summary line

@@ -7,7 +7,7 @@
  * Replies: `550 fail, this bounce message does not have 1 recipient`, `550 a bounce return path
  * must be empty (RFC 3834)` (451 with denysoft); `log` only logs.
  */
-import { DECLINED, LOGINFO, type Hooks, type HookContext } from "qpsmtpd";
+import { DECLINED, type HookContext, type Hooks, LOGINFO } from "qpsmtpd";
 
 function refuse(p: HookContext, msg: string): ReturnType<HookContext["get_reject"]> {
   if (p.args.length % 2 === 1) {

@@ -14,7 +14,7 @@
  * Notes: connection `dnsbl` (the text, when listed). Relay clients are not checked.
  * A lookup that fails or times out is logged and counts as not listed.
  */
-import { DECLINED, DENY, type Hooks, LOGINFO, LOGWARN, type HookContext, type Result, reverseIp } from "qpsmtpd";
+import { DECLINED, DENY, type HookContext, type Hooks, LOGINFO, LOGWARN, type Result, reverseIp } from "qpsmtpd";
 
 declare module "qpsmtpd" {
   interface ConnectionNotes {

@@ -4,7 +4,7 @@
  *
  * Hooks: mail_pre, rcpt_pre. No config, no arguments.
  */
-import { DECLINED, OK, type Hooks } from "qpsmtpd";
+import { DECLINED, type Hooks, OK } from "qpsmtpd";
 
 function addBrackets(addr: string): readonly [typeof OK, string] | typeof DECLINED {
   return addr.startsWith("<") ? DECLINED : [OK, `<${addr}>`];

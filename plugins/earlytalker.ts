@@ -10,7 +10,7 @@
  * Notes: sets connection `earlytalker`.
  * Replies: `550 Connecting host started transmitting before SMTP greeting`; karma -1.
  */
-import { DECLINED, LOGINFO, type Hooks, type HookContext, type Result } from "qpsmtpd";
+import { DECLINED, type HookContext, type Hooks, LOGINFO, type Result } from "qpsmtpd";
 
 declare module "qpsmtpd" {
   interface ConnectionNotes {
@@ -35,7 +35,10 @@ function waitMs(p: HookContext): number {
 function deny(p: HookContext): Result {
   p.connection.notes("earlytalker", 1);
   p.adjust_karma(-1);
-  return p.get_reject("Connecting host started transmitting before SMTP greeting", `${p.connection.remote_ip} started talking before we said hello`);
+  return p.get_reject(
+    "Connecting host started transmitting before SMTP greeting",
+    `${p.connection.remote_ip} started talking before we said hello`,
+  );
 }
 
 export const hook_connect: Hooks["connect"] = async function () {

@@ -11,7 +11,7 @@
  * the PTR name. Karma +1 on pass, -1 on fail or permerror. Relay clients and localhost skip.
  * Notes: connection `fcrdns` (the result).
  */
-import { DECLINED, DENY_DISCONNECT, type Hooks, LOGINFO, type HookContext, type Result, sameNet24 } from "qpsmtpd";
+import { DECLINED, DENY_DISCONNECT, type HookContext, type Hooks, LOGINFO, type Result, sameNet24 } from "qpsmtpd";
 
 declare module "qpsmtpd" {
   interface ConnectionNotes {
@@ -45,13 +45,16 @@ async function evaluate(p: HookContext): Promise<Verdict> {
 export const hook_connect: Hooks["connect"] = function () {
   const ip = this.connection.remote_ip;
   if (this.connection.relay_client() || ip === "127.0.0.1" || ip === "::1") return DECLINED;
-  pending.set(this.connection, evaluate(this).then((v) => {
-    this.connection.notes("fcrdns", v);
-    if (v === "pass") this.adjust_karma(1);
-    else if (v !== "temperror") this.adjust_karma(-1);
-    this.log(LOGINFO, `${v}${v === "pass" ? `, ${this.connection.remote_host}` : ""}`);
-    return v;
-  }));
+  pending.set(
+    this.connection,
+    evaluate(this).then((v) => {
+      this.connection.notes("fcrdns", v);
+      if (v === "pass") this.adjust_karma(1);
+      else if (v !== "temperror") this.adjust_karma(-1);
+      this.log(LOGINFO, `${v}${v === "pass" ? `, ${this.connection.remote_host}` : ""}`);
+      return v;
+    }),
+  );
   return DECLINED;
 };
 

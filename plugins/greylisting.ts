@@ -14,7 +14,7 @@
  * Notes: transaction `greylist` (`new`, `early`, `white`, `pass`).
  * Replies: `450 This mail is temporarily denied`. State lives in the SQLite store.
  */
-import { type Address, DECLINED, DENYSOFT, type Hooks, LOGINFO, type HookContext, type Result, type Transaction } from "qpsmtpd";
+import { type Address, DECLINED, DENYSOFT, type HookContext, type Hooks, LOGINFO, type Result, type Transaction } from "qpsmtpd";
 
 declare module "qpsmtpd" {
   interface TransactionNotes {

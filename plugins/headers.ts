@@ -10,7 +10,7 @@
  * Replies: `550 We require a valid From header`, `550 Only one Subject header allowed. See RFC
  * 5322, Section 3.6`, `550 The Date header is too far in the past|future`; karma -1 each.
  */
-import { DECLINED, LOGINFO, type Hooks } from "qpsmtpd";
+import { DECLINED, type Hooks, LOGINFO } from "qpsmtpd";
 
 const SINGULAR = ["Date", "From", "Sender", "Reply-To", "To", "Cc", "Bcc", "Message-Id", "In-Reply-To", "References", "Subject"];
 

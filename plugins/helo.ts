@@ -22,7 +22,7 @@
  * Replies: the reason with the chosen code; karma -1.
  */
 import { isIP } from "node:net";
-import { DECLINED, DENY_DISCONNECT, type Hooks, LOGINFO, type HookContext, type Result, sameNet24, type Transaction } from "qpsmtpd";
+import { DECLINED, DENY_DISCONNECT, type HookContext, type Hooks, LOGINFO, type Result, sameNet24, type Transaction } from "qpsmtpd";
 
 declare module "qpsmtpd" {
   interface ConnectionNotes {

@@ -24,7 +24,6 @@ interface Data {
   state?: MapState;
 }
 
-
 export const register: Init<Data> = function () {
   const o = this.options;
   if (!o["domain"] || !o["file"]) throw new Error("rcpt_map needs `domain DOMAIN file PATH`");
@@ -72,4 +71,3 @@ export const hook_rcpt: Hooks<Data>["rcpt"] = function (_txn, rcpt): Result {
   if (code === OK || code === DECLINED) return code;
   return msg ? [code, msg] : code;
 };
-

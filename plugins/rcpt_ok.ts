@@ -10,7 +10,7 @@
  * and its local part has no routing characters (`%`, `!`, `@`); OK for a bare `<postmaster>`;
  * otherwise `550 Relaying denied (#5.7.1)`.
  */
-import { DECLINED, DENY, LOGINFO, OK, type Hooks } from "qpsmtpd";
+import { DECLINED, DENY, type Hooks, LOGINFO, OK } from "qpsmtpd";
 
 export const hook_rcpt: Hooks["rcpt"] = function (_txn, rcpt) {
   if (this.connection.relay_client()) return OK;

@@ -35,4 +35,3 @@ export const hook_rcpt: Hooks["rcpt"] = function (_txn, rcpt) {
   }
   return DECLINED;
 };
-

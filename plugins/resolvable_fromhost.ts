@@ -14,7 +14,7 @@
  * Replies: `450 FQDN required in the envelope sender`, `450 Could not resolve <domain>`.
  */
 import { isIP } from "node:net";
-import { cidrContains, DECLINED, DENYSOFT, type Hooks, LOGINFO, type HookContext } from "qpsmtpd";
+import { cidrContains, DECLINED, DENYSOFT, type HookContext, type Hooks, LOGINFO } from "qpsmtpd";
 
 declare module "qpsmtpd" {
   interface TransactionNotes {

@@ -7,7 +7,7 @@
  * Skips the null sender and relay clients; lookup failures count as not listed.
  * Replies: `550 Mail from <domain> rejected because it <TXT or message>`.
  */
-import { DECLINED, LOGINFO, LOGWARN, type Hooks } from "qpsmtpd";
+import { DECLINED, type Hooks, LOGINFO, LOGWARN } from "qpsmtpd";
 
 export const hook_mail: Hooks["mail"] = async function (_txn, sender) {
   if (sender.isNull() || !sender.host || this.is_immune()) return DECLINED;

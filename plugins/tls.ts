@@ -64,4 +64,3 @@ export const hook_unrecognized_command: Hooks["unrecognized_command"] = async fu
   this.log(LOGINFO, `TLS established: ${this.connection.tls_cipher}`);
   return DONE;
 };
-

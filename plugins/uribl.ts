@@ -19,8 +19,30 @@ import { DECLINED, DENY, DENYSOFT, type Hooks, LOGINFO, LOGWARN, type Result, re
 
 /** Common second-level public suffixes, so `example.co.uk` is kept whole. */
 const TWO_LEVEL = new Set([
-  "co.uk", "org.uk", "ac.uk", "gov.uk", "me.uk", "com.au", "net.au", "org.au", "co.nz", "co.jp", "ne.jp", "or.jp",
-  "com.br", "com.cn", "net.cn", "com.mx", "co.za", "co.in", "com.tr", "com.tw", "com.ar", "com.sg", "co.kr", "com.hk",
+  "co.uk",
+  "org.uk",
+  "ac.uk",
+  "gov.uk",
+  "me.uk",
+  "com.au",
+  "net.au",
+  "org.au",
+  "co.nz",
+  "co.jp",
+  "ne.jp",
+  "or.jp",
+  "com.br",
+  "com.cn",
+  "net.cn",
+  "com.mx",
+  "co.za",
+  "co.in",
+  "com.tr",
+  "com.tw",
+  "com.ar",
+  "com.sg",
+  "co.kr",
+  "com.hk",
 ]);
 
 export function registeredDomain(host: string): string {

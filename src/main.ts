@@ -12,7 +12,7 @@ import { readLimits } from "./core/limits.ts";
 import { connectLogging } from "./core/logging.ts";
 import type { ServerHost } from "./core/server_host.ts";
 import { cleanStaleSpool } from "./core/spool.ts";
-import { DEFAULT_SETTINGS, type DaemonSettings, listenSpecs, readSettingsFile } from "./config/settings.ts";
+import { type DaemonSettings, DEFAULT_SETTINGS, listenSpecs, readSettingsFile } from "./config/settings.ts";
 import { installPluginModules } from "./runtime/runtime.ts";
 import { SmtpServer } from "./server/server.ts";
 import { scaffold } from "./cli/scaffold.ts";
@@ -152,7 +152,9 @@ async function check(host: ServerHost, settings: DaemonSettings): Promise<void> 
   try {
     const registry = await loadPlugins(host);
     plugins = registry.plugins.length;
-    if (settings.tlsPorts.length > 0 && registry.tlsContext === undefined) problems.push("implicit-TLS ports are set but no plugin offers TLS (load the tls plugin)");
+    if (settings.tlsPorts.length > 0 && registry.tlsContext === undefined) {
+      problems.push("implicit-TLS ports are set but no plugin offers TLS (load the tls plugin)");
+    }
     if (!registry.has("rcpt")) problems.push("no rcpt plugin: every recipient will get 450 (add rcpt_ok)");
     if (!registry.has("queue")) problems.push("no queue plugin: every message will get 451 (add queue/maildir or queue/smtp-forward)");
   } catch (e) {
@@ -192,7 +194,10 @@ async function serve(host: ServerHost, settings: DaemonSettings): Promise<void> 
   // A plugin's stray asynchronous error (a timer, an event without a handler) is logged, and the
   // server goes on serving: one broken plugin must not take every connection down.
   process.on("uncaughtException", (e) => host.log(LOGCRIT, `uncaught error (a plugin's?): ${e.stack ?? e.message}`, "server"));
-  process.on("unhandledRejection", (e) => host.log(LOGCRIT, `unhandled rejection (a plugin's?): ${e instanceof Error ? e.stack ?? e.message : String(e)}`, "server"));
+  process.on(
+    "unhandledRejection",
+    (e) => host.log(LOGCRIT, `unhandled rejection (a plugin's?): ${e instanceof Error ? e.stack ?? e.message : String(e)}`, "server"),
+  );
   const server = new SmtpServer(registry, {
     listen: listenSpecs(settings),
     limitConnections: settings.limitConnections,

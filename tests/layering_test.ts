@@ -46,12 +46,14 @@ describe("the import graph", () => {
   });
 
   test("a forbidden import would be caught", () => {
-    const bad = { imports: new Map([
-      ["src/smtp/x.ts", ["src/core/session.ts"]],
-      ["src/core/y.ts", ["src/runtime/sockets.ts", "plugins/relay.ts"]],
-      ["plugins/z.ts", ["src/api/ip.ts", "left-pad"]],
-      ["src/api/w.ts", ["src/config/files.ts"]],
-    ]) };
+    const bad = {
+      imports: new Map([
+        ["src/smtp/x.ts", ["src/core/session.ts"]],
+        ["src/core/y.ts", ["src/runtime/sockets.ts", "plugins/relay.ts"]],
+        ["plugins/z.ts", ["src/api/ip.ts", "left-pad"]],
+        ["src/api/w.ts", ["src/config/files.ts"]],
+      ]),
+    };
     expect(violations(bad, deps)).toHaveLength(6);
     const loop = { imports: new Map([["src/core/a.ts", ["src/core/b.ts"]], ["src/core/b.ts", ["src/core/a.ts"]]]) };
     expect(cycles(loop)).toEqual([["src/core/a.ts", "src/core/b.ts"]]);

@@ -40,7 +40,15 @@ describe("plugin tests", () => {
   });
 
   test("the check sees nested names, hyphens, strays and other test suffixes", () => {
-    const r = compare(["queue/smtp-forward", "logging/file", "rcpt_ok"], ["queue/smtp-forward_test.ts", "queue/smtp_forward_test.ts", "logging_test.ts", "rcpt_ok.test.ts"]);
-    expect(r).toEqual({ missing: ["logging/file_test.ts", "rcpt_ok_test.ts"], extra: ["logging_test.ts", "queue/smtp_forward_test.ts", "rcpt_ok.test.ts"] });
+    const r = compare(["queue/smtp-forward", "logging/file", "rcpt_ok"], [
+      "queue/smtp-forward_test.ts",
+      "queue/smtp_forward_test.ts",
+      "logging_test.ts",
+      "rcpt_ok.test.ts",
+    ]);
+    expect(r).toEqual({
+      missing: ["logging/file_test.ts", "rcpt_ok_test.ts"],
+      extra: ["logging_test.ts", "queue/smtp_forward_test.ts", "rcpt_ok.test.ts"],
+    });
   });
 });

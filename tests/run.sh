@@ -7,11 +7,15 @@ passed=0 failed=0 skipped=0
 log=$(mktemp -d)
 # Everything the tests and the daemons they start put in the temp dir goes here, and goes away.
 TMPDIR=$(mktemp -d "${TMPDIR:-/tmp}/qpsmtpd-tests.XXXXXX")
+chmod 1777 "$TMPDIR" # as /tmp: daemons and smtp-sink running as nobody use it too
 export TMPDIR
 trap 'rm -rf "$TMPDIR"' EXIT
 
 echo "== type check (tsc)"
 if $BIN/tsc -p . >"$log/tsc.txt" 2>&1; then passed=$((passed + 1)); else cat "$log/tsc.txt"; failed=$((failed + 1)); fi
+
+echo "== lint and format (deno lint, deno fmt --check)"
+if $BIN/deno lint >"$log/lint.txt" 2>&1 && $BIN/deno fmt --check >>"$log/lint.txt" 2>&1; then passed=$((passed + 1)); else cat "$log/lint.txt"; failed=$((failed + 1)); fi
 
 echo "== bun test (unit, conformance, end to end)"
 $BIN/bun test --timeout 60000 2>&1 | tee "$log/bun.txt"

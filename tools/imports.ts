@@ -148,7 +148,8 @@ export function violations(g: Graph, dependencies: readonly string[]): string[] 
 
 /** Plugin files that import from `src/`. */
 export function pluginImportsOfSrc(g: Graph): string[] {
-  return [...g.imports].filter(([f, deps]) => f.startsWith("plugins/") && f !== "plugins/mod.ts" && deps.some((d) => d.startsWith("src/"))).map(([f]) => f).sort();
+  return [...g.imports].filter(([f, deps]) => f.startsWith("plugins/") && f !== "plugins/mod.ts" && deps.some((d) => d.startsWith("src/")))
+    .map(([f]) => f).sort();
 }
 
 if (import.meta.main) {

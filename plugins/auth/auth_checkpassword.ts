@@ -11,7 +11,7 @@
  * The program gets 15 seconds.
  */
 import { spawn } from "node:child_process";
-import { DECLINED, DENY, LOGERROR, LOGINFO, OK, type Hooks, type HookContext } from "qpsmtpd";
+import { DECLINED, DENY, type HookContext, type Hooks, LOGERROR, LOGINFO, OK } from "qpsmtpd";
 
 function programs(p: HookContext): [string, string] | undefined {
   const o = p.options;

@@ -7,7 +7,7 @@
  * Replies: OK on a match; DENY on a wrong password; DECLINED for an unknown user (the next auth
  * plugin may know it).
  */
-import { DECLINED, DENY, LOGINFO, validate_password, type Hooks } from "qpsmtpd";
+import { DECLINED, DENY, type Hooks, LOGINFO, validate_password } from "qpsmtpd";
 
 export const hook_auth_plain: Hooks["auth-plain"] = function (_txn, _mech, user, passClear, passHash, ticket) {
   if (!user.includes("@")) {

@@ -5,7 +5,7 @@
  *
  * Hooks: auth. No config, no arguments.
  */
-import { DECLINED, LOGWARN, type Hooks } from "qpsmtpd";
+import { DECLINED, type Hooks, LOGWARN } from "qpsmtpd";
 
 export const hook_auth: Hooks["auth"] = function (_txn, mech, user) {
   this.log(LOGWARN, `fail, ${mech} authentication for ${user} declined`);

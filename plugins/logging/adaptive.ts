@@ -40,7 +40,7 @@ export const hook_logging: Hooks<Data>["logging"] = function (_txn, level, hook,
     return DECLINED;
   }
   let b = s.buffers.get(conn);
-  if (!b) s.buffers.set(conn, (b = { rejected: false, lines: [] }));
+  if (!b) s.buffers.set(conn, b = { rejected: false, lines: [] });
   if (b.lines.length < 2000) b.lines.push([level, line]);
   return DECLINED;
 };

@@ -15,8 +15,22 @@ import { DECLINED, type Hooks, type Init, parseLogLevel, strftime } from "qpsmtp
 const HOST = hostname().split(".")[0] ?? "localhost";
 
 const FACILITIES: Record<string, number> = {
-  LOG_KERN: 0, LOG_USER: 1, LOG_MAIL: 2, LOG_DAEMON: 3, LOG_AUTH: 4, LOG_SYSLOG: 5, LOG_LPR: 6, LOG_NEWS: 7,
-  LOG_LOCAL0: 16, LOG_LOCAL1: 17, LOG_LOCAL2: 18, LOG_LOCAL3: 19, LOG_LOCAL4: 20, LOG_LOCAL5: 21, LOG_LOCAL6: 22, LOG_LOCAL7: 23,
+  LOG_KERN: 0,
+  LOG_USER: 1,
+  LOG_MAIL: 2,
+  LOG_DAEMON: 3,
+  LOG_AUTH: 4,
+  LOG_SYSLOG: 5,
+  LOG_LPR: 6,
+  LOG_NEWS: 7,
+  LOG_LOCAL0: 16,
+  LOG_LOCAL1: 17,
+  LOG_LOCAL2: 18,
+  LOG_LOCAL3: 19,
+  LOG_LOCAL4: 20,
+  LOG_LOCAL5: 21,
+  LOG_LOCAL6: 22,
+  LOG_LOCAL7: 23,
 };
 
 interface Data {
@@ -41,15 +55,18 @@ export const init: Init<Data> = function () {
   const sock = dgram.createSocket(isIPv6(host) ? "udp6" : "udp4");
   sock.unref();
   sock.on("error", () => undefined);
-  Object.assign(this.data, {
-    level,
-    ident: o["ident"] ?? "qpsmtpd",
-    facility,
-    priority: o["priority"] === undefined ? undefined : parseLogLevel(o["priority"]),
-    host,
-    port: Number(m[2]),
-    sock,
-  } satisfies Data);
+  Object.assign(
+    this.data,
+    {
+      level,
+      ident: o["ident"] ?? "qpsmtpd",
+      facility,
+      priority: o["priority"] === undefined ? undefined : parseLogLevel(o["priority"]),
+      host,
+      port: Number(m[2]),
+      sock,
+    } satisfies Data,
+  );
 };
 
 export const hook_logging: Hooks<Data>["logging"] = function (_txn, level, hook, plugin, message, conn) {

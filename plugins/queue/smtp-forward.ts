@@ -10,7 +10,19 @@
  * sender retries and nothing is lost.
  * The content goes out canonical: CRLF line ends, stray CRs replaced, dots stuffed.
  */
-import { type ClientReply, DECLINED, DENY, type HookContext, type Hooks, type Init, LOGERROR, LOGINFO, OK, type Result, SmtpClient } from "qpsmtpd";
+import {
+  type ClientReply,
+  DECLINED,
+  DENY,
+  type HookContext,
+  type Hooks,
+  type Init,
+  LOGERROR,
+  LOGINFO,
+  OK,
+  type Result,
+  SmtpClient,
+} from "qpsmtpd";
 
 interface Data {
   /** The next hop. */
@@ -37,7 +49,11 @@ export const hook_queue: Hooks<Data>["queue"] = async function (txn): Promise<Re
     const caps = await client.hello(this.qp.me);
     const body = caps.has("8BITMIME") ? " BODY=8BITMIME" : "";
     const rcpts = txn.recipients();
-    const commands = [`MAIL FROM:${txn.sender()?.format() ?? "<>"}${body}\r\n`, ...rcpts.map((r) => `RCPT TO:${r.format()}\r\n`), "DATA\r\n"];
+    const commands = [
+      `MAIL FROM:${txn.sender()?.format() ?? "<>"}${body}\r\n`,
+      ...rcpts.map((r) => `RCPT TO:${r.format()}\r\n`),
+      "DATA\r\n",
+    ];
     const replies: ClientReply[] = [];
     if (caps.has("PIPELINING")) {
       await client.write(commands.join(""));
@@ -62,7 +78,9 @@ export const hook_queue: Hooks<Data>["queue"] = async function (txn): Promise<Re
       return temp(this, `some recipients refused: ${refused.map(text).join("; ")}`);
     }
     if (data?.code !== 354) {
-      return data !== undefined && data.code >= 500 ? [DENY, `DATA refused by ${host}: ${text(data)}`] : temp(this, `DATA ${data ? text(data) : "no reply"}`);
+      return data !== undefined && data.code >= 500
+        ? [DENY, `DATA refused by ${host}: ${text(data)}`]
+        : temp(this, `DATA ${data ? text(data) : "no reply"}`);
     }
     await client.sendData(txn.message_stream());
     const final = await client.read();

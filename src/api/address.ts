@@ -7,7 +7,7 @@
  * @module
  */
 import { isIPv4, isIPv6 } from "node:net";
-import { accessNote, type AddressNotes, type NoteValue, notesStore } from "./notes.ts";
+import { accessNote, type AddressNotes, notesStore, type NoteValue } from "./notes.ts";
 
 const ATOM = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+$/;
 const DOT_STRING = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*$/;

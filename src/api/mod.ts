@@ -43,7 +43,7 @@ export type { Store } from "./store.ts";
 export type { TlsOptions } from "./tls.ts";
 export { cidrContains, ipToBigInt, matchesClientEntry, normaliseIp, reverseIp, sameNet24 } from "./ip.ts";
 export { type ListEntry, matchesAddress, parseEntry } from "./lists.ts";
-export { type PathArgument, parsePathArgument } from "./path_argument.ts";
+export { parsePathArgument, type PathArgument } from "./path_argument.ts";
 export { strftime } from "./strftime.ts";
 export { linesOf } from "./lines.ts";
 export { formatLogLine } from "./log_line.ts";

@@ -12,20 +12,34 @@ export function strftime(format: string, d: Date, session = ""): string {
   const yday = Math.floor((d.getTime() - start.getTime()) / 86400000);
   return format.replace(/%([YmdHMSjabTFsi%])/g, (_, c: string) => {
     switch (c) {
-      case "Y": return String(d.getFullYear());
-      case "m": return p(d.getMonth() + 1);
-      case "d": return p(d.getDate());
-      case "H": return p(d.getHours());
-      case "M": return p(d.getMinutes());
-      case "S": return p(d.getSeconds());
-      case "j": return p(yday, 3);
-      case "a": return DAYS[d.getDay()]!;
-      case "b": return MONTHS[d.getMonth()]!;
-      case "T": return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
-      case "F": return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`;
-      case "s": return String(Math.floor(d.getTime() / 1000));
-      case "i": return session;
-      default: return "%";
+      case "Y":
+        return String(d.getFullYear());
+      case "m":
+        return p(d.getMonth() + 1);
+      case "d":
+        return p(d.getDate());
+      case "H":
+        return p(d.getHours());
+      case "M":
+        return p(d.getMinutes());
+      case "S":
+        return p(d.getSeconds());
+      case "j":
+        return p(yday, 3);
+      case "a":
+        return DAYS[d.getDay()]!;
+      case "b":
+        return MONTHS[d.getMonth()]!;
+      case "T":
+        return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+      case "F":
+        return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`;
+      case "s":
+        return String(Math.floor(d.getTime() / 1000));
+      case "i":
+        return session;
+      default:
+        return "%";
     }
   });
 }

@@ -115,7 +115,7 @@ export function listenSpecs(s: DaemonSettings): ListenSpec[] {
     const host = m[1]!;
     const ports = m[2] ? [Number(m[2])] : s.ports;
     for (const port of ports) out.push({ host, port, tls: false });
-    if (!m[2]) for (const port of s.tlsPorts) out.push({ host, port, tls: true });
+    if (!m[2]) { for (const port of s.tlsPorts) out.push({ host, port, tls: true }); }
   }
   return out;
 }

@@ -195,7 +195,9 @@ async function cmdHelp(s: SmtpSession, rest: string): Promise<void> {
     return;
   }
   const first = s.config("smtpgreeting") === undefined ? [`This is qpsmtpd ${VERSION}`] : [];
-  s.send(REPLIES.help([...first, "See https://github.com/smtpd/qpsmtpd/", "To report bugs or send comments, mail to <ask@develooper.com>."]));
+  s.send(
+    REPLIES.help([...first, "See https://github.com/smtpd/qpsmtpd/", "To report bugs or send comments, mail to <ask@develooper.com>."]),
+  );
 }
 
 async function cmdQuit(s: SmtpSession): Promise<void> {

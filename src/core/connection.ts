@@ -5,7 +5,7 @@
  */
 import type { Connection } from "../api/connection.ts";
 import { normaliseIp } from "../api/ip.ts";
-import { accessNote, type ConnectionNotes, type NoteValue, notesStore } from "../api/notes.ts";
+import { accessNote, type ConnectionNotes, notesStore, type NoteValue } from "../api/notes.ts";
 
 /** Socket addresses of a new connection. */
 export interface Endpoints {

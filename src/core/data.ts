@@ -247,7 +247,7 @@ export function rfc2822Date(d: Date): string {
   const off = -d.getTimezoneOffset();
   const sign = off >= 0 ? "+" : "-";
   const a = Math.abs(off);
-  return `${DAYS[d.getDay()]}, ${d.getDate()} ${MONTHS[d.getMonth()]} ${d.getFullYear()} ${p(d.getHours())}:${
-    p(d.getMinutes())
-  }:${p(d.getSeconds())} ${sign}${p(Math.floor(a / 60))}${p(a % 60)}`;
+  return `${DAYS[d.getDay()]}, ${d.getDate()} ${MONTHS[d.getMonth()]} ${d.getFullYear()} ${p(d.getHours())}:${p(d.getMinutes())}:${
+    p(d.getSeconds())
+  } ${sign}${p(Math.floor(a / 60))}${p(a % 60)}`;
 }

@@ -6,7 +6,18 @@
  * stage, where it ends the chain so the message is refused for now (451).
  * @module
  */
-import { DECLINED, DENY, DENY_DISCONNECT, DENYSOFT, DENYSOFT_DISCONNECT, isReturnCode, LOGCRIT, LOGDEBUG, LOGERROR, return_code } from "../api/codes.ts";
+import {
+  DECLINED,
+  DENY,
+  DENY_DISCONNECT,
+  DENYSOFT,
+  DENYSOFT_DISCONNECT,
+  isReturnCode,
+  LOGCRIT,
+  LOGDEBUG,
+  LOGERROR,
+  return_code,
+} from "../api/codes.ts";
 import type { HookArgs } from "../api/hooks.ts";
 import type { HookName } from "../api/hook_names.ts";
 import type { Transaction } from "../api/transaction.ts";
@@ -94,12 +105,22 @@ async function call(run: HookRun, entry: HookEntry, hook: HookName, txn: Transac
     const r = await Promise.race([raw, late]);
     if (r === TIMED_OUT) {
       const why = `plugin ${plugin.escapedName} did not answer hook ${hook} within ${plugin.timeoutMs / 1000}s`;
-      run.log(LOGERROR, `${why}; ${STOP_ON_TIMEOUT.has(hook) ? "the message is refused for now" : "going on as if it declined"}`, hook, plugin.escapedName);
+      run.log(
+        LOGERROR,
+        `${why}; ${STOP_ON_TIMEOUT.has(hook) ? "the message is refused for now" : "going on as if it declined"}`,
+        hook,
+        plugin.escapedName,
+      );
       callControl.abort(ctx, why);
     }
     return r;
   } catch (e) {
-    run.log(LOGCRIT, `FATAL PLUGIN ERROR [${plugin.escapedName}]: ${e instanceof Error ? e.stack ?? e.message : String(e)}`, hook, plugin.escapedName);
+    run.log(
+      LOGCRIT,
+      `FATAL PLUGIN ERROR [${plugin.escapedName}]: ${e instanceof Error ? e.stack ?? e.message : String(e)}`,
+      hook,
+      plugin.escapedName,
+    );
     return THREW;
   } finally {
     timer?.cancel();

@@ -36,7 +36,7 @@ export class Registry implements TlsHolder {
     this.plugins.push(plugin);
     for (const r of plugin.registrations) {
       let chain = this.#hooks.get(r.hook);
-      if (!chain) this.#hooks.set(r.hook, (chain = []));
+      if (!chain) this.#hooks.set(r.hook, chain = []);
       const entry = { plugin, hook: r.hook, fn: r.fn };
       if (r.unshift) chain.unshift(entry);
       else chain.push(entry);

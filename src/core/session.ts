@@ -443,7 +443,7 @@ export class Session implements SmtpSession, RunnerSession {
   recordReturn(plugin: string, hook: HookName, code: number): void {
     const target = this.#txn ?? this.connection;
     let n = target.notes(plugin) as Record<string, unknown> | undefined;
-    if (typeof n !== "object" || n === null) target.notes(plugin, (n = Object.create(null) as Record<string, unknown>));
+    if (typeof n !== "object" || n === null) target.notes(plugin, n = Object.create(null) as Record<string, unknown>);
     n[`hook_${hook.replace(/\W/g, "_")}`] = { return: code };
   }
 

@@ -7,7 +7,7 @@ import { rmSync } from "node:fs";
 import type { Address } from "../api/address.ts";
 import type { Header } from "../api/header.ts";
 import { linesOf } from "../api/lines.ts";
-import { accessNote, type NoteValue, notesStore, type TransactionNotes } from "../api/notes.ts";
+import { accessNote, notesStore, type NoteValue, type TransactionNotes } from "../api/notes.ts";
 import type { Transaction } from "../api/transaction.ts";
 import { Spool } from "./spool.ts";
 

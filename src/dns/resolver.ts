@@ -207,7 +207,10 @@ function udpQuery(server: NameServer, name: string, type: QType, timeoutMs: numb
       if (err) reject(err);
       else resolve(res!);
     };
-    const timer = setTimeout(() => done(new DnsError("TIMEOUT", `${name} ${type}: no answer from ${server.host} in ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => done(new DnsError("TIMEOUT", `${name} ${type}: no answer from ${server.host} in ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     sock.on("error", (e) => done(e));
     sock.on("message", (msg, rinfo) => {
       if (rinfo.port !== server.port) return;

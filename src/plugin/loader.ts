@@ -61,7 +61,13 @@ export async function loadRegistry(opts: LoadOptions): Promise<Registry> {
   return registry;
 }
 
-async function loadOne(line: ConfigLine, dirs: readonly string[], opts: LoadOptions, registry: Registry, timeoutMs: number): Promise<PluginInstance> {
+async function loadOne(
+  line: ConfigLine,
+  dirs: readonly string[],
+  opts: LoadOptions,
+  registry: Registry,
+  timeoutMs: number,
+): Promise<PluginInstance> {
   const where = `${line.file}:${line.line}`;
   if (!/^[\x20-\x7e]+$/.test(line.value)) throw new PluginLoadError(`${where}: the line has non-printable characters`);
   const [name, ...args] = line.value.split(/\s+/);

@@ -42,7 +42,12 @@ function toPem(x: string | Uint8Array): string | Buffer {
 }
 
 /** Listens on `host:port`; `onAccept` gets each new connection. */
-export function listen(host: string, port: number, onAccept: (c: AcceptedConnection) => void, onError: (e: Error) => void): Promise<Listener> {
+export function listen(
+  host: string,
+  port: number,
+  onAccept: (c: AcceptedConnection) => void,
+  onError: (e: Error) => void,
+): Promise<Listener> {
   const srv = net.createServer({ pauseOnConnect: false }, (sock) => {
     sock.on("error", () => undefined);
     onAccept(new AcceptedConnection(sock));

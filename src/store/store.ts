@@ -67,6 +67,6 @@ const open = new Map<string, SqliteStore>();
 export function storeIn(dir: string): Store {
   const path = join(dir, "qpsmtpd.sqlite");
   let s = open.get(path);
-  if (!s) open.set(path, (s = new SqliteStore(path)));
+  if (!s) open.set(path, s = new SqliteStore(path));
   return s;
 }

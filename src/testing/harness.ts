@@ -135,9 +135,18 @@ export class TestSession {
       return sink ? sink(level, hook, plugin, message, connId) : false;
     };
     const transport = new MemoryTransport();
-    const endpoints = { remote_ip: opts.remoteIp ?? "127.0.0.1", remote_port: 40000, local_ip: "127.0.0.1", local_port: opts.localPort ?? 25 };
+    const endpoints = {
+      remote_ip: opts.remoteIp ?? "127.0.0.1",
+      remote_port: 40000,
+      local_ip: "127.0.0.1",
+      local_port: opts.localPort ?? 25,
+    };
     registry.host.maxConnIp = opts.maxConnIp ?? 0;
-    const refusal = await preConnection(registry, { ...endpoints, max_conn_ip: registry.host.maxConnIp, child_addrs: opts.otherConnections ?? [] });
+    const refusal = await preConnection(registry, {
+      ...endpoints,
+      max_conn_ip: registry.host.maxConnIp,
+      child_addrs: opts.otherConnections ?? [],
+    });
     if (refusal) {
       transport.write(refusal);
       transport.close();

@@ -19,15 +19,4 @@
 export { parseReplies, type TestLogLine, type TestReply, TestSession, type TestSessionOptions } from "./harness.ts";
 export { FakeClock } from "./fake_clock.ts";
 export { type ZoneEntry, ZoneResolver, type Zones } from "./zone_resolver.ts";
-export {
-  afterAll,
-  afterEach,
-  AssertionError,
-  beforeAll,
-  beforeEach,
-  describe,
-  expect,
-  it,
-  type Matchers,
-  test,
-} from "./runner.ts";
+export { afterAll, afterEach, AssertionError, beforeAll, beforeEach, describe, expect, it, type Matchers, test } from "./runner.ts";

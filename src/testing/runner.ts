@@ -12,7 +12,7 @@
  * ```
  * @module
  */
-import { isDeepStrictEqual, inspect } from "node:util";
+import { inspect, isDeepStrictEqual } from "node:util";
 
 type Fn = () => void | Promise<void>;
 
@@ -132,10 +132,13 @@ function matchers(actual: unknown, negated: boolean): Matchers {
     toBeLessThanOrEqual: (n) => check((actual as number) <= n, `to be at most ${n}`),
     toContain: (item) =>
       check(
-        typeof actual === "string" ? actual.includes(String(item)) : [...(actual as Iterable<unknown>)].some((x) => isDeepStrictEqual(x, item)),
+        typeof actual === "string"
+          ? actual.includes(String(item))
+          : [...(actual as Iterable<unknown>)].some((x) => isDeepStrictEqual(x, item)),
         `to contain ${show(item)}`,
       ),
-    toMatch: (p) => check(typeof actual === "string" && (typeof p === "string" ? actual.includes(p) : p.test(actual)), `to match ${show(p)}`),
+    toMatch: (p) =>
+      check(typeof actual === "string" && (typeof p === "string" ? actual.includes(p) : p.test(actual)), `to match ${show(p)}`),
     toHaveLength: (n) => check((actual as { length?: number })?.length === n, `to have length ${n}`),
     toBeInstanceOf: (t) => check(actual instanceof t, `to be an instance of ${t.name}`),
     toThrow: (m) => {
@@ -173,7 +176,14 @@ export async function runTests(write: (line: string) => void): Promise<RunResult
   return result;
 }
 
-async function runSuite(s: Suite, path: string[], before: Fn[], after: Fn[], write: (l: string) => void, r: { passed: number; failed: number; skipped: number }): Promise<void> {
+async function runSuite(
+  s: Suite,
+  path: string[],
+  before: Fn[],
+  after: Fn[],
+  write: (l: string) => void,
+  r: { passed: number; failed: number; skipped: number },
+): Promise<void> {
   const names = s.name ? [...path, s.name] : path;
   const each = [...before, ...s.beforeEach];
   const eachAfter = [...s.afterEach, ...after];

@@ -3,7 +3,7 @@
  * over TCP and over a unix socket, with one reply per recipient after the data.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";

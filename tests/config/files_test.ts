@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigDir } from "../../src/config/files.ts";
 import { ConfigError } from "../../src/config/errors.ts";
-import { listenSpecs, readSettingsFile, DEFAULT_SETTINGS } from "../../src/config/settings.ts";
+import { DEFAULT_SETTINGS, listenSpecs, readSettingsFile } from "../../src/config/settings.ts";
 
 const dir = (): string => mkdtempSync(join(tmpdir(), "qpcfg-"));
 

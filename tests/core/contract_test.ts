@@ -4,7 +4,20 @@
  * without a reply of their own are checked to fire, with their arguments, at the right time.
  */
 import { describe, expect, test } from "bun:test";
-import { Address, DECLINED, DENY, DENY_DISCONNECT, DENYSOFT, DENYSOFT_DISCONNECT, DONE, HOOK_NAMES, type Hooks, LOGINFO, OK, type ReturnCode } from "qpsmtpd";
+import {
+  Address,
+  DECLINED,
+  DENY,
+  DENY_DISCONNECT,
+  DENYSOFT,
+  DENYSOFT_DISCONNECT,
+  DONE,
+  HOOK_NAMES,
+  type Hooks,
+  LOGINFO,
+  OK,
+  type ReturnCode,
+} from "qpsmtpd";
 import type { HookName, PluginModule } from "qpsmtpd";
 import { TestSession } from "../../src/testing/harness.ts";
 
@@ -16,30 +29,183 @@ type Row = Record<CodeName, Expect>;
 
 const ok250: Expect = [250, false];
 /** A hook whose return value the core ignores (or uses only for OK with text): 250 whatever it says. */
-const ignored: Row = { OK: ok250, DECLINED: ok250, none: ok250, DENY: ok250, DENYSOFT: ok250, DENY_DISCONNECT: ok250, DENYSOFT_DISCONNECT: ok250, DONE: ok250 };
+const ignored: Row = {
+  OK: ok250,
+  DECLINED: ok250,
+  none: ok250,
+  DENY: ok250,
+  DENYSOFT: ok250,
+  DENY_DISCONNECT: ok250,
+  DENYSOFT_DISCONNECT: ok250,
+  DONE: ok250,
+};
 const served: Expect = [220, false];
 const TABLE: Partial<Record<HookName, Row>> = {
-  "pre-connection": { OK: served, DECLINED: served, none: served, DONE: served, DENY: [550, true], DENYSOFT: [451, true], DENY_DISCONNECT: [550, true], DENYSOFT_DISCONNECT: [451, true] },
-  connect: { OK: [220, false], DECLINED: [220, false], none: [220, false], DENY: [550, true], DENYSOFT: [450, true], DENY_DISCONNECT: [550, true], DENYSOFT_DISCONNECT: [450, true], DONE: [null, false] },
-  helo: { OK: ok250, DECLINED: ok250, none: ok250, DENY: [550, false], DENYSOFT: [450, false], DENY_DISCONNECT: [550, true], DENYSOFT_DISCONNECT: [450, true], DONE: [null, false] },
-  ehlo: { OK: ok250, DECLINED: ok250, none: ok250, DENY: [550, false], DENYSOFT: [450, false], DENY_DISCONNECT: [550, true], DENYSOFT_DISCONNECT: [450, true], DONE: [null, false] },
-  mail: { OK: ok250, DECLINED: ok250, none: ok250, DENY: [550, false], DENYSOFT: [450, false], DENY_DISCONNECT: [550, true], DENYSOFT_DISCONNECT: [421, true], DONE: [null, false] },
-  rcpt: { OK: ok250, DECLINED: [450, false], none: [450, false], DENY: [550, false], DENYSOFT: [450, false], DENY_DISCONNECT: [550, true], DENYSOFT_DISCONNECT: [421, true], DONE: [null, false] },
-  data: { OK: [354, false], DECLINED: [354, false], none: [354, false], DENY: [554, false], DENYSOFT: [451, false], DENY_DISCONNECT: [554, true], DENYSOFT_DISCONNECT: [451, true], DONE: [null, false] },
-  data_headers_end: { OK: ok250, DECLINED: ok250, none: ok250, DENY: ok250, DENYSOFT: ok250, DENY_DISCONNECT: [554, true], DENYSOFT_DISCONNECT: [421, true], DONE: ok250 },
-  data_post: { OK: ok250, DECLINED: ok250, none: ok250, DENY: [552, false], DENYSOFT: [452, false], DENY_DISCONNECT: [552, true], DENYSOFT_DISCONNECT: [452, true], DONE: [null, false] },
-  queue_pre: { OK: ok250, DECLINED: ok250, none: ok250, DENY: [451, false], DENYSOFT: [451, false], DENY_DISCONNECT: [451, false], DENYSOFT_DISCONNECT: [451, false], DONE: [null, false] },
-  queue: { OK: ok250, DECLINED: [451, false], none: [451, false], DENY: [552, false], DENYSOFT: [452, false], DENY_DISCONNECT: [451, false], DENYSOFT_DISCONNECT: [451, false], DONE: [null, false] },
-  vrfy: { OK: [250, false], DECLINED: [252, false], none: [252, false], DENY: [554, false], DENYSOFT: [252, false], DENY_DISCONNECT: [252, false], DENYSOFT_DISCONNECT: [252, false], DONE: [null, false] },
-  noop: { OK: ok250, DECLINED: ok250, none: ok250, DENY: [500, false], DENYSOFT: ok250, DENY_DISCONNECT: [500, true], DENYSOFT_DISCONNECT: ok250, DONE: [null, false] },
-  help: { OK: [214, false], DECLINED: [214, false], none: [214, false], DENY: [500, false], DENYSOFT: [214, false], DENY_DISCONNECT: [214, false], DENYSOFT_DISCONNECT: [214, false], DONE: [null, false] },
-  quit: { OK: [221, true], DECLINED: [221, true], none: [221, true], DENY: [221, true], DENYSOFT: [221, true], DENY_DISCONNECT: [221, true], DENYSOFT_DISCONNECT: [221, true], DONE: [null, true] },
+  "pre-connection": {
+    OK: served,
+    DECLINED: served,
+    none: served,
+    DONE: served,
+    DENY: [550, true],
+    DENYSOFT: [451, true],
+    DENY_DISCONNECT: [550, true],
+    DENYSOFT_DISCONNECT: [451, true],
+  },
+  connect: {
+    OK: [220, false],
+    DECLINED: [220, false],
+    none: [220, false],
+    DENY: [550, true],
+    DENYSOFT: [450, true],
+    DENY_DISCONNECT: [550, true],
+    DENYSOFT_DISCONNECT: [450, true],
+    DONE: [null, false],
+  },
+  helo: {
+    OK: ok250,
+    DECLINED: ok250,
+    none: ok250,
+    DENY: [550, false],
+    DENYSOFT: [450, false],
+    DENY_DISCONNECT: [550, true],
+    DENYSOFT_DISCONNECT: [450, true],
+    DONE: [null, false],
+  },
+  ehlo: {
+    OK: ok250,
+    DECLINED: ok250,
+    none: ok250,
+    DENY: [550, false],
+    DENYSOFT: [450, false],
+    DENY_DISCONNECT: [550, true],
+    DENYSOFT_DISCONNECT: [450, true],
+    DONE: [null, false],
+  },
+  mail: {
+    OK: ok250,
+    DECLINED: ok250,
+    none: ok250,
+    DENY: [550, false],
+    DENYSOFT: [450, false],
+    DENY_DISCONNECT: [550, true],
+    DENYSOFT_DISCONNECT: [421, true],
+    DONE: [null, false],
+  },
+  rcpt: {
+    OK: ok250,
+    DECLINED: [450, false],
+    none: [450, false],
+    DENY: [550, false],
+    DENYSOFT: [450, false],
+    DENY_DISCONNECT: [550, true],
+    DENYSOFT_DISCONNECT: [421, true],
+    DONE: [null, false],
+  },
+  data: {
+    OK: [354, false],
+    DECLINED: [354, false],
+    none: [354, false],
+    DENY: [554, false],
+    DENYSOFT: [451, false],
+    DENY_DISCONNECT: [554, true],
+    DENYSOFT_DISCONNECT: [451, true],
+    DONE: [null, false],
+  },
+  data_headers_end: {
+    OK: ok250,
+    DECLINED: ok250,
+    none: ok250,
+    DENY: ok250,
+    DENYSOFT: ok250,
+    DENY_DISCONNECT: [554, true],
+    DENYSOFT_DISCONNECT: [421, true],
+    DONE: ok250,
+  },
+  data_post: {
+    OK: ok250,
+    DECLINED: ok250,
+    none: ok250,
+    DENY: [552, false],
+    DENYSOFT: [452, false],
+    DENY_DISCONNECT: [552, true],
+    DENYSOFT_DISCONNECT: [452, true],
+    DONE: [null, false],
+  },
+  queue_pre: {
+    OK: ok250,
+    DECLINED: ok250,
+    none: ok250,
+    DENY: [451, false],
+    DENYSOFT: [451, false],
+    DENY_DISCONNECT: [451, false],
+    DENYSOFT_DISCONNECT: [451, false],
+    DONE: [null, false],
+  },
+  queue: {
+    OK: ok250,
+    DECLINED: [451, false],
+    none: [451, false],
+    DENY: [552, false],
+    DENYSOFT: [452, false],
+    DENY_DISCONNECT: [451, false],
+    DENYSOFT_DISCONNECT: [451, false],
+    DONE: [null, false],
+  },
+  vrfy: {
+    OK: [250, false],
+    DECLINED: [252, false],
+    none: [252, false],
+    DENY: [554, false],
+    DENYSOFT: [252, false],
+    DENY_DISCONNECT: [252, false],
+    DENYSOFT_DISCONNECT: [252, false],
+    DONE: [null, false],
+  },
+  noop: {
+    OK: ok250,
+    DECLINED: ok250,
+    none: ok250,
+    DENY: [500, false],
+    DENYSOFT: ok250,
+    DENY_DISCONNECT: [500, true],
+    DENYSOFT_DISCONNECT: ok250,
+    DONE: [null, false],
+  },
+  help: {
+    OK: [214, false],
+    DECLINED: [214, false],
+    none: [214, false],
+    DENY: [500, false],
+    DENYSOFT: [214, false],
+    DENY_DISCONNECT: [214, false],
+    DENYSOFT_DISCONNECT: [214, false],
+    DONE: [null, false],
+  },
+  quit: {
+    OK: [221, true],
+    DECLINED: [221, true],
+    none: [221, true],
+    DENY: [221, true],
+    DENYSOFT: [221, true],
+    DENY_DISCONNECT: [221, true],
+    DENYSOFT_DISCONNECT: [221, true],
+    DONE: [null, true],
+  },
   mail_pre: ignored,
   rcpt_pre: ignored,
   data_post_headers: ignored,
   received_line: ignored,
   queue_post: ignored,
-  unrecognized_command: { OK: [500, false], DECLINED: [500, false], none: [500, false], DENY: [500, false], DENYSOFT: [500, false], DENY_DISCONNECT: [521, true], DENYSOFT_DISCONNECT: [500, false], DONE: [null, false] },
+  unrecognized_command: {
+    OK: [500, false],
+    DECLINED: [500, false],
+    none: [500, false],
+    DENY: [500, false],
+    DENYSOFT: [500, false],
+    DENY_DISCONNECT: [521, true],
+    DENYSOFT_DISCONNECT: [500, false],
+    DONE: [null, false],
+  },
 };
 
 const MESSAGE = "Subject: contract\n\nbody\n";
@@ -190,7 +356,9 @@ describe("hook runner", () => {
 /** A full session: greeting, EHLO, one message, QUIT. */
 async function conversation(t: TestSession): Promise<number[]> {
   const codes: number[] = [];
-  for (const l of ["EHLO client.example", "MAIL FROM:<a@example.net> SIZE=10", "RCPT TO:<b@example.org>", "DATA"]) codes.push((await t.command(l)).code);
+  for (const l of ["EHLO client.example", "MAIL FROM:<a@example.net> SIZE=10", "RCPT TO:<b@example.org>", "DATA"]) {
+    codes.push((await t.command(l)).code);
+  }
   codes.push((await t.data("Subject: s\n\nbody\n")).code);
   codes.push((await t.command("QUIT")).code);
   await t.done;
@@ -213,7 +381,15 @@ const FIRES: Partial<Record<HookName | `${HookName}-${string}`, () => Promise<vo
       return DECLINED;
     };
     const t = await TestSession.start({
-      modules: { logger: { hook_logging: hook }, probe: { hook_helo() { this.log(LOGINFO, "probe says hi"); return DECLINED; } } },
+      modules: {
+        logger: { hook_logging: hook },
+        probe: {
+          hook_helo() {
+            this.log(LOGINFO, "probe says hi");
+            return DECLINED;
+          },
+        },
+      },
       config: { logging: "logger" },
       plugins: ["probe"],
     });
@@ -222,13 +398,18 @@ const FIRES: Partial<Record<HookName | `${HookName}-${string}`, () => Promise<vo
   },
   async config() {
     const asked: string[] = [];
-    const t = await withPlugin({ hook_config: (_t, name) => (asked.push(name), name === "smtpgreeting" ? [OK, "probe.example ready"] : DECLINED) });
+    const t = await withPlugin({
+      hook_config: (_t, name) => (asked.push(name), name === "smtpgreeting" ? [OK, "probe.example ready"] : DECLINED),
+    });
     expect(t.greeting?.text).toBe("probe.example ready ESMTP");
     expect(asked).toContain("smtpgreeting");
   },
   async user_config() {
     const seen: string[] = [];
-    const t = await TestSession.start({ modules: { probe: { hook_user_config: (_t, addr, name) => (seen.push(`${addr} ${name}`), [OK, "per-user"]) } }, plugins: ["probe"] });
+    const t = await TestSession.start({
+      modules: { probe: { hook_user_config: (_t, addr, name) => (seen.push(`${addr} ${name}`), [OK, "per-user"]) } },
+      plugins: ["probe"],
+    });
     expect(t.qp.config("spam_threshold", new Address("u", "example.org"))).toBe("per-user");
     expect(t.qp.config("spam_threshold")).toBeUndefined();
     expect(seen).toEqual(["<u@example.org> spam_threshold"]);
@@ -241,16 +422,27 @@ const FIRES: Partial<Record<HookName | `${HookName}-${string}`, () => Promise<vo
     expect(fired).toBe(0);
   },
   async ehlo_parse() {
-    const t = await TestSession.start({ modules: { probe: { hook_ehlo_parse: () => [OK, (_cmd: string, line: string) => [OK, line.toLowerCase()]] } }, plugins: ["probe"] });
+    const t = await TestSession.start({
+      modules: { probe: { hook_ehlo_parse: () => [OK, (_cmd: string, line: string) => [OK, line.toLowerCase()]] } },
+      plugins: ["probe"],
+    });
     expect((await t.command("EHLO CLIENT.EXAMPLE")).code).toBe(250);
     expect(t.connection.hello_host).toBe("client.example");
   },
   async helo_parse() {
-    const t = await TestSession.start({ modules: { probe: { hook_helo_parse: () => [OK, () => [DENY, "not that name"]] } }, plugins: ["probe"] });
+    const t = await TestSession.start({
+      modules: { probe: { hook_helo_parse: () => [OK, () => [DENY, "not that name"]] } },
+      plugins: ["probe"],
+    });
     expect(await t.command("HELO x")).toMatchObject({ code: 501, text: "not that name" });
   },
   async mail_parse() {
-    const t = await TestSession.start({ modules: { probe: { hook_mail_parse: () => [OK, (_c: string, line: string) => [OK, line.replace(/^from:\s*/i, "").split(" ")[0]!]] } }, plugins: ["probe"] });
+    const t = await TestSession.start({
+      modules: {
+        probe: { hook_mail_parse: () => [OK, (_c: string, line: string) => [OK, line.replace(/^from:\s*/i, "").split(" ")[0]!]] },
+      },
+      plugins: ["probe"],
+    });
     await t.command("HELO c");
     expect((await t.command("MAIL FROM:<a@example.net> WHATEVER=1")).code).toBe(250);
     expect(String(t.transaction.sender())).toBe("<a@example.net>");
@@ -284,20 +476,33 @@ const FIRES: Partial<Record<HookName | `${HookName}-${string}`, () => Promise<vo
     expect(seen).toEqual([["PLAIN", "user", "secret", undefined, undefined]]);
   },
   async "auth-plain"() {
-    const t = await TestSession.start({ modules: { probe: { hook_auth_plain: (_t, _m, user, pass) => (user === "u" && pass === "p" ? OK : DENY) } }, plugins: ["probe"] });
+    const t = await TestSession.start({
+      modules: { probe: { hook_auth_plain: (_t, _m, user, pass) => (user === "u" && pass === "p" ? OK : DENY) } },
+      plugins: ["probe"],
+    });
     expect((await t.command("EHLO c")).lines).toContain("AUTH PLAIN");
     expect((await t.command(`AUTH PLAIN ${Buffer.from("\0u\0p").toString("base64")}`)).code).toBe(235);
     expect(t.qp.auth_user).toBe("u");
   },
   async "auth-login"() {
-    const t = await TestSession.start({ modules: { probe: { hook_auth_login: (_t, mech, user, pass) => (mech === "LOGIN" && user === "u" && pass === "p" ? OK : DENY) } }, plugins: ["probe"] });
+    const t = await TestSession.start({
+      modules: { probe: { hook_auth_login: (_t, mech, user, pass) => (mech === "LOGIN" && user === "u" && pass === "p" ? OK : DENY) } },
+      plugins: ["probe"],
+    });
     expect((await t.command("EHLO c")).lines).toContain("AUTH LOGIN");
     expect((await t.command(`AUTH LOGIN ${Buffer.from("u").toString("base64")}`)).code).toBe(334);
     expect((await t.command(Buffer.from("p").toString("base64"))).code).toBe(235);
   },
   async "auth-cram-md5"() {
     const seen: unknown[] = [];
-    const t = await TestSession.start({ modules: { probe: { hook_auth_cram_md5: (_t, mech, user, clear, hash, ticket) => (seen.push(mech, user, clear, hash, ticket?.startsWith("<")), DENY) } }, plugins: ["probe"] });
+    const t = await TestSession.start({
+      modules: {
+        probe: {
+          hook_auth_cram_md5: (_t, mech, user, clear, hash, ticket) => (seen.push(mech, user, clear, hash, ticket?.startsWith("<")), DENY),
+        },
+      },
+      plugins: ["probe"],
+    });
     expect((await t.command("EHLO c")).lines).toContain("AUTH CRAM-MD5");
     expect((await t.command("AUTH CRAM-MD5")).code).toBe(334);
     expect((await t.command(Buffer.from(`u ${"0".repeat(32)}`).toString("base64"))).code).toBe(535);
@@ -310,7 +515,9 @@ const FIRES: Partial<Record<HookName | `${HookName}-${string}`, () => Promise<vo
     expect(subject).toBe("s\n");
   },
   async data_post_headers() {
-    const t = await withPlugin({ hook_data_post_headers: (txn) => void txn.header()?.add("X-Probe", "seen") }, { modules: { accept: { hook_rcpt: () => OK, hook_queue: (txn) => [OK, `has ${txn.header()?.get("X-Probe", 0)?.trim()}`] } } });
+    const t = await withPlugin({ hook_data_post_headers: (txn) => void txn.header()?.add("X-Probe", "seen") }, {
+      modules: { accept: { hook_rcpt: () => OK, hook_queue: (txn) => [OK, `has ${txn.header()?.get("X-Probe", 0)?.trim()}`] } },
+    });
     await t.command("HELO c");
     await t.command("MAIL FROM:<a@example.net>");
     await t.command("RCPT TO:<b@example.org>");
@@ -348,7 +555,10 @@ const FIRES: Partial<Record<HookName | `${HookName}-${string}`, () => Promise<vo
   },
   async disconnect() {
     const order: string[] = [];
-    const t = await withPlugin({ hook_disconnect: () => void order.push("disconnect"), hook_post_connection: () => void order.push("post-connection") });
+    const t = await withPlugin({
+      hook_disconnect: () => void order.push("disconnect"),
+      hook_post_connection: () => void order.push("post-connection"),
+    });
     await t.command("QUIT");
     await t.done;
     expect(order).toEqual(["disconnect", "post-connection"]);
@@ -361,21 +571,40 @@ const FIRES: Partial<Record<HookName | `${HookName}-${string}`, () => Promise<vo
   },
   async deny() {
     const heard: unknown[][] = [];
-    const t = await TestSession.start({ modules: { audit: { hook_deny: (_t, plugin, code, msg) => void heard.push([plugin, code, msg]) }, probe: { hook_helo: () => [DENY, "no"] } }, plugins: ["audit", "probe"] });
+    const t = await TestSession.start({
+      modules: {
+        audit: { hook_deny: (_t, plugin, code, msg) => void heard.push([plugin, code, msg]) },
+        probe: { hook_helo: () => [DENY, "no"] },
+      },
+      plugins: ["audit", "probe"],
+    });
     await t.command("HELO c");
     expect(heard).toEqual([["probe", DENY, ["no"]]]);
   },
   async "deny-after-pre-connection"() {
     // Audit hooks belong to sessions: a pre-connection refusal (no session yet) does not fire them.
     const heard: string[] = [];
-    const t = await TestSession.start({ modules: { audit: { hook_deny() { heard.push(this.connection.remote_ip); } }, probe: { hook_pre_connection: () => DENY } }, plugins: ["audit", "probe"] });
+    const t = await TestSession.start({
+      modules: {
+        audit: {
+          hook_deny() {
+            heard.push(this.connection.remote_ip);
+          },
+        },
+        probe: { hook_pre_connection: () => DENY },
+      },
+      plugins: ["audit", "probe"],
+    });
     expect(t.greeting?.code).toBe(550);
     expect(heard).toEqual([]);
     expect(t.logs.filter((l) => l.message.includes("FATAL"))).toEqual([]);
   },
   async ok() {
     const heard: unknown[][] = [];
-    const t = await TestSession.start({ modules: { audit: { hook_ok: (_t, plugin, code) => void heard.push([plugin, code]) }, probe: { hook_helo: () => OK } }, plugins: ["audit", "probe"] });
+    const t = await TestSession.start({
+      modules: { audit: { hook_ok: (_t, plugin, code) => void heard.push([plugin, code]) }, probe: { hook_helo: () => OK } },
+      plugins: ["audit", "probe"],
+    });
     await t.command("HELO c");
     expect(heard).toEqual([["probe", OK]]);
   },

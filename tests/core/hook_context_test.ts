@@ -13,9 +13,15 @@ describe("a hook's `this`", () => {
       const qp = this.qp as unknown as Record<string, unknown>;
       seen["ownKeys"] = Object.keys(this);
       seen["qpKeys"] = Object.keys(this.qp);
-      seen["internals"] = ["input", "transport", "waitInput", "send", "registry", "host", "limits", "feed", "runHooks"].filter((k) => qp[k] !== undefined);
-      seen["txnInternals"] = ["body_write", "set_body_start", "destroy", "add_temp_file"].filter((k) => (txn as unknown as Record<string, unknown>)[k] !== undefined);
-      seen["serverInternals"] = ["configDir", "logger", "clock", "tlsContext"].filter((k) => (this.server as unknown as Record<string, unknown>)[k] !== undefined);
+      seen["internals"] = ["input", "transport", "waitInput", "send", "registry", "host", "limits", "feed", "runHooks"].filter((k) =>
+        qp[k] !== undefined
+      );
+      seen["txnInternals"] = ["body_write", "set_body_start", "destroy", "add_temp_file"].filter((k) =>
+        (txn as unknown as Record<string, unknown>)[k] !== undefined
+      );
+      seen["serverInternals"] = ["configDir", "logger", "clock", "tlsContext"].filter((k) =>
+        (this.server as unknown as Record<string, unknown>)[k] !== undefined
+      );
       seen["sameQp"] = this.qp === seen["firstQp"];
       try {
         (this.connection as unknown as { hello: string }).hello = "ehlo";
@@ -25,7 +31,18 @@ describe("a hook's `this`", () => {
       }
       return OK;
     };
-    const t = await TestSession.start({ modules: { probe: { hook_rcpt: probe, hook_mail() { seen["firstQp"] = this.qp; return DECLINED; } } }, plugins: ["probe"] });
+    const t = await TestSession.start({
+      modules: {
+        probe: {
+          hook_rcpt: probe,
+          hook_mail() {
+            seen["firstQp"] = this.qp;
+            return DECLINED;
+          },
+        },
+      },
+      plugins: ["probe"],
+    });
     await t.command("HELO c");
     await t.command("MAIL FROM:<a@example.net>");
     expect((await t.command("RCPT TO:<b@example.org>")).code).toBe(250);

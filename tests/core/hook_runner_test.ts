@@ -31,7 +31,12 @@ describe("the per-call time limit", () => {
   test("a rcpt hook that never answers counts as DECLINED after plugin_timeout; the next plugin decides", async () => {
     const clock = new FakeClock();
     const hang = hanging(["rcpt"]);
-    const t = await TestSession.start({ clock, modules: { hang: hang.module, accept }, plugins: ["hang", "accept"], config: { plugin_timeout: "5" } });
+    const t = await TestSession.start({
+      clock,
+      modules: { hang: hang.module, accept },
+      plugins: ["hang", "accept"],
+      config: { plugin_timeout: "5" },
+    });
     await envelope(t);
     const reply = t.command("RCPT TO:<b@example.org>");
     await clock.advance(4_900);
@@ -61,7 +66,11 @@ describe("the per-call time limit", () => {
 
   test("a queue_pre hook that never answers gets 451 too", async () => {
     const clock = new FakeClock();
-    const t = await TestSession.start({ clock, modules: { hang: hanging(["queue_pre"]).module, accept }, plugins: ["hang timeout 2", "accept"] });
+    const t = await TestSession.start({
+      clock,
+      modules: { hang: hanging(["queue_pre"]).module, accept },
+      plugins: ["hang timeout 2", "accept"],
+    });
     await envelope(t);
     await t.command("RCPT TO:<b@example.org>");
     await t.command("DATA");
@@ -72,7 +81,12 @@ describe("the per-call time limit", () => {
 
   test("`timeout N` on the plugin's line wins over plugin_timeout", async () => {
     const clock = new FakeClock();
-    const t = await TestSession.start({ clock, modules: { hang: hanging(["helo"]).module }, plugins: ["hang timeout 1"], config: { plugin_timeout: "60" } });
+    const t = await TestSession.start({
+      clock,
+      modules: { hang: hanging(["helo"]).module },
+      plugins: ["hang timeout 1"],
+      config: { plugin_timeout: "60" },
+    });
     const reply = t.command("HELO c");
     await clock.advance(1_000);
     expect((await reply).code).toBe(250);
@@ -80,7 +94,12 @@ describe("the per-call time limit", () => {
 
   test("plugin_timeout 0 means no limit", async () => {
     const clock = new FakeClock();
-    const t = await TestSession.start({ clock, modules: { hang: hanging(["helo"]).module }, plugins: ["hang"], config: { plugin_timeout: "0" } });
+    const t = await TestSession.start({
+      clock,
+      modules: { hang: hanging(["helo"]).module },
+      plugins: ["hang"],
+      config: { plugin_timeout: "0" },
+    });
     void t.command("HELO c");
     await clock.advance(3_600_000);
     expect(t.replies.length).toBe(1); // only the greeting
@@ -89,7 +108,12 @@ describe("the per-call time limit", () => {
   test("a hook that answers in time is not cut short, and its timer is gone", async () => {
     const clock = new FakeClock();
     const slow: Hooks["helo"] = () => new Promise((r) => clock.after(4_000, () => r(DECLINED)));
-    const t = await TestSession.start({ clock, modules: { slow: { hook_helo: slow } }, plugins: ["slow"], config: { plugin_timeout: "5" } });
+    const t = await TestSession.start({
+      clock,
+      modules: { slow: { hook_helo: slow } },
+      plugins: ["slow"],
+      config: { plugin_timeout: "5" },
+    });
     const reply = t.command("HELO c");
     await clock.advance(4_000);
     expect((await reply).code).toBe(250);
@@ -98,7 +122,10 @@ describe("the per-call time limit", () => {
 
   test("an init that never finishes stops the load with an error naming the plugin", async () => {
     const clock = new FakeClock();
-    const start = TestSession.start({ clock, modules: { stuck: { init: never } }, plugins: ["stuck"] }).then(() => "loaded", (e: Error) => e.message);
+    const start = TestSession.start({ clock, modules: { stuck: { init: never } }, plugins: ["stuck"] }).then(
+      () => "loaded",
+      (e: Error) => e.message,
+    );
     await clock.advance(30_000);
     expect(await start).toBe("(override plugins):1: plugin stuck failed to load: init did not finish within 30s");
   });

@@ -12,7 +12,11 @@ describe("logging hooks", () => {
         return answer;
       };
     const t = await TestSession.start({
-      modules: { first: { hook_logging: make("first", DECLINED) }, second: { hook_logging: make("second", OK) }, third: { hook_logging: make("third", DECLINED) } },
+      modules: {
+        first: { hook_logging: make("first", DECLINED) },
+        second: { hook_logging: make("second", OK) },
+        third: { hook_logging: make("third", DECLINED) },
+      },
       config: { logging: ["first", "second", "third"] },
     });
     t.qp.log(LOGINFO, "probe");
@@ -23,7 +27,11 @@ describe("logging hooks", () => {
     const seen: string[] = [];
     const t = await TestSession.start({
       modules: {
-        broken: { hook_logging: () => { throw new Error("disk full"); } },
+        broken: {
+          hook_logging: () => {
+            throw new Error("disk full");
+          },
+        },
         fine: { hook_logging: (_t, _l, _h, _p, message) => void seen.push(message) },
       },
       config: { logging: ["broken", "fine"] },

@@ -370,7 +370,10 @@ describe("STARTTLS", () => {
   });
 
   test("tls_before_auth hides AUTH until TLS is up", async () => {
-    const t = await TestSession.start({ plugins: [...tls, "auth/auth_flat_file"], config: { tls_before_auth: "1", flat_auth_pw: "u@example.org:pw" } });
+    const t = await TestSession.start({
+      plugins: [...tls, "auth/auth_flat_file"],
+      config: { tls_before_auth: "1", flat_auth_pw: "u@example.org:pw" },
+    });
     expect((await t.command("EHLO c")).lines.some((l) => l.startsWith("AUTH"))).toBe(false);
     await t.command("STARTTLS");
     expect((await t.command("EHLO c")).lines).toContain("AUTH PLAIN LOGIN CRAM-MD5");
@@ -378,7 +381,10 @@ describe("STARTTLS", () => {
 });
 
 describe("AUTH", () => {
-  const opts = { plugins: ["auth/auth_flat_file", "auth/authdeny"], config: { flat_auth_pw: ["# users", "u@example.org:secret"], me: "mx.example.org" } };
+  const opts = {
+    plugins: ["auth/auth_flat_file", "auth/authdeny"],
+    config: { flat_auth_pw: ["# users", "u@example.org:secret"], me: "mx.example.org" },
+  };
 
   test("PLAIN success makes the client a relay client and is recorded in the headers", async () => {
     const { t, queued } = await mta(opts);

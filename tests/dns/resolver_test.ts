@@ -17,14 +17,18 @@ beforeAll(async () => {
 });
 afterAll(() => dns.stop());
 
-const resolver = (timeoutMs = 1000): DnsResolver => new DnsResolver({ servers: [{ host: "127.0.0.1", port: dns.port }], timeoutMs, tries: 1 });
+const resolver = (timeoutMs = 1000): DnsResolver =>
+  new DnsResolver({ servers: [{ host: "127.0.0.1", port: dns.port }], timeoutMs, tries: 1 });
 
 describe("Resolver", () => {
   test("A, AAAA, MX (sorted), TXT, PTR", async () => {
     const r = resolver();
     expect(await r.resolve_a("mx.example.org")).toEqual(["192.0.2.10"]);
     expect(await r.resolve_aaaa("mx.example.org")).toEqual(["2001:db8::10"]);
-    expect(await r.resolve_mx("example.org")).toEqual([{ exchange: "mx.example.org", priority: 10 }, { exchange: "mx2.example.org", priority: 20 }]);
+    expect(await r.resolve_mx("example.org")).toEqual([{ exchange: "mx.example.org", priority: 10 }, {
+      exchange: "mx2.example.org",
+      priority: 20,
+    }]);
     expect(await r.resolve_txt("example.org")).toEqual(["v=spf1 -all"]);
     expect(await r.resolve_ptr("192.0.2.10")).toEqual(["mx.example.org"]);
   });
@@ -52,7 +56,10 @@ describe("Resolver", () => {
     const r = resolver(200);
     const code = (p: Promise<unknown>): Promise<string> => p.then(() => "answer", (e: DnsError) => e.code);
     expect(await r.resolve("mx.example.org", "A")).toEqual(["192.0.2.10"]);
-    expect(await r.resolve("example.org", "MX")).toEqual([{ exchange: "mx.example.org", priority: 10 }, { exchange: "mx2.example.org", priority: 20 }]);
+    expect(await r.resolve("example.org", "MX")).toEqual([{ exchange: "mx.example.org", priority: 10 }, {
+      exchange: "mx2.example.org",
+      priority: 20,
+    }]);
     expect(await code(r.resolve("nothing.example.org", "A"))).toBe("NXDOMAIN");
     expect(await code(r.resolve("example.org", "A"))).toBe("NODATA");
     expect(await code(r.resolve("broken.example.org", "A"))).toBe("SERVFAIL");
@@ -75,7 +82,9 @@ describe("Resolver", () => {
   test("many lookups in flight at once", async () => {
     const r = resolver();
     const started = Date.now();
-    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => r.resolve_a(i === 0 ? "slow.example.org" : `n${i}.example.org`)));
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => r.resolve_a(i === 0 ? "slow.example.org" : `n${i}.example.org`)),
+    );
     expect(results[0]).toEqual(["192.0.2.99"]);
     expect(Date.now() - started).toBeLessThan(2000);
   });

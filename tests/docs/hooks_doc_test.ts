@@ -22,7 +22,9 @@ const read = (rel: string): string => readFileSync(join(ROOT, rel), "utf8");
 // ---- the source ---------------------------------------------------------------------------
 
 function unwrap(e: ts.Expression): ts.Expression {
-  while (ts.isAsExpression(e) || ts.isSatisfiesExpression(e) || ts.isParenthesizedExpression(e) || ts.isTypeAssertionExpression(e)) e = e.expression;
+  while (ts.isAsExpression(e) || ts.isSatisfiesExpression(e) || ts.isParenthesizedExpression(e) || ts.isTypeAssertionExpression(e)) {
+    e = e.expression;
+  }
   return e;
 }
 
@@ -50,7 +52,12 @@ function propertyName(name: ts.PropertyName, sf: ts.SourceFile): string {
 }
 
 /** The element names of a tuple type, following type aliases of the same file (`AuthArgs`). */
-function tupleNames(t: ts.TypeNode, aliases: ReadonlyMap<string, ts.TypeNode>, hook: string, seen: ReadonlySet<string> = new Set()): string[] {
+function tupleNames(
+  t: ts.TypeNode,
+  aliases: ReadonlyMap<string, ts.TypeNode>,
+  hook: string,
+  seen: ReadonlySet<string> = new Set(),
+): string[] {
   if (ts.isParenthesizedTypeNode(t)) return tupleNames(t.type, aliases, hook, seen);
   if (ts.isTypeOperatorNode(t) && t.operator === ts.SyntaxKind.ReadonlyKeyword) return tupleNames(t.type, aliases, hook, seen);
   if (ts.isTypeReferenceNode(t) && ts.isIdentifier(t.typeName)) {
@@ -181,7 +188,11 @@ export function docProblems(md: string, names: readonly string[], args: Readonly
       const want = args.get(hook);
       if (want === undefined) problems.push(`${hook} has no entry in HookArgs`);
       else if (row.args !== undefined && row.args.join(", ") !== want.join(", ")) {
-        problems.push(`line ${row.line}: ${hook}'s arguments are documented as \`${row.args.join(", ") || "—"}\`; HookArgs has \`${want.join(", ") || "—"}\``);
+        problems.push(
+          `line ${row.line}: ${hook}'s arguments are documented as \`${row.args.join(", ") || "—"}\`; HookArgs has \`${
+            want.join(", ") || "—"
+          }\``,
+        );
       }
     }
   }
@@ -299,7 +310,9 @@ describe("the checker", () => {
     const changed = DOC.replace("`level, hook, plugin, message, connection_id`", "`level, hook, plugin, message`");
     expect(changed).not.toBe(DOC);
     expect(docProblems(changed, NAMES, ARGS)).toEqual([
-      expect.stringContaining("logging's arguments are documented as `level, hook, plugin, message`; HookArgs has `level, hook, plugin, message, connection_id`"),
+      expect.stringContaining(
+        "logging's arguments are documented as `level, hook, plugin, message`; HookArgs has `level, hook, plugin, message, connection_id`",
+      ),
     ]);
     const dropped = DOC.replace("| `post-fork` |", "| post-fork |");
     expect(docProblems(dropped, NAMES, ARGS)).toContain("post-fork is not documented");

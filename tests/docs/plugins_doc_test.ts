@@ -98,11 +98,16 @@ export function codeWords(md: string): Set<string> {
 
 const EXAMPLES = examples(DOC);
 const WRONG = "wrong_on_purpose.ts";
-const checked = check(new Map([
-  ...EXAMPLES.map((e) => [e.name, e.code] as const),
-  // Proves the check can fail: a recipient is an Address, and 250 is not a return code.
-  [WRONG, 'import type { Hooks } from "qpsmtpd";\nexport const hook_rcpt: Hooks["rcpt"] = (_txn, rcpt: string) => (rcpt ? [250, "ok"] : undefined);\n'],
-]));
+const checked = check(
+  new Map([
+    ...EXAMPLES.map((e) => [e.name, e.code] as const),
+    // Proves the check can fail: a recipient is an Address, and 250 is not a return code.
+    [
+      WRONG,
+      'import type { Hooks } from "qpsmtpd";\nexport const hook_rcpt: Hooks["rcpt"] = (_txn, rcpt: string) => (rcpt ? [250, "ok"] : undefined);\n',
+    ],
+  ]),
+);
 
 describe("docs/plugins.md", () => {
   test("has examples, each with its own file name", () => {
@@ -121,12 +126,12 @@ describe("docs/plugins.md", () => {
     expect(errors).toEqual([]);
   });
 
-  test("names every export of \"qpsmtpd\" and \"qpsmtpd/testing\"", () => {
+  test('names every export of "qpsmtpd" and "qpsmtpd/testing"', () => {
     expect(checked.exports).toContain("SmtpClient");
     expect(checked.exports).toContain("TestSession");
     const words = codeWords(DOC);
     expect(checked.exports.filter((name) => !words.has(name))).toEqual([]);
-    expect([...codeWords("`Hooks<D>[\"rcpt\"]`, `a.b()`")]).toEqual(["Hooks", "D", "rcpt", "a", "b"]);
+    expect([...codeWords('`Hooks<D>["rcpt"]`, `a.b()`')]).toEqual(["Hooks", "D", "rcpt", "a", "b"]);
   });
 
   test("the example tests pass under qpsmtpd test", async () => {
@@ -140,7 +145,11 @@ describe("docs/plugins.md", () => {
       expect(specs.length).toBeGreaterThan(0);
       const p = Bun.spawn([process.execPath, join(ROOT, "src/main.ts"), "test", ...specs], { cwd: dir, stdout: "pipe", stderr: "pipe" });
       const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-      expect({ code, out, err: err.trim() === "" ? "" : err }).toEqual({ code: 0, out: expect.stringMatching(/\d+ passed, 0 failed/), err: "" });
+      expect({ code, out, err: err.trim() === "" ? "" : err }).toEqual({
+        code: 0,
+        out: expect.stringMatching(/\d+ passed, 0 failed/),
+        err: "",
+      });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -3,11 +3,36 @@
  * smtplib and Postfix's smtp-sink as the next hop.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, copyFileSync, cpSync, rmSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TestDnsServer } from "../helpers/dns_server.ts";
-import { BINARY, configDir, type Daemon, EXAMPLE_PLUGINS, freePort, RawClient, ROOT, run, startDaemon, swaks, TLS_DIR, waitForPort } from "./helpers.ts";
+import {
+  BINARY,
+  configDir,
+  type Daemon,
+  EXAMPLE_PLUGINS,
+  freePort,
+  RawClient,
+  ROOT,
+  run,
+  startDaemon,
+  swaks,
+  TLS_DIR,
+  waitForPort,
+} from "./helpers.ts";
 
 const running: Daemon[] = [];
 afterAll(async () => {
@@ -57,16 +82,52 @@ describe("dist/qpsmtpd with swaks", () => {
       tls_before_auth: "1\n",
     });
     const d = await daemon(dir);
-    const plain = await swaks(d.port, "--to", "x@elsewhere.example", "--auth", "PLAIN", "--auth-user", "user@example.org", "--auth-password", "s3cret", "--quit-after", "AUTH");
+    const plain = await swaks(
+      d.port,
+      "--to",
+      "x@elsewhere.example",
+      "--auth",
+      "PLAIN",
+      "--auth-user",
+      "user@example.org",
+      "--auth-password",
+      "s3cret",
+      "--quit-after",
+      "AUTH",
+    );
     expect(plain.out).toContain("Host did not advertise authentication");
-    const r = await swaks(d.port, "--tls", "--to", "x@elsewhere.example", "--from", "user@example.org", "--auth", "PLAIN", "--auth-user", "user@example.org", "--auth-password", "s3cret");
+    const r = await swaks(
+      d.port,
+      "--tls",
+      "--to",
+      "x@elsewhere.example",
+      "--from",
+      "user@example.org",
+      "--auth",
+      "PLAIN",
+      "--auth-user",
+      "user@example.org",
+      "--auth-password",
+      "s3cret",
+    );
     expect(r.code).toBe(0);
     expect(r.out).toContain("235 PLAIN authentication successful for user@example.org");
     const msgs = newMessages(maildir);
     expect(msgs.length).toBe(1);
     expect(msgs[0]).toMatch(/with ESMTPSA \(TLS_[A-Z0-9_]+ encrypted\);/);
     expect(msgs[0]).toContain("auth=pass (plain) smtp.auth=user@example.org");
-    const bad = await swaks(d.port, "--tls", "--to", "x@elsewhere.example", "--auth", "LOGIN", "--auth-user", "user@example.org", "--auth-password", "wrong");
+    const bad = await swaks(
+      d.port,
+      "--tls",
+      "--to",
+      "x@elsewhere.example",
+      "--auth",
+      "LOGIN",
+      "--auth-user",
+      "user@example.org",
+      "--auth-password",
+      "wrong",
+    );
     expect(bad.out).toContain("535 LOGIN authentication failed for user@example.org from 127.0.0.1");
   });
 
@@ -127,13 +188,21 @@ with smtplib.SMTP("127.0.0.1", ${d.port}, timeout=20) as s:
     const sinkPort = await freePort();
     const dump = mkdtempSync(join(tmpdir(), "qpsink-"));
     chmodSync(dump, 0o777); // smtp-sink writes as nobody
-    const sink = Bun.spawn(["/usr/sbin/smtp-sink", "-u", "nobody", "-d", `${dump}/%M.`, `127.0.0.1:${sinkPort}`, "10"], { stdout: "ignore", stderr: "ignore" });
+    const sink = Bun.spawn(["/usr/sbin/smtp-sink", "-u", "nobody", "-d", `${dump}/%M.`, `127.0.0.1:${sinkPort}`, "10"], {
+      stdout: "ignore",
+      stderr: "ignore",
+    });
     const rejecting = await freePort();
-    const sink5 = Bun.spawn(["/usr/sbin/smtp-sink", "-u", "nobody", "-f", "RCPT", `127.0.0.1:${rejecting}`, "10"], { stdout: "ignore", stderr: "ignore" });
+    const sink5 = Bun.spawn(["/usr/sbin/smtp-sink", "-u", "nobody", "-f", "RCPT", `127.0.0.1:${rejecting}`, "10"], {
+      stdout: "ignore",
+      stderr: "ignore",
+    });
     try {
       await waitForPort(sinkPort);
       await waitForPort(rejecting);
-      const a = await daemon(configDir({ me: "mx.example.org\n", rcpthosts: "example.org\n", plugins: `rcpt_ok\nqueue/smtp-forward 127.0.0.1 ${sinkPort}\n` }));
+      const a = await daemon(
+        configDir({ me: "mx.example.org\n", rcpthosts: "example.org\n", plugins: `rcpt_ok\nqueue/smtp-forward 127.0.0.1 ${sinkPort}\n` }),
+      );
       const ok = await swaks(a.port, "--to", "user@example.org", "--header", "Subject: via sink", "--body", "hello sink\n.dotted\n");
       expect(ok.out).toMatch(/<- {2}250 Queued: 2\.0\.0 Ok/);
       await Bun.sleep(200);
@@ -144,7 +213,9 @@ with smtplib.SMTP("127.0.0.1", ${d.port}, timeout=20) as s:
         .join("");
       expect(text).toContain("Subject: via sink");
       expect(text).toContain("\nhello sink\n.dotted\n");
-      const b = await daemon(configDir({ me: "mx.example.org\n", rcpthosts: "example.org\n", plugins: `rcpt_ok\nqueue/smtp-forward 127.0.0.1 ${rejecting}\n` }));
+      const b = await daemon(
+        configDir({ me: "mx.example.org\n", rcpthosts: "example.org\n", plugins: `rcpt_ok\nqueue/smtp-forward 127.0.0.1 ${rejecting}\n` }),
+      );
       const no = await swaks(b.port, "--to", "user@example.org");
       expect(no.out).toMatch(/<\*\* 552 recipients refused by 127\.0\.0\.1: 5\d\d/);
     } finally {
@@ -158,7 +229,9 @@ describe("the daemon's process behaviour", () => {
   test("SIGHUP loads an edited plugin list for new connections; a broken one keeps the old set", async () => {
     const { dir } = mailConfig(["rcpt_ok"], { plugin_dirs: `${EXAMPLE_PLUGINS}\n` });
     const d = await daemon(dir);
-    expect((await swaks(d.port, "--to", "bob@example.org", "--quit-after", "RCPT")).out).toContain("<-  250 <bob@example.org>, recipient ok");
+    expect((await swaks(d.port, "--to", "bob@example.org", "--quit-after", "RCPT")).out).toContain(
+      "<-  250 <bob@example.org>, recipient ok",
+    );
     const held = await RawClient.connect(d.port);
     await held.reply();
     const plugins = readFileSync(join(dir, "plugins"), "utf8");
@@ -308,8 +381,19 @@ describe("the daemon's process behaviour", () => {
       writeFileSync(join(dir, "dns_servers"), `127.0.0.1:${dns.port}\n`);
       rmSync(join(dir, "smtpd.yaml"));
       const d = await daemon(dir);
-      const r = await swaks(d.port, "--to", "user@example.com", "--from", "someone@example.net", "--helo", "client.example.net",
-        "--header", "Subject: sample set", "--header", `Date: ${new Date().toUTCString()}`);
+      const r = await swaks(
+        d.port,
+        "--to",
+        "user@example.com",
+        "--from",
+        "someone@example.net",
+        "--helo",
+        "client.example.net",
+        "--header",
+        "Subject: sample set",
+        "--header",
+        `Date: ${new Date().toUTCString()}`,
+      );
       expect(r.code).toBe(0);
       expect(r.out).toContain("250 Queued!");
       const msgs = newMessages(join(dir, "run", "Maildir"));
@@ -368,11 +452,18 @@ describe("a plugin author with only the binary", () => {
 describe("a plugin that never answers", () => {
   test("holds only its own connection for plugin_timeout; ten other sessions are served meanwhile", async () => {
     const plugins = mkdtempSync(join(tmpdir(), "qphang-"));
-    writeFileSync(join(plugins, "hang.ts"), [
-      'import { DECLINED, type Hooks } from "qpsmtpd";',
-      'export const hook_rcpt: Hooks["rcpt"] = (_txn, rcpt) => rcpt.user === "hang" ? new Promise(() => undefined) : DECLINED;',
-    ].join("\n"));
-    const { dir, maildir } = mailConfig(["hang", "rcpt_ok"], { plugin_dirs: `${plugins}\n`, plugin_timeout: "3\n", logging: "logging/warn LOGERROR\n" });
+    writeFileSync(
+      join(plugins, "hang.ts"),
+      [
+        'import { DECLINED, type Hooks } from "qpsmtpd";',
+        'export const hook_rcpt: Hooks["rcpt"] = (_txn, rcpt) => rcpt.user === "hang" ? new Promise(() => undefined) : DECLINED;',
+      ].join("\n"),
+    );
+    const { dir, maildir } = mailConfig(["hang", "rcpt_ok"], {
+      plugin_dirs: `${plugins}\n`,
+      plugin_timeout: "3\n",
+      logging: "logging/warn LOGERROR\n",
+    });
     const d = await daemon(dir, { args: ["-c", "30", "-m", "20"] });
     const hung = await RawClient.connect(d.port);
     await hung.reply();
@@ -380,7 +471,9 @@ describe("a plugin that never answers", () => {
     await hung.command("MAIL FROM:<a@example.net>");
     const started = Date.now();
     hung.write("RCPT TO:<hang@example.org>\r\n");
-    const others = await Promise.all(Array.from({ length: 10 }, () => swaks(d.port, "--to", "user@example.org", "--from", "b@example.net")));
+    const others = await Promise.all(
+      Array.from({ length: 10 }, () => swaks(d.port, "--to", "user@example.org", "--from", "b@example.net")),
+    );
     for (const r of others) expect(r.out).toContain("250 Queued!");
     expect(newMessages(maildir).length).toBe(10);
     expect(await hung.reply(100).then(() => "answered", () => "still waiting")).toBe("still waiting");

@@ -51,7 +51,10 @@ export interface Daemon {
 }
 
 /** Starts a qpsmtpd command (the binary by default) on a free port. */
-export async function startDaemon(config: string, opts: { cmd?: string[]; args?: string[]; env?: Record<string, string>; port?: number; waitPort?: number } = {}): Promise<Daemon> {
+export async function startDaemon(
+  config: string,
+  opts: { cmd?: string[]; args?: string[]; env?: Record<string, string>; port?: number; waitPort?: number } = {},
+): Promise<Daemon> {
   const port = opts.port ?? (await freePort());
   const cmd = [...(opts.cmd ?? [BINARY]), "--config", config, "-l", "127.0.0.1", "-p", String(port), ...(opts.args ?? [])];
   const proc = Bun.spawn(cmd, { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...opts.env }, cwd: config });

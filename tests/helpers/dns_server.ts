@@ -43,7 +43,10 @@ export class TestDnsServer {
     const tcp = net.createServer();
     await new Promise<void>((r) => tcp.listen(port, "127.0.0.1", r));
     const s = new TestDnsServer(zone, udp, tcp, port);
-    udp.on("message", (msg, rinfo) => void s.#answer(msg, false).then((out) => out && !s.#stopped && udp.send(out, rinfo.port, rinfo.address)));
+    udp.on(
+      "message",
+      (msg, rinfo) => void s.#answer(msg, false).then((out) => out && !s.#stopped && udp.send(out, rinfo.port, rinfo.address)),
+    );
     tcp.on("connection", (c) => {
       let buf = Buffer.alloc(0);
       c.on("error", () => undefined);
@@ -75,8 +78,11 @@ export class TestDnsServer {
     if (entry.truncate && !overTcp) return packet.encode({ ...base, flags: packet.TRUNCATED_RESPONSE });
     const answers: packet.Answer[] = [];
     const t = question.type;
-    if (t === "MX") for (const [preference, exchange] of entry.MX ?? []) answers.push({ type: "MX", name: question.name, ttl: 60, data: { preference, exchange } });
-    else if (t === "TXT") for (const d of entry.TXT ?? []) answers.push({ type: "TXT", name: question.name, ttl: 60, data: d });
+    if (t === "MX") {
+      for (const [preference, exchange] of entry.MX ?? []) {
+        answers.push({ type: "MX", name: question.name, ttl: 60, data: { preference, exchange } });
+      }
+    } else if (t === "TXT") { for (const d of entry.TXT ?? []) answers.push({ type: "TXT", name: question.name, ttl: 60, data: d }); }
     else if (t === "A" || t === "AAAA" || t === "PTR" || t === "NS" || t === "CNAME") {
       for (const d of entry[t] ?? []) answers.push({ type: t, name: question.name, ttl: 60, data: d });
     }

@@ -16,7 +16,11 @@ export async function startServer(opts: {
   tls?: boolean;
 }): Promise<RunningServer> {
   const registry = await testRegistry(opts);
-  const server = new SmtpServer(registry, { listen: [{ host: "127.0.0.1", port: 0, tls: opts.tls ?? false }], limitConnections: 50, maxFromIp: 50 });
+  const server = new SmtpServer(registry, {
+    listen: [{ host: "127.0.0.1", port: 0, tls: opts.tls ?? false }],
+    limitConnections: 50,
+    maxFromIp: 50,
+  });
   const [addr] = await server.start();
   server.open();
   return { port: addr!.port, server, stop: () => server.stop(1000) };

@@ -29,7 +29,10 @@ export async function greeted(opts: TestSessionOptions, ip = "192.0.2.50"): Prom
 }
 
 /** Starts a session, says `EHLO client.example` and `MAIL FROM:from`; the MAIL reply and the session. */
-export async function ehloMailFrom(o: TestSessionOptions, from = "<a@example.net>"): Promise<{ code: number; text: string; t: TestSession }> {
+export async function ehloMailFrom(
+  o: TestSessionOptions,
+  from = "<a@example.net>",
+): Promise<{ code: number; text: string; t: TestSession }> {
   const t = await TestSession.start(o);
   await t.command("EHLO client.example");
   return { ...(await t.command(`MAIL FROM:${from}`)), t };

@@ -21,7 +21,7 @@ function load(plugins: string, extra: Record<string, string> = {}) {
 }
 
 describe("plugin loading", () => {
-  test("disk plugins import \"qpsmtpd\" and their own relative files; order is hook order", async () => {
+  test('disk plugins import "qpsmtpd" and their own relative files; order is hook order', async () => {
     const r = await load("# comment\n\ndeny_bob\nrcpt_ok\n").load();
     expect(r.chain("rcpt").map((e) => e.plugin.name)).toEqual(["deny_bob", "rcpt_ok"]);
   });
@@ -30,7 +30,9 @@ describe("plugin loading", () => {
     const a = load("relay\nno_such_plugin\n");
     expect(a.load()).rejects.toThrow(`${join(a.dir, "plugins")}:2: plugin no_such_plugin not found`);
     const b = load("relay\n\nbad_hook\n");
-    expect(b.load()).rejects.toThrow(`${join(b.dir, "plugins")}:3: plugin bad_hook (${FIXTURES}/bad_hook.ts) exports hook_rcpt_too, which is not a qpsmtpd hook`);
+    expect(b.load()).rejects.toThrow(
+      `${join(b.dir, "plugins")}:3: plugin bad_hook (${FIXTURES}/bad_hook.ts) exports hook_rcpt_too, which is not a qpsmtpd hook`,
+    );
     const c = load("../etc/passwd\n");
     expect(c.load()).rejects.toThrow(":1: bad plugin name");
     const d = load("My::Perl::Plugin\n");
@@ -65,7 +67,6 @@ describe("plugin loading", () => {
     const r = await cfg.load();
     expect(r.plugins.find((p) => p.file === "rcpt_ok")?.module).toBe(BUILTINS["rcpt_ok"]!);
   });
-
 
   test("every plugin file under plugins/ is in the built-in list", async () => {
     const glob = new Bun.Glob("**/*.ts");

@@ -3,7 +3,9 @@ import { describe, expect, test } from "bun:test";
 import { ehloMailFrom as mailFrom, greeted as session } from "../helpers/sessions.ts";
 
 describe("badmailfrom", () => {
-  const config = { badmailfrom: ["# comment", "spammer@evil.test Go away", "@bad.example", "^bounce-.*@lists\\.example$ no VERP", "nonsense-without-at"] };
+  const config = {
+    badmailfrom: ["# comment", "spammer@evil.test Go away", "@bad.example", "^bounce-.*@lists\\.example$ no VERP", "nonsense-without-at"],
+  };
   test("exact address, with its reason", async () => {
     const t = await session({ plugins: ["badmailfrom"], config });
     const r = await t.command("MAIL FROM:<Spammer@EVIL.test>");
@@ -37,6 +39,7 @@ describe("badmailfrom", () => {
 
 describe("badmailfrom reject arguments", () => {
   test("badmailfrom reject_type temp", async () => {
-    expect((await mailFrom({ plugins: ["badmailfrom reject_type temp"], config: { badmailfrom: "@bad.example" } }, "<x@bad.example>")).code).toBe(450);
+    expect((await mailFrom({ plugins: ["badmailfrom reject_type temp"], config: { badmailfrom: "@bad.example" } }, "<x@bad.example>")).code)
+      .toBe(450);
   });
 });

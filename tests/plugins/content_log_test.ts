@@ -9,7 +9,10 @@ import { TestSession } from "../../src/testing/harness.ts";
 describe("content_log", () => {
   test("archives messages in mbox form when enabled", async () => {
     const dir = mkdtempSync(join(tmpdir(), "qpcl-"));
-    const t = await TestSession.start({ plugins: ["content_log"], config: { content_log_enabled: "1", content_log_file: `${dir}/%Y/archive` } });
+    const t = await TestSession.start({
+      plugins: ["content_log"],
+      config: { content_log_enabled: "1", content_log_file: `${dir}/%Y/archive` },
+    });
     t.mockHook("rcpt", () => OK);
     t.mockHook("queue", () => OK);
     await t.command("HELO c");

@@ -50,7 +50,11 @@ describe("dnsbl", () => {
     const clean = await start({ ip: "192.0.2.99", plugins: ["dnsbl", "rcpt_ok"], config: { ...zones, rcpthosts: "example.org" } });
     expect((await toRcpt(clean)).code).toBe(250);
     expect(Date.now() - started).toBeLessThan(3000);
-    const allowed = await start({ ip: "192.0.2.66", plugins: ["dnsbl", "rcpt_ok"], config: { ...zones, rcpthosts: "example.org", dnsbl_allow: "192.0.2." } });
+    const allowed = await start({
+      ip: "192.0.2.66",
+      plugins: ["dnsbl", "rcpt_ok"],
+      config: { ...zones, rcpthosts: "example.org", dnsbl_allow: "192.0.2." },
+    });
     expect((await toRcpt(allowed)).code).toBe(250);
   });
   test("reject naughty defers to naughty; reject 0 only notes", async () => {
@@ -94,7 +98,9 @@ describe("dnsbl", () => {
 
 describe("dnsbl reject arguments", () => {
   test("dnsbl reject_type temp defers at RCPT", async () => {
-    const t = await TestSession.start(withDns({ plugins: ["dnsbl reject_type temp"], remoteIp: "192.0.2.66", config: { dnsbl_zones: "bl.example" } }));
+    const t = await TestSession.start(
+      withDns({ plugins: ["dnsbl reject_type temp"], remoteIp: "192.0.2.66", config: { dnsbl_zones: "bl.example" } }),
+    );
     await t.command("EHLO c");
     await t.command("MAIL FROM:<a@example.net>");
     expect((await t.command("RCPT TO:<b@example.org>")).code).toBe(450);

@@ -55,10 +55,17 @@ describe("greylisting", () => {
   });
 
   test("relay clients are exempt; denysoft_greylist sets the text", async () => {
-    const t = await TestSession.start({ plugins: ["relay", `greylisting db_dir ${dbDir()}`], config: { relayclients: "127.0.0.1", denysoft_greylist: "come back later" } });
+    const t = await TestSession.start({
+      plugins: ["relay", `greylisting db_dir ${dbDir()}`],
+      config: { relayclients: "127.0.0.1", denysoft_greylist: "come back later" },
+    });
     await t.command("EHLO c");
     expect((await t.command("MAIL FROM:<a@example.net>")).code).toBe(250);
-    const u = await TestSession.start({ plugins: [`greylisting db_dir ${dbDir()}`], config: { denysoft_greylist: "come back later" }, remoteIp: "192.0.2.1" });
+    const u = await TestSession.start({
+      plugins: [`greylisting db_dir ${dbDir()}`],
+      config: { denysoft_greylist: "come back later" },
+      remoteIp: "192.0.2.1",
+    });
     await u.command("EHLO c");
     expect((await u.command("MAIL FROM:<a@example.net>")).text).toBe("come back later");
   });

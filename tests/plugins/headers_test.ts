@@ -20,8 +20,12 @@ describe("headers", () => {
     expect(r.text).toBe("Only one Subject header allowed. See RFC 5322, Section 3.6");
   });
   test("past and future bound the Date", async () => {
-    expect((await send(["headers past 2"], `From: a@x.example\nDate: ${date(-5)}\n\nb\n`)).r.text).toBe("The Date header is too far in the past");
-    expect((await send(["headers future 1"], `From: a@x.example\nDate: ${date(3)}\n\nb\n`)).r.text).toBe("The Date header is too far in the future");
+    expect((await send(["headers past 2"], `From: a@x.example\nDate: ${date(-5)}\n\nb\n`)).r.text).toBe(
+      "The Date header is too far in the past",
+    );
+    expect((await send(["headers future 1"], `From: a@x.example\nDate: ${date(3)}\n\nb\n`)).r.text).toBe(
+      "The Date header is too far in the future",
+    );
     expect((await send(["headers past 2 future 1"], `From: a@x.example\nDate: ${date(0)}\n\nb\n`)).r.code).toBe(250);
     expect((await send(["headers past 2"], "From: a@x.example\nDate: not a date\n\nb\n")).r.code).toBe(250);
   });

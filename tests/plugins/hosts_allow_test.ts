@@ -5,12 +5,14 @@ import { startServer } from "../helpers/server.ts";
 
 describe("hosts_allow", () => {
   test("the first matching line decides before any SMTP", async () => {
-    for (const [rule, code, text] of [
-      ["127.0.0.0/8 DENY You are not welcome", 550, "You are not welcome"],
-      ["127.0.0.1/32 DENYSOFT", 451, "Sorry, try again later"],
-      ["10.0.0.0/8 DENY not you", 220, undefined],
-      ["::/0 DENY v6 only", 220, undefined],
-    ] as const) {
+    for (
+      const [rule, code, text] of [
+        ["127.0.0.0/8 DENY You are not welcome", 550, "You are not welcome"],
+        ["127.0.0.1/32 DENYSOFT", 451, "Sorry, try again later"],
+        ["10.0.0.0/8 DENY not you", 220, undefined],
+        ["::/0 DENY v6 only", 220, undefined],
+      ] as const
+    ) {
       const s = await startServer({ plugins: ["hosts_allow"], config: { hosts_allow: rule } });
       try {
         const c = await RawClient.connect(s.port);

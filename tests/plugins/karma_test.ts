@@ -30,14 +30,22 @@ describe("karma", () => {
 
   test("reject naughty defers; relay clients are let in; a neutral connection is not penalised", async () => {
     const dir = dbDir();
-    const t = await TestSession.start({ plugins: [`karma db_dir ${dir}`, "bad"], modules: { bad: { hook_mail: badActor } }, remoteIp: "192.0.2.40" });
+    const t = await TestSession.start({
+      plugins: [`karma db_dir ${dir}`, "bad"],
+      modules: { bad: { hook_mail: badActor } },
+      remoteIp: "192.0.2.40",
+    });
     await t.command("EHLO c");
     await t.command("MAIL FROM:<a@example.net>");
     await t.end();
     const n = await TestSession.start({ plugins: [`karma db_dir ${dir} reject naughty`], remoteIp: "192.0.2.40" });
     expect(n.greeting?.code).toBe(220);
     expect(n.connection.notes("naughty")).toContain("You were naughty");
-    const relay = await TestSession.start({ plugins: ["relay", `karma db_dir ${dir}`], config: { relayclients: "192.0.2.40" }, remoteIp: "192.0.2.40" });
+    const relay = await TestSession.start({
+      plugins: ["relay", `karma db_dir ${dir}`],
+      config: { relayclients: "192.0.2.40" },
+      remoteIp: "192.0.2.40",
+    });
     expect(relay.greeting?.code).toBe(220);
     const neutral = await TestSession.start({ plugins: [`karma db_dir ${dir}`], remoteIp: "192.0.2.41" });
     await neutral.end();
@@ -46,12 +54,17 @@ describe("karma", () => {
 });
 
 describe("karma arguments", () => {
-  const bad = (n: number): Hooks["mail"] => function () {
-    this.adjust_karma(n);
-    return DECLINED;
-  };
+  const bad = (n: number): Hooks["mail"] =>
+    function () {
+      this.adjust_karma(n);
+      return DECLINED;
+    };
   const visit = async (args: string, score: number, ip: string) => {
-    const t = await TestSession.start({ plugins: [`karma ${args}`, "scorer"], modules: { scorer: { hook_mail: bad(score) } }, remoteIp: ip });
+    const t = await TestSession.start({
+      plugins: [`karma ${args}`, "scorer"],
+      modules: { scorer: { hook_mail: bad(score) } },
+      remoteIp: ip,
+    });
     await t.command("EHLO c");
     await t.command("MAIL FROM:<a@example.net>");
     await t.end();
@@ -69,7 +82,11 @@ describe("karma arguments", () => {
 
 describe("karma_tlds", () => {
   test("the PTR name's TLD adds its score", async () => {
-    const t = await TestSession.start({ plugins: [`karma db_dir ${dbDir()}`], config: { karma_tlds: ["info -3", "org 1"] }, remoteIp: "192.0.2.80" });
+    const t = await TestSession.start({
+      plugins: [`karma db_dir ${dbDir()}`],
+      config: { karma_tlds: ["info -3", "org 1"] },
+      remoteIp: "192.0.2.80",
+    });
     t.connection.remote_host = "host.spammy.info";
     await t.command("EHLO c");
     await t.command("MAIL FROM:<a@example.net>");

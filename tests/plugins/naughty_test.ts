@@ -40,11 +40,19 @@ describe("naughty", () => {
     expect((await t.data("Subject: x\n\ny\n")).code).toBe(552);
   });
   test("a successful AUTH clears it; relay clients are immune", async () => {
-    const t = await TestSession.start({ modules: deferring, plugins: ["deferrer", "auth/auth_flat_file", "naughty reject mail"], config: { flat_auth_pw: "u@example.org:pw" } });
+    const t = await TestSession.start({
+      modules: deferring,
+      plugins: ["deferrer", "auth/auth_flat_file", "naughty reject mail"],
+      config: { flat_auth_pw: "u@example.org:pw" },
+    });
     await t.command("EHLO c");
     await t.command(`AUTH PLAIN ${Buffer.from("\0u@example.org\0pw").toString("base64")}`);
     expect((await t.command("MAIL FROM:<u@example.org>")).code).toBe(250);
-    const r = await TestSession.start({ modules: deferring, plugins: ["relay", "deferrer", "naughty reject mail"], config: { relayclients: "127.0.0.1" } });
+    const r = await TestSession.start({
+      modules: deferring,
+      plugins: ["relay", "deferrer", "naughty reject mail"],
+      config: { relayclients: "127.0.0.1" },
+    });
     await r.command("EHLO c");
     expect((await r.command("MAIL FROM:<u@example.org>")).code).toBe(250);
   });

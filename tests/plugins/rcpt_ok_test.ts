@@ -36,7 +36,15 @@ const REFUSED = [
   "<postmaster@evil.test>",
   "<victim@evil.test\\@example.org>",
 ];
-const ACCEPTED = ["<victim@example.org>", "<victim@EXAMPLE.ORG>", "<Postmaster>", "<postmaster>", "<@evil.test:victim@example.org>", "<postmaster@example.org>", "<x@mx.example.org>"];
+const ACCEPTED = [
+  "<victim@example.org>",
+  "<victim@EXAMPLE.ORG>",
+  "<Postmaster>",
+  "<postmaster>",
+  "<@evil.test:victim@example.org>",
+  "<postmaster@example.org>",
+  "<x@mx.example.org>",
+];
 
 describe("relay corpus from a client that may not relay", () => {
   for (const to of REFUSED) {
@@ -59,7 +67,11 @@ describe("relay corpus from a client that may not relay", () => {
     }
   });
   test("RSET and a failed AUTH do not grant relaying", async () => {
-    const t = await TestSession.start({ plugins: ["auth/auth_flat_file", ...plugins], config: { ...config, flat_auth_pw: "u@example.org:pw" }, remoteIp: "192.0.2.50" });
+    const t = await TestSession.start({
+      plugins: ["auth/auth_flat_file", ...plugins],
+      config: { ...config, flat_auth_pw: "u@example.org:pw" },
+      remoteIp: "192.0.2.50",
+    });
     await t.command("EHLO c");
     await t.command(`AUTH PLAIN ${Buffer.from("\0u@example.org\0nope").toString("base64")}`);
     await t.command("RSET");

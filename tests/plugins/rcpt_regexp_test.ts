@@ -4,7 +4,12 @@ import { greeted as session } from "../helpers/sessions.ts";
 
 describe("rcpt_regexp", () => {
   test("first matching line decides, with its code and text", async () => {
-    const t = await session({ plugins: ["rcpt_regexp"], config: { rcpt_regexp: ["/^sales-/i DENY no more sales", "info@example.org OK", "/^temp/ DENYSOFT later", "/(/ DENY broken pattern"] } });
+    const t = await session({
+      plugins: ["rcpt_regexp"],
+      config: {
+        rcpt_regexp: ["/^sales-/i DENY no more sales", "info@example.org OK", "/^temp/ DENYSOFT later", "/(/ DENY broken pattern"],
+      },
+    });
     await t.command("MAIL FROM:<a@example.net>");
     expect((await t.command("RCPT TO:<Sales-x@example.org>")).text).toBe("no more sales");
     expect((await t.command("RCPT TO:<info@example.org>")).code).toBe(250);

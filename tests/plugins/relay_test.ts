@@ -4,7 +4,17 @@ import { TestSession } from "../../src/testing/harness.ts";
 import { relayConfig as config, relayRcpt as rcpt } from "../helpers/relay.ts";
 
 describe("relay clients", () => {
-  for (const ip of ["10.1.0.0", "10.1.255.255", "10.1.7.7", "2001:db8:1::", "2001:db8:1:ffff:ffff:ffff:ffff:ffff", "::ffff:10.1.0.1", "172.16.5.9"]) {
+  for (
+    const ip of [
+      "10.1.0.0",
+      "10.1.255.255",
+      "10.1.7.7",
+      "2001:db8:1::",
+      "2001:db8:1:ffff:ffff:ffff:ffff:ffff",
+      "::ffff:10.1.0.1",
+      "172.16.5.9",
+    ]
+  ) {
     test(`${ip} may relay (CIDR bounds inclusive)`, async () => {
       expect(await rcpt(ip, "<victim@evil.test>")).toBe(250);
     });

@@ -46,6 +46,9 @@ describe("resolvable_fromhost", () => {
 describe("resolvable_fromhost arguments", () => {
   test("resolvable_fromhost: invalid_resolvable_fromhost decides what does not count", async () => {
     expect((await mailFrom({ plugins: ["resolvable_fromhost"] }, "<a@private.example>")).code).toBe(250);
-    expect((await mailFrom({ plugins: ["resolvable_fromhost"], config: { invalid_resolvable_fromhost: "10.0.0.0/8" } }, "<a@private.example>")).code).toBe(450);
+    expect(
+      (await mailFrom({ plugins: ["resolvable_fromhost"], config: { invalid_resolvable_fromhost: "10.0.0.0/8" } }, "<a@private.example>"))
+        .code,
+    ).toBe(450);
   });
 });

@@ -61,6 +61,8 @@ describe("tls", () => {
   test("a certificate that cannot be read stops the load, naming the file", async () => {
     const dir = mkdtempSync(join(tmpdir(), "qptls-"));
     await expect(TestSession.start({ plugins: ["tls"], configDirs: [dir] })).rejects.toThrow(/cannot read .*qpsmtpd-server\.crt/);
-    await expect(TestSession.start({ plugins: [`tls ${TLS}/server.crt ${dir}/missing.key`] })).rejects.toThrow(`cannot read ${dir}/missing.key`);
+    await expect(TestSession.start({ plugins: [`tls ${TLS}/server.crt ${dir}/missing.key`] })).rejects.toThrow(
+      `cannot read ${dir}/missing.key`,
+    );
   });
 });

@@ -21,7 +21,10 @@ afterAll(() => dns.stop());
 const withDns = (o: TestSessionOptions): TestSessionOptions => withDnsServer(dns, o, "1");
 
 async function send(body: string, zones: string, args = "", extra: Record<string, string> = {}) {
-  const t = await TestSession.start({ plugins: [`uribl${args}`], config: { uribl_zones: zones, dns_servers: `127.0.0.1:${dns.port}`, ...extra } });
+  const t = await TestSession.start({
+    plugins: [`uribl${args}`],
+    config: { uribl_zones: zones, dns_servers: `127.0.0.1:${dns.port}`, ...extra },
+  });
   t.mockHook("rcpt", () => OK);
   let stored = "";
   t.mockHook("queue", (txn) => ((stored = txn.header()!.as_string()), OK));
@@ -50,12 +53,18 @@ describe("uribl", () => {
   test("checkip, and whitelisted domains", async () => {
     expect((await send("http://203.0.113.5/x\n", "multi.uribl.test - deny")).r.code).toBe(250);
     expect((await send("http://203.0.113.5/x\n", "multi.uribl.test - deny", " checkip 1")).r.code).toBe(552);
-    expect((await send("http://spam.example/\n", "multi.uribl.test - deny", "", { uribl_whitelist_domains: "spam.example" })).r.code).toBe(250);
+    expect((await send("http://spam.example/\n", "multi.uribl.test - deny", "", { uribl_whitelist_domains: "spam.example" })).r.code).toBe(
+      250,
+    );
   });
   test("helpers", () => {
     expect(registeredDomain("a.b.shop.example.co.uk")).toBe("example.co.uk");
     expect(registeredDomain("www.spam.example")).toBe("spam.example");
-    expect(linkHosts("x http://A.Example/p and www.b.example, https://1.2.3.4/ and mailto:x@y.example")).toEqual(["a.example", "www.b.example", "1.2.3.4"]);
+    expect(linkHosts("x http://A.Example/p and www.b.example, https://1.2.3.4/ and mailto:x@y.example")).toEqual([
+      "a.example",
+      "www.b.example",
+      "1.2.3.4",
+    ]);
   });
 });
 

@@ -7,7 +7,13 @@ describe("whitelist", () => {
     const t = await TestSession.start({
       plugins: ["whitelist", "rcpt_ok"],
       remoteIp: "192.0.2.5",
-      config: { whitelisthosts: "192.0.2.", whitelisthelo: "friend.example", whitelistsenders: ["@partner.example"], whitelistrcpt: "vip@example.org", rcpthosts: "example.org" },
+      config: {
+        whitelisthosts: "192.0.2.",
+        whitelisthelo: "friend.example",
+        whitelistsenders: ["@partner.example"],
+        whitelistrcpt: "vip@example.org",
+        rcpthosts: "example.org",
+      },
     });
     expect(t.connection.notes("whitelisthost")).toBe(1);
     await t.command("EHLO friend.example");

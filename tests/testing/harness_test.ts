@@ -16,11 +16,21 @@ describe("TestSession", () => {
       seen.push(`${info.remote_ip} ${info.child_addrs.length} ${info.max_conn_ip}`);
       return info.remote_ip === "192.0.2.66" ? [DENYSOFT, "go away for now"] : DECLINED;
     };
-    const refused = await TestSession.start({ modules: { hosts: { hook_pre_connection: hosts } }, plugins: ["hosts"], remoteIp: "192.0.2.66", otherConnections: ["192.0.2.66"], maxConnIp: 3 });
+    const refused = await TestSession.start({
+      modules: { hosts: { hook_pre_connection: hosts } },
+      plugins: ["hosts"],
+      remoteIp: "192.0.2.66",
+      otherConnections: ["192.0.2.66"],
+      maxConnIp: 3,
+    });
     expect(refused.replies).toEqual([{ code: 451, lines: ["go away for now"], text: "go away for now" }]);
     expect(refused.closed).toBe(true);
     expect(() => refused.connection).toThrow("refused before its session started");
-    const served = await TestSession.start({ modules: { hosts: { hook_pre_connection: hosts } }, plugins: ["hosts"], remoteIp: "192.0.2.1" });
+    const served = await TestSession.start({
+      modules: { hosts: { hook_pre_connection: hosts } },
+      plugins: ["hosts"],
+      remoteIp: "192.0.2.1",
+    });
     expect(served.greeting?.code).toBe(220);
     expect(seen).toEqual(["192.0.2.66 1 3", "192.0.2.1 0 0"]);
   });
@@ -61,7 +71,9 @@ describe("TestSession", () => {
     });
     await t.command("HELO c");
     expect((await t.command("MAIL FROM:<a@example.net>")).code).toBe(250);
-    expect(results).toEqual([[{ priority: 10, exchange: "mx1.example.net" }, { priority: 20, exchange: "mx2.example.net" }], "NODATA", ["mx1.example.net"]]);
+    expect(results).toEqual([[{ priority: 10, exchange: "mx1.example.net" }, { priority: 20, exchange: "mx2.example.net" }], "NODATA", [
+      "mx1.example.net",
+    ]]);
     await t.command("RSET");
     expect(await t.command("MAIL FROM:<a@nowhere.example>")).toMatchObject({ code: 550, text: "no MX" });
     expect(results.slice(3, 5)).toEqual(["NXDOMAIN", "NXDOMAIN"]);
@@ -72,7 +84,17 @@ describe("TestSession", () => {
   });
 
   test("keeps every log line", async () => {
-    const t = await TestSession.start({ modules: { chatty: { hook_helo(_t, host) { this.log(LOGINFO, `hello ${host}`); return DECLINED; } } }, plugins: ["chatty"] });
+    const t = await TestSession.start({
+      modules: {
+        chatty: {
+          hook_helo(_t, host) {
+            this.log(LOGINFO, `hello ${host}`);
+            return DECLINED;
+          },
+        },
+      },
+      plugins: ["chatty"],
+    });
     await t.command("HELO there");
     expect(t.logs).toContainEqual({ level: LOGINFO, hook: "helo", plugin: "chatty", message: "hello there" });
   });

@@ -15,7 +15,9 @@ describe("runTests", () => {
         runner.expect("abc").toContain("b");
         runner.expect([1, 2]).toContain(2);
         runner.expect(3).not.toBe(4);
-        runner.expect(() => { throw new Error("boom here"); }).toThrow(/boom/);
+        runner.expect(() => {
+          throw new Error("boom here");
+        }).toThrow(/boom/);
         runner.expect(undefined).toBeUndefined();
         runner.expect("x".repeat(3)).toHaveLength(3);
       });

@@ -28,7 +28,10 @@ exit 1`);
   });
 
   test("the programs may come from smtpauth-checkpassword", async () => {
-    const t = await TestSession.start({ plugins: ["auth/auth_checkpassword"], config: { "smtpauth-checkpassword": `${checkpw} /bin/true` } });
+    const t = await TestSession.start({
+      plugins: ["auth/auth_checkpassword"],
+      config: { "smtpauth-checkpassword": `${checkpw} /bin/true` },
+    });
     await t.command("EHLO c");
     expect((await t.command(`AUTH PLAIN ${b64("\0u@example.org\0s3 cret")}`)).code).toBe(235);
   });

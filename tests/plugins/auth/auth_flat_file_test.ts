@@ -54,7 +54,11 @@ describe("auth/auth_flat_file", () => {
     const alone = await TestSession.start({ plugins: ["auth/auth_flat_file"], config });
     await alone.command("EHLO c");
     expect((await alone.command(`AUTH PLAIN ${b64("\0nobody@example.org\0secret")}`)).code).toBe(535);
-    expect(alone.logs.some((l) => l.plugin === "auth::auth_flat_file" && l.level === LOGINFO && l.message === "fail, no such user nobody@example.org")).toBe(true);
+    expect(
+      alone.logs.some((l) =>
+        l.plugin === "auth::auth_flat_file" && l.level === LOGINFO && l.message === "fail, no such user nobody@example.org"
+      ),
+    ).toBe(true);
 
     const next = await TestSession.start({ plugins: ["auth/auth_flat_file", "anyone"], modules: anyone, config });
     await next.command("EHLO c");

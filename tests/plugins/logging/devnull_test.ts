@@ -30,7 +30,11 @@ describe("logging/devnull", () => {
     const plain = await TestSession.start({ plugins: ["rcpt_ok"], config: { rcpthosts: "example.org" }, logLevel: 7 });
     expect(await capture(() => refuse(plain))).toContain("rcpt_ok: fail, evil.test is not a local domain");
 
-    const t = await TestSession.start({ plugins: ["rcpt_ok"], config: { logging: "logging/devnull", rcpthosts: "example.org" }, logLevel: 7 });
+    const t = await TestSession.start({
+      plugins: ["rcpt_ok"],
+      config: { logging: "logging/devnull", rcpthosts: "example.org" },
+      logLevel: 7,
+    });
     const out = await capture(async () => {
       await refuse(t);
       t.qp.log(1, "an alert line");
@@ -42,7 +46,10 @@ describe("logging/devnull", () => {
 
   test("other logging plugins still get every line", async () => {
     const dir = mkdtempSync(join(tmpdir(), "qpdevnull-"));
-    const t = await TestSession.start({ plugins: ["rcpt_ok"], config: { logging: ["logging/devnull", `logging/file loglevel LOGINFO ${dir}/qp.log`], rcpthosts: "example.org" } });
+    const t = await TestSession.start({
+      plugins: ["rcpt_ok"],
+      config: { logging: ["logging/devnull", `logging/file loglevel LOGINFO ${dir}/qp.log`], rcpthosts: "example.org" },
+    });
     await refuse(t);
     expect(readFileSync(join(dir, "qp.log"), "utf8")).toContain("rcpt_ok: fail, evil.test is not a local domain");
   });

@@ -1,6 +1,6 @@
 /** logging/file: levels, file name templates, nosplit, tsformat and reopen. */
 import { describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TestSession } from "../../../src/testing/harness.ts";
@@ -16,7 +16,12 @@ describe("logging/file", () => {
     const [file] = readdirSync(dir);
     expect(file).toMatch(/^qp-\d{8}\.log$/);
     const text = readFileSync(join(dir, file!), "utf8");
-    expect(text).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d ${process.pid} test \\(rcpt\\) rcpt_ok: fail, evil\\.test is not a local domain$`, "m"));
+    expect(text).toMatch(
+      new RegExp(
+        `^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d ${process.pid} test \\(rcpt\\) rcpt_ok: fail, evil\\.test is not a local domain$`,
+        "m",
+      ),
+    );
     expect(text).not.toContain("LOGDEBUG");
     expect(text).not.toMatch(/\(rcpt\) rcpt_ok: DENY/);
   });

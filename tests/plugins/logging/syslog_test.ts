@@ -17,7 +17,11 @@ describe("logging/syslog", () => {
       await t.command("RCPT TO:<x@evil.test>");
       await Bun.sleep(100);
       // facility mail (2) * 8 + info (6) = 22
-      expect(got.some((l) => /^<22>\w{3} [ \d]\d \d\d:\d\d:\d\d \S+ qptest\[\d+\]: test \(rcpt\) rcpt_ok: fail, evil\.test is not a local domain$/.test(l))).toBe(true);
+      expect(
+        got.some((l) =>
+          /^<22>\w{3} [ \d]\d \d\d:\d\d:\d\d \S+ qptest\[\d+\]: test \(rcpt\) rcpt_ok: fail, evil\.test is not a local domain$/.test(l)
+        ),
+      ).toBe(true);
       expect(got.some((l) => l.startsWith("<23>"))).toBe(false);
     } finally {
       sock.close();

@@ -27,7 +27,9 @@ describe("queue/maildir", () => {
     expect(r.text).toBe("Queued! <id1@example.net>");
     const [msg, ...more] = files(join(dir, "new"));
     expect(more).toEqual([]);
-    expect(msg).toStartWith("Return-Path: <sender@example.net>\nDelivered-To: a@example.org\nDelivered-To: b@example.org\nAuthentication-Results: ");
+    expect(msg).toStartWith(
+      "Return-Path: <sender@example.net>\nDelivered-To: a@example.org\nDelivered-To: b@example.org\nAuthentication-Results: ",
+    );
     expect(msg).toEndWith("Subject: m\nMessage-Id: <id1@example.net>\n\nbody\n");
     expect(readdirSync(join(dir, "tmp"))).toEqual([]);
     expect(existsSync(join(dir, "cur"))).toBe(true);

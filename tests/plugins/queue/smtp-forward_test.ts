@@ -4,12 +4,15 @@ import { DENY, DENYSOFT, OK } from "qpsmtpd";
 import type { PluginModule } from "qpsmtpd";
 import { DotStuffer } from "qpsmtpd";
 import { TestSession } from "../../../src/testing/harness.ts";
-import { startServer, type RunningServer } from "../../helpers/server.ts";
+import { type RunningServer, startServer } from "../../helpers/server.ts";
 
 /** The next hop: a real qpsmtpd server whose recipients decide by local part. */
 const received: string[] = [];
 const nextHop: PluginModule = {
-  hook_rcpt: (_t, rcpt) => (rcpt.user.startsWith("perm") ? [DENY, "5.1.1 no such user"] : rcpt.user.startsWith("temp") ? [DENYSOFT, "4.2.0 try later"] : OK),
+  hook_rcpt: (
+    _t,
+    rcpt,
+  ) => (rcpt.user.startsWith("perm") ? [DENY, "5.1.1 no such user"] : rcpt.user.startsWith("temp") ? [DENYSOFT, "4.2.0 try later"] : OK),
   hook_data_post: (txn) => (txn.header()?.get("Subject", 0)?.startsWith("reject") ? [DENY, "5.7.1 content refused"] : undefined),
   hook_queue: async (txn) => {
     let s = "";

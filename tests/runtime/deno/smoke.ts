@@ -62,7 +62,19 @@ Deno.test("the server runs under Deno: one delivery through a disk plugin", asyn
   writeFileSync(join(config, "plugins"), `deny_bob\nrcpt_ok\nqueue/maildir ${maildir}\n`);
   const port = await freePort();
   const deno = join(ROOT, "node_modules/.bin/deno");
-  const child = spawn(deno, ["run", "-A", "--config", join(ROOT, "deno.json"), join(ROOT, "src/main.ts"), "--config", config, "-l", "127.0.0.1", "-p", String(port)], {
+  const child = spawn(deno, [
+    "run",
+    "-A",
+    "--config",
+    join(ROOT, "deno.json"),
+    join(ROOT, "src/main.ts"),
+    "--config",
+    config,
+    "-l",
+    "127.0.0.1",
+    "-p",
+    String(port),
+  ], {
     stdio: ["ignore", "ignore", "pipe"],
   });
   let stderr = "";
