@@ -59,13 +59,11 @@ export const hook_queue: Hooks<Data>["queue"] = async function (txn) {
   try {
     if (s.template === undefined) {
       const delivered = txn.recipients().map((r) => `Delivered-To: ${r.address()}\n`).join("");
-      makeMaildir(s.dir, s.dirMode);
-      await writeMessage(txn, s.dir, s.fileMode, delivered);
+      await writeMessage(txn, s.dir, s, delivered);
     } else {
       for (const rcpt of txn.recipients()) {
         const dir = join(s.dir, subdirFor(s.template, rcpt));
-        makeMaildir(dir, s.dirMode);
-        await writeMessage(txn, dir, s.fileMode, `Delivered-To: ${rcpt.address()}\n`);
+        await writeMessage(txn, dir, s, `Delivered-To: ${rcpt.address()}\n`);
       }
     }
   } catch (e) {
@@ -75,11 +73,17 @@ export const hook_queue: Hooks<Data>["queue"] = async function (txn) {
   return [OK, `Queued! ${msgId}`.trim()];
 };
 
-async function writeMessage(txn: Transaction, dir: string, mode: number, extra: string): Promise<void> {
+/** Writes into `dir/tmp`, syncs, links into `dir/new` and syncs it; makes the Maildir when it is missing. */
+async function writeMessage(txn: Transaction, dir: string, modes: Pick<Data, "dirMode" | "fileMode">, extra: string): Promise<void> {
   const now = Date.now();
   const name = `${Math.floor(now / 1000)}.P${process.pid}M${(now % 1000) * 1000}Q${counter++}.${host}`;
   const tmp = join(dir, "tmp", name);
-  const fh = await fs.promises.open(tmp, "wx", mode);
+  const open = (): Promise<fs.promises.FileHandle> => fs.promises.open(tmp, "wx", modes.fileMode);
+  const fh = await open().catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== "ENOENT") throw e;
+    makeMaildir(dir, modes.dirMode);
+    return open();
+  });
   try {
     await fh.write(`Return-Path: ${txn.sender()?.format() ?? "<>"}\n${extra}`);
     for await (const chunk of txn.message_stream()) await fh.write(chunk);
