@@ -10,17 +10,16 @@
  * @module
  */
 import type { Connection } from "../api/connection.ts";
-import type { AnyPluginModule, HookFn } from "../api/hooks.ts";
+import type { HookFn } from "../api/hooks.ts";
 import type { HookName } from "../api/hook_names.ts";
 import type { Session as PublicSession } from "../api/session.ts";
 import type { Transaction } from "../api/transaction.ts";
-import type { Clock } from "../core/clock.ts";
 import { PluginInstance } from "../core/plugin_instance.ts";
 import { preConnection } from "../core/pre_connection.ts";
 import type { Registry } from "../core/registry.ts";
 import { Session, type Transport } from "../core/session.ts";
 import { testRegistry } from "./registry.ts";
-import type { Zones } from "./zone_resolver.ts";
+import type { SetupOptions } from "./options.ts";
 
 export interface TestReply {
   readonly code: number;
@@ -37,19 +36,7 @@ export interface TestLogLine {
   readonly message: string;
 }
 
-export interface TestSessionOptions {
-  /** `config/plugins` lines, e.g. `["relay", "rcpt_ok", "queue/maildir /tmp/m"]`. */
-  readonly plugins?: readonly string[];
-  /** Config values by name (each value a line); these win over files. */
-  readonly config?: Readonly<Record<string, string | readonly string[]>>;
-  /** Config directories searched for everything else (default: none). */
-  readonly configDirs?: readonly string[];
-  /** Plugin modules by name (`{ my_plugin: await import("./my_plugin.ts") }`), found before the built-ins. */
-  readonly modules?: Readonly<Record<string, AnyPluginModule>>;
-  /** DNS answers by name (see `ZoneResolver`); without it, lookups go to `dns_servers`. */
-  readonly dns?: Zones;
-  /** A clock the test moves (`FakeClock`); timeouts then fire only when it is advanced. */
-  readonly clock?: { now(): number; after(ms: number, fn: () => void): { cancel(): void } };
+export interface TestSessionOptions extends SetupOptions {
   /** The client's address. @default "127.0.0.1" */
   readonly remoteIp?: string;
   /** The port the client connected to. @default 25 */
@@ -60,8 +47,6 @@ export interface TestSessionOptions {
   readonly maxConnIp?: number;
   /** Wait for the greeting before returning (default true); false lets a test talk first. */
   readonly waitForGreeting?: boolean;
-  /** Log level printed to stderr (default: nothing; every line is kept in `logs` anyway). */
-  readonly logLevel?: number;
 }
 
 class MemoryTransport implements Transport {
@@ -126,7 +111,7 @@ export class TestSession {
    * session is closed), then the connect hooks and the greeting.
    */
   static async start(opts: TestSessionOptions = {}): Promise<TestSession> {
-    const registry = await testRegistry({ ...opts, ...(opts.clock ? { clock: opts.clock as Clock } : {}) });
+    const registry = await testRegistry(opts);
     const logs: TestLogLine[] = [];
     const logger = registry.host.logger;
     const sink = logger.sink;

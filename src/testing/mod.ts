@@ -17,6 +17,7 @@
  * @module
  */
 export { parseReplies, type TestLogLine, type TestReply, TestSession, type TestSessionOptions } from "./harness.ts";
+export type { SetupOptions, TestClock } from "./options.ts";
 export { FakeClock } from "./fake_clock.ts";
 export { type ZoneEntry, ZoneResolver, type Zones } from "./zone_resolver.ts";
 export { afterAll, afterEach, AssertionError, beforeAll, beforeEach, describe, expect, it, type Matchers, test } from "./runner.ts";

@@ -57,3 +57,16 @@ export async function logged(logging: string, plugins: string[] = ["rcpt_ok"]): 
   const t = await TestSession.start({ plugins, config: { logging, rcpthosts: "example.org" } });
   return t;
 }
+
+/** Runs `fn` with stderr captured; returns what was written. */
+export async function captureStderr(fn: () => Promise<void>): Promise<string> {
+  let out = "";
+  const orig = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((s: string) => ((out += String(s)), true)) as typeof process.stderr.write;
+  try {
+    await fn();
+  } finally {
+    process.stderr.write = orig;
+  }
+  return out;
+}

@@ -1,23 +1,11 @@
 /** logging/adaptive: accepted messages log at one level, refusals at another. */
 import { describe, expect, test } from "bun:test";
 import { OK } from "qpsmtpd";
-import { logged } from "../../helpers/sessions.ts";
+import { captureStderr, logged } from "../../helpers/sessions.ts";
 
 describe("logging/adaptive", () => {
-  async function capture(fn: () => Promise<void>): Promise<string> {
-    let out = "";
-    const orig = process.stderr.write.bind(process.stderr);
-    process.stderr.write = ((s: string) => ((out += String(s)), true)) as typeof process.stderr.write;
-    try {
-      await fn();
-    } finally {
-      process.stderr.write = orig;
-    }
-    return out;
-  }
-
   test("an accepted message logs at the accept level; a refusal at the reject level, marked", async () => {
-    const accepted = await capture(async () => {
+    const accepted = await captureStderr(async () => {
       const t = await logged("logging/adaptive accept LOGWARN reject LOGINFO prefix !", ["rcpt_ok"]);
       t.mockHook("queue", () => OK);
       await t.command("HELO c");
@@ -30,7 +18,7 @@ describe("logging/adaptive", () => {
       await t.done;
     });
     expect(accepted).not.toContain("rcpt_ok");
-    const refused = await capture(async () => {
+    const refused = await captureStderr(async () => {
       const t = await logged("logging/adaptive accept LOGWARN reject LOGINFO prefix !", ["rcpt_ok"]);
       await t.command("HELO c");
       await t.command("MAIL FROM:<a@example.net>");

@@ -4,18 +4,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TestSession } from "../../../src/testing/harness.ts";
-
-async function capture(fn: () => Promise<void>): Promise<string> {
-  let out = "";
-  const orig = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((s: string) => ((out += String(s)), true)) as typeof process.stderr.write;
-  try {
-    await fn();
-  } finally {
-    process.stderr.write = orig;
-  }
-  return out;
-}
+import { captureStderr } from "../../helpers/sessions.ts";
 
 /** A refused recipient: rcpt_ok logs `fail, evil.test is not a local domain` at LOGINFO. */
 async function refuse(t: TestSession): Promise<void> {
@@ -28,14 +17,14 @@ describe("logging/devnull", () => {
   test("nothing reaches stderr, where the lines go without a logging plugin", async () => {
     // Without a logging plugin, lines at or below the log level are written to stderr.
     const plain = await TestSession.start({ plugins: ["rcpt_ok"], config: { rcpthosts: "example.org" }, logLevel: 7 });
-    expect(await capture(() => refuse(plain))).toContain("rcpt_ok: fail, evil.test is not a local domain");
+    expect(await captureStderr(() => refuse(plain))).toContain("rcpt_ok: fail, evil.test is not a local domain");
 
     const t = await TestSession.start({
       plugins: ["rcpt_ok"],
       config: { logging: "logging/devnull", rcpthosts: "example.org" },
       logLevel: 7,
     });
-    const out = await capture(async () => {
+    const out = await captureStderr(async () => {
       await refuse(t);
       t.qp.log(1, "an alert line");
     });

@@ -2,18 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { LOGINFO, LOGWARN, OK } from "qpsmtpd";
 import { TestSession } from "../../../src/testing/harness.ts";
-
-async function capture(fn: () => Promise<void>): Promise<string> {
-  let out = "";
-  const orig = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((s: string) => ((out += String(s)), true)) as typeof process.stderr.write;
-  try {
-    await fn();
-  } finally {
-    process.stderr.write = orig;
-  }
-  return out;
-}
+import { captureStderr } from "../../helpers/sessions.ts";
 
 describe("queue/discard", () => {
   test("every message is answered 250 Queued (discarded), and the drop is logged", async () => {
@@ -33,7 +22,7 @@ describe("queue/discard", () => {
   });
 
   test("warns at start-up that accepted mail is thrown away", async () => {
-    const out = await capture(async () => void (await TestSession.start({ plugins: ["queue/discard"], logLevel: LOGWARN })));
+    const out = await captureStderr(async () => void (await TestSession.start({ plugins: ["queue/discard"], logLevel: LOGWARN })));
     expect(out).toContain("queue/discard is loaded: every accepted message will be THROWN AWAY");
   });
 
