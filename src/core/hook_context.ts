@@ -50,7 +50,8 @@ export class ServerCall implements PluginContext<Record<string, unknown>> {
   static {
     control = {
       abort(call, reason) {
-        call.#abort?.abort(new Error(reason));
+        // Made here if the plugin has not asked for the signal yet, so a late look sees it aborted.
+        (call.#abort ??= new AbortController()).abort(new Error(reason));
       },
     };
   }

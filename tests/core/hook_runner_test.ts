@@ -92,6 +92,28 @@ describe("the per-call time limit", () => {
     expect((await reply).code).toBe(250);
   });
 
+  test("a call's signal reads as aborted after its time limit, even when first looked at late", async () => {
+    const clock = new FakeClock();
+    let ctx: { signal: AbortSignal } | undefined;
+    const t = await TestSession.start({
+      clock,
+      modules: {
+        late: {
+          hook_helo() {
+            ctx = this;
+            return never();
+          },
+        },
+      },
+      plugins: ["late timeout 1"],
+    });
+    const reply = t.command("HELO c");
+    await clock.advance(1_000);
+    expect((await reply).code).toBe(250);
+    expect(ctx?.signal.aborted).toBe(true);
+    expect(String(ctx?.signal.reason)).toContain("did not answer hook helo within 1s");
+  });
+
   test("plugin_timeout 0 means no limit", async () => {
     const clock = new FakeClock();
     const t = await TestSession.start({
