@@ -485,3 +485,40 @@ describe("a plugin that never answers", () => {
     hung.close();
   });
 });
+
+describe("built-ins are plugins like any other", () => {
+  test("every built-in, copied into a plugin_dirs directory, loads from disk in the compiled binary", async () => {
+    const copies = mkdtempSync(join(tmpdir(), "qpcopies-"));
+    cpSync(join(ROOT, "plugins"), copies, { recursive: true });
+    rmSync(join(copies, "mod.ts"));
+    // Mark every copy, so the loaded set shows it came from disk and not from the binary.
+    const names = readFileSync(join(ROOT, "plugins/mod.ts"), "utf8").match(/^  "?([\w/-]+)"?: /gm)!.map((l) =>
+      l.trim().replace(/[":]/g, "").trim()
+    );
+    expect(names.length).toBe(46);
+    for (const n of names) {
+      writeFileSync(
+        join(copies, `${n}.ts`),
+        `${readFileSync(join(copies, `${n}.ts`), "utf8")}\nexport const hook_post_fork = () => undefined;\n`,
+      );
+    }
+    const dir = configDir({
+      plugin_dirs: `${copies}\n`,
+      "rcpt_map.txt": "known@example.org OK\n",
+      "ssl/qpsmtpd-server.crt": readFileSync(join(TLS_DIR, "server.crt"), "utf8"),
+      "ssl/qpsmtpd-server.key": readFileSync(join(TLS_DIR, "server.key"), "utf8"),
+    });
+    const args: Record<string, string> = {
+      "queue/maildir": join(dir, "Maildir"),
+      "queue/smtp-forward": "127.0.0.1 25",
+      rcpt_map: `domain example.org file ${join(dir, "rcpt_map.txt")}`,
+      "logging/file": join(dir, "qp.log"),
+    };
+    writeFileSync(join(dir, "plugins"), names.map((n) => `${n} ${args[n] ?? ""}`.trim()).join("\n") + "\n");
+    const r = await run([BINARY, "check", "--config", dir]);
+    expect(r.out).toContain(`OK, ${names.length} plugins loaded`);
+    const hooks = await run([BINARY, "hooks", "--config", dir]);
+    // post-fork is registered by the marks only, so its chain lists every plugin: all came from disk.
+    expect(hooks.out).toContain(`post-fork: ${names.join(" -> ")}\n`);
+  });
+});
