@@ -42,7 +42,7 @@ async function verdict(p: HookContext, txn: Transaction, rcpt?: Address): Promis
   if (p.options["recipient"] === "1" && rcpt) parts.push(rcpt.address().toLowerCase());
   const key = parts.join("|");
   const store = p.store();
-  const now = Date.now();
+  const now = p.server.now();
   const raw = await store.get(key);
   const rec = raw ? (JSON.parse(raw) as { first: number; white?: boolean }) : undefined;
   const white = num(p, "white_timeout", 3110400);

@@ -29,10 +29,11 @@ export const hook_data_post: Hooks["data_post"] = function (txn) {
   const date = header.get("Date", 0)?.trim();
   const when = date ? Date.parse(date) : NaN;
   const day = 24 * 3600 * 1000;
+  const now = this.server.now();
   const past = Number(this.options["past"] ?? 0);
   const future = Number(this.options["future"] ?? 0);
-  if (!Number.isNaN(when) && past > 0 && when < Date.now() - past * day) errors.push("The Date header is too far in the past");
-  if (!Number.isNaN(when) && future > 0 && when > Date.now() + future * day) errors.push("The Date header is too far in the future");
+  if (!Number.isNaN(when) && past > 0 && when < now - past * day) errors.push("The Date header is too far in the past");
+  if (!Number.isNaN(when) && future > 0 && when > now + future * day) errors.push("The Date header is too far in the future");
   if (errors.length === 0) {
     this.log(LOGINFO, "pass");
     return DECLINED;

@@ -42,8 +42,8 @@ export const hook_connect: Hooks["connect"] = async function () {
   const h = await history(this);
   this.connection.notes("karma_history", h.nice - h.naughty);
   this.connection.notes("karma", this.connection.notes("karma") ?? 0);
-  if (h.penaltyUntil <= Date.now() || this.connection.relay_client()) return DECLINED;
-  const days = Math.ceil((h.penaltyUntil - Date.now()) / 86400000);
+  if (h.penaltyUntil <= this.server.now() || this.connection.relay_client()) return DECLINED;
+  const days = Math.ceil((h.penaltyUntil - this.server.now()) / 86400000);
   const msg = `You were naughty. You cannot connect for ${days} more day${days === 1 ? "" : "s"}.`;
   const reject = this.options["reject"] ?? "connect";
   this.log(LOGINFO, `fail, in the penalty box for ${days} day(s)`);
@@ -76,7 +76,7 @@ export const hook_disconnect: Hooks["disconnect"] = async function () {
   h.connects++;
   if (karma <= -negative) {
     h.naughty++;
-    h.penaltyUntil = Date.now() + Number(this.options["penalty_days"] ?? 1) * 86400000;
+    h.penaltyUntil = this.server.now() + Number(this.options["penalty_days"] ?? 1) * 86400000;
     this.log(LOGINFO, `naughty (karma ${karma}); penalty box until ${new Date(h.penaltyUntil).toISOString()}`);
   } else if (karma > 0) h.nice++;
   await this.store().set(key(this), JSON.stringify(h), 400 * 86400);

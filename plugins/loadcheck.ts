@@ -19,7 +19,7 @@ interface Data {
 async function currentLoad(p: HookContext<Data>): Promise<number> {
   const cached = p.data.reading;
   const ttl = Number(p.options["cache_time"] ?? 10) * 1000;
-  if (cached && Date.now() - cached.at < ttl) return cached.load;
+  if (cached && p.server.now() - cached.at < ttl) return cached.load;
   let load = loadavg()[0] ?? 0;
   const prog = p.options["uptime"];
   if (prog) {
@@ -27,7 +27,7 @@ async function currentLoad(p: HookContext<Data>): Promise<number> {
     const m = /load averages?:\s*([\d.]+)/.exec(out);
     if (m) load = Number(m[1]);
   }
-  p.data.reading = { at: Date.now(), load };
+  p.data.reading = { at: p.server.now(), load };
   return load;
 }
 

@@ -11,6 +11,8 @@ export interface Server {
   /** The host name from `me`, else the system's. */
   readonly me: string;
   readonly version: string;
+  /** The time, epoch ms, on the server's clock (a `FakeClock` in tests): use it for anything timed. */
+  now(): number;
   /** The first value of a config file (the config hooks do not run outside a session). */
   config(name: string): string | undefined;
   /** Every value of a config file, `$include`s spliced in. */

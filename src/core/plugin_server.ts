@@ -34,6 +34,10 @@ export class PluginServer implements Server {
     return VERSION;
   }
 
+  now(): number {
+    return this.#h.clock.now();
+  }
+
   config(name: string): string | undefined {
     return this.#h.configDir.get(name);
   }

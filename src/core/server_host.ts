@@ -16,8 +16,8 @@ import type { Logger } from "./logger.ts";
 export interface HostServices {
   /** The resolver for the current `dns_servers`/`dns_timeout` (called often; cache inside). */
   readonly dns: (config: ConfigDir, log: (level: number, message: string) => void) => Resolver;
-  /** The store whose files live in `dir`. */
-  readonly store: (dir: string) => Store;
+  /** The store whose files live in `dir`, expiring entries on `now`. */
+  readonly store: (dir: string, now: () => number) => Store;
   /** Builds a TLS context from a plugin's options; throws when they are unusable. */
   readonly tls: (options: TlsOptions) => unknown;
   readonly clock?: Clock;
@@ -47,7 +47,7 @@ export class ServerHost {
   }
 
   store(dir?: string): Store {
-    return this.#services.store(dir ?? this.configDir.get("db_dir") ?? this.spoolDir());
+    return this.#services.store(dir ?? this.configDir.get("db_dir") ?? this.spoolDir(), () => this.clock.now());
   }
 
   /** A TLS context (opaque to the engine; the runtime upgrades with it). */

@@ -63,10 +63,13 @@ export class SqliteStore implements Store {
 
 const open = new Map<string, SqliteStore>();
 
-/** The store whose database is `qpsmtpd.sqlite` in `dir`; one per file for the whole process. */
-export function storeIn(dir: string): Store {
+/**
+ * The store whose database is `qpsmtpd.sqlite` in `dir`; one per file for the whole process
+ * (the first caller's clock decides expiry).
+ */
+export function storeIn(dir: string, now: () => number = Date.now): Store {
   const path = join(dir, "qpsmtpd.sqlite");
   let s = open.get(path);
-  if (!s) open.set(path, s = new SqliteStore(path));
+  if (!s) open.set(path, s = new SqliteStore(path, { now }));
   return s;
 }

@@ -1,20 +1,29 @@
 /**
- * greylisting, on the SQLite store. The plugin and the store read Date.now(), not the session
- * clock, so the timeouts here are the shortest its arguments allow (whole seconds) and the tests
- * wait for them in real time.
+ * greylisting, on the SQLite store. The plugin and the store read the server's clock, so the
+ * tests move a FakeClock past the black, grey and white timeouts instead of waiting.
  */
-import { describe, expect, test } from "bun:test";
+import { beforeEach, describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DECLINED, OK } from "qpsmtpd";
+import { FakeClock } from "../../src/testing/fake_clock.ts";
 import { TestSession } from "../../src/testing/harness.ts";
 
 const dbDir = (): string => mkdtempSync(join(tmpdir(), "qpdb-"));
+let clock = new FakeClock();
+beforeEach(() => {
+  clock = new FakeClock();
+});
 
 describe("greylisting", () => {
   async function attempt(args: string, ip = "192.0.2.7", to = "<b@example.org>"): Promise<{ mail: number; rcpt: number; t: TestSession }> {
-    const t = await TestSession.start({ plugins: [`greylisting ${args}`, "rcpt_ok"], remoteIp: ip, config: { rcpthosts: "example.org" } });
+    const t = await TestSession.start({
+      clock,
+      plugins: [`greylisting ${args}`, "rcpt_ok"],
+      remoteIp: ip,
+      config: { rcpthosts: "example.org" },
+    });
     await t.command("EHLO c");
     const mail = (await t.command("MAIL FROM:<a@example.net>")).code;
     const rcpt = mail === 250 ? (await t.command(`RCPT TO:${to}`)).code : 0;
@@ -27,7 +36,7 @@ describe("greylisting", () => {
     expect(first.mail).toBe(450);
     expect(first.t.replies.at(-1)!.text).toBe("This mail is temporarily denied");
     expect((await attempt(args)).mail).toBe(450);
-    await Bun.sleep(1100);
+    await clock.advance(1100);
     const later = await attempt(args);
     expect(later.mail).toBe(250);
     expect(later.t.transaction.notes("greylist")).toBe("pass");
@@ -35,7 +44,7 @@ describe("greylisting", () => {
     expect(again.mail).toBe(250);
     expect(again.t.transaction.notes("greylist")).toBe("white");
     expect((await attempt(args, "192.0.2.8")).mail).toBe(450);
-  }, 10000);
+  });
 
   test("per recipient with recipient 1; deny_late defers at DATA; reject 0 only notes", async () => {
     const dir = dbDir();
@@ -73,7 +82,12 @@ describe("greylisting", () => {
 
 describe("greylisting arguments", () => {
   const attempt = async (args: string, from = "<a@example.net>", ip = "192.0.2.60") => {
-    const t = await TestSession.start({ plugins: [`greylisting ${args}`, "rcpt_ok"], remoteIp: ip, config: { rcpthosts: "example.org" } });
+    const t = await TestSession.start({
+      clock,
+      plugins: [`greylisting ${args}`, "rcpt_ok"],
+      remoteIp: ip,
+      config: { rcpthosts: "example.org" },
+    });
     await t.command("EHLO c");
     await t.command(`MAIL FROM:${from}`);
     return (await t.command("RCPT TO:<b@example.org>")).code;
@@ -90,12 +104,12 @@ describe("greylisting arguments", () => {
   test("grey_timeout forgets an unanswered first try; white_timeout forgets a passed sender", async () => {
     const g = `db_dir ${dbDir()} recipient 1 black_timeout 0 grey_timeout 1`;
     expect(await attempt(g)).toBe(450);
-    await Bun.sleep(1100);
+    await clock.advance(1100);
     expect(await attempt(g)).toBe(450); // the first try was forgotten: this is a new first try
     const w = `db_dir ${dbDir()} recipient 1 black_timeout 0 white_timeout 1`;
     expect(await attempt(w)).toBe(450);
     expect(await attempt(w)).toBe(250);
-    await Bun.sleep(1100);
+    await clock.advance(1100);
     expect(await attempt(w)).toBe(450);
-  }, 10000);
+  });
 });
