@@ -7,7 +7,7 @@ SRC := $(shell find src plugins -name '*.ts' -not -name generated_types.ts 2>/de
 API := $(shell find src/api src/testing -name '*.ts' 2>/dev/null)
 TYPES := src/cli/generated_types.ts
 
-.PHONY: all run build check typecheck lint fmt test bench clean deps
+.PHONY: all run build check typecheck lint fmt test bench clean deps debian-deps
 
 all: build
 
@@ -16,6 +16,10 @@ node_modules/.installed: package.json
 	@touch $@
 
 deps: node_modules/.installed
+
+## debian-deps: the Debian packages the tests use (tools/debian-packages), installed when missing
+debian-deps:
+	@tools/install-deps.sh
 
 # The declarations `qpsmtpd types` writes out, generated from src/api and src/testing.
 $(TYPES): node_modules/.installed tools/gen_types.ts tsconfig.types.json $(API)
@@ -48,7 +52,7 @@ check: lint typecheck build
 	dist/qpsmtpd check --config config
 
 ## test: type-check, every test (unit, end-to-end against dist/qpsmtpd, Deno), then one summary line
-test: node_modules/.installed build
+test: debian-deps node_modules/.installed build
 	@bash tests/run.sh
 
 ## bench: smtp-source against dist/qpsmtpd (not a test)

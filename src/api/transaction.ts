@@ -37,4 +37,9 @@ export interface Transaction {
   body_filename(): string;
   /** The message to hand on: the (modified) header, a blank line, then the body; LF line ends. */
   message_stream(): AsyncIterable<Uint8Array>;
+  /**
+   * Replaces the body (everything after the header block) with `body`, LF line ends; the header
+   * is not touched. For content filters that rewrite the message (a milter's replacement body).
+   */
+  body_replace(body: Uint8Array | string): Promise<void>;
 }

@@ -125,6 +125,23 @@ export class SmtpTransaction implements Transaction {
     return Buffer.concat(parts).toString("utf8");
   }
 
+  async body_replace(body: Uint8Array | string): Promise<void> {
+    const old = this.#spool;
+    const fresh = new Spool(this.#settings.dir, this.#settings.threshold);
+    // The spool keeps the original header block in front of the body: keep it there.
+    let left = this.#bodyStart;
+    if (old) {
+      for await (const c of old.read(0)) {
+        if (left <= 0) break;
+        fresh.write(c.subarray(0, Math.min(left, c.length)));
+        left -= c.length;
+      }
+    }
+    fresh.write(typeof body === "string" ? Buffer.from(body) : body);
+    old?.destroy();
+    this.#spool = fresh;
+  }
+
   async *message_stream(): AsyncGenerator<Buffer> {
     yield Buffer.from((this.#header?.as_string() ?? "") + "\n", "latin1");
     yield* this.body_stream();

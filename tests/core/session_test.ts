@@ -549,3 +549,21 @@ describe("config hooks", () => {
     expect(new Set(asked)).toEqual(new Set(["smtpgreeting", "me", "spool_dir", "me-auth-results"]));
   });
 });
+
+describe("body_replace", () => {
+  test("replaces the body and keeps the header, in memory and on disk", async () => {
+    for (const threshold of ["0", "1000000"]) {
+      const { t, queued } = await mta({ config: { size_threshold: threshold } });
+      t.mockHook("data_post", async (txn) => {
+        await txn.body_replace("a new body\nof two lines\n");
+        expect(txn.body_length()).toBe(24);
+        expect(await txn.body_as_string()).toBe("a new body\nof two lines\n");
+      });
+      await envelope(t);
+      await t.command("DATA");
+      expect((await t.data("Subject: rewritten\nX-Keep: 1\n\nthe old body\nwith more lines\n")).code).toBe(250);
+      expect(queued[0]).toContain("Subject: rewritten\nX-Keep: 1\n\na new body\nof two lines\n");
+      expect(queued[0]).not.toContain("old body");
+    }
+  });
+});
