@@ -9,6 +9,7 @@ import * as api from "./api/mod.ts";
 import { configDirs, createHost, loadPlugins } from "./app.ts";
 import { LOGCRIT, LOGERROR, LOGINFO, LOGNOTICE } from "./api/codes.ts";
 import { readLimits } from "./core/limits.ts";
+import { pluginChecks } from "./core/checks.ts";
 import { connectLogging } from "./core/logging.ts";
 import type { ServerHost } from "./core/server_host.ts";
 import { cleanStaleSpool } from "./core/spool.ts";
@@ -140,8 +141,10 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+/** Loads everything as the daemon would; exits 1 on what would stop it, and lists what deserves a look. */
 async function check(host: ServerHost, settings: DaemonSettings): Promise<void> {
   const problems: string[] = [];
+  const warnings: string[] = [];
   readLimits(host.configDir, (m) => problems.push(m));
   try {
     host.configDir.bool("tls_before_auth");
@@ -155,11 +158,14 @@ async function check(host: ServerHost, settings: DaemonSettings): Promise<void> 
     if (settings.tlsPorts.length > 0 && registry.tlsContext === undefined) {
       problems.push("implicit-TLS ports are set but no plugin offers TLS (load the tls plugin)");
     }
-    if (!registry.has("rcpt")) problems.push("no rcpt plugin: every recipient will get 450 (add rcpt_ok)");
-    if (!registry.has("queue")) problems.push("no queue plugin: every message will get 451 (add queue/maildir or queue/smtp-forward)");
+    // qpsmtpd runs these too; they are worth a warning, not a refusal.
+    if (!registry.has("rcpt")) warnings.push("no rcpt plugin: every recipient will get 450 (add rcpt_ok)");
+    if (!registry.has("queue")) warnings.push("no queue plugin: every message will get 451 (add queue/maildir or queue/smtp-forward)");
+    warnings.push(...await pluginChecks(registry));
   } catch (e) {
     problems.push((e as Error).message);
   }
+  for (const w of warnings) process.stderr.write(`qpsmtpd check: warning: ${w}\n`);
   if (problems.length) {
     for (const p of problems) process.stderr.write(`qpsmtpd check: ${p}\n`);
     process.exit(1);

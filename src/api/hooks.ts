@@ -135,6 +135,16 @@ export type Init<D extends object = PluginData> = (
 ) => void | Promise<void>;
 export type Register<D extends object = PluginData> = Init<D>;
 
+/**
+ * `check(server)`: run by `qpsmtpd check` after the plugins loaded, never by the daemon. It
+ * returns warnings for the admin (a backend that does not answer, a file that is missing); a
+ * throw or a timeout is reported as a warning too.
+ */
+export type Check<D extends object = PluginData> = (
+  this: PluginContext<D>,
+  server: Server,
+) => readonly string[] | Promise<readonly string[]>;
+
 type Underscore<S extends string> = S extends `${infer A}-${infer B}` ? Underscore<`${A}_${B}`> : S;
 type MethodName<H extends string> = `hook_${Underscore<H>}`;
 
@@ -144,6 +154,7 @@ export type PluginModule<D extends object = PluginData> =
   & {
     readonly init?: Init<D>;
     readonly register?: Register<D>;
+    readonly check?: Check<D>;
   };
 
 /** A plugin module whatever its data type: for lists of modules (`never` fits every `D`). */

@@ -23,6 +23,7 @@ export type { AddressNotes, ConnectionNotes, NoteValue, TransactionNotes } from 
 export {
   type AnyPluginModule,
   type AuthArgs,
+  type Check,
   type ContextOf,
   type HookArgs,
   type HookFn,

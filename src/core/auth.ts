@@ -4,7 +4,7 @@
  * @module
  */
 import { randomBytes } from "node:crypto";
-import { DECLINED, LOGINFO, OK } from "../api/codes.ts";
+import { DECLINED, DENYSOFT, DENYSOFT_DISCONNECT, LOGINFO, OK } from "../api/codes.ts";
 import type { HookName } from "../api/hook_names.ts";
 import { parseWith } from "./parse_hooks.ts";
 import { REPLIES } from "./replies.ts";
@@ -75,6 +75,11 @@ export async function cmdAuth(s: SmtpSession, rest: string): Promise<void> {
     s.connection.notes("naughty", undefined);
     s.log(LOGINFO, `authentication successful for ${creds.user} (${mech})`);
     s.send(REPLIES.authOk(`${mech} authentication successful for ${creds.user}${detail}`));
+  } else if (r.code === DENYSOFT || r.code === DENYSOFT_DISCONNECT) {
+    // The backend could not say (down, timed out): a temporary failure, not a wrong password.
+    s.log(LOGINFO, `authentication for ${creds.user} (${mech}) could not be checked now`);
+    s.send(REPLIES.authTemporaryFailure, r.msg);
+    if (r.code === DENYSOFT_DISCONNECT) await s.disconnect();
   } else {
     s.log(LOGINFO, `authentication failed for ${creds.user} (${mech}) from ${s.connection.remote_ip}`);
     s.send(REPLIES.authFailed(`${mech} authentication failed for ${creds.user} from ${s.connection.remote_ip}${detail}`));

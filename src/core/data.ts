@@ -157,8 +157,10 @@ async function finishMessage(s: SmtpSession, txn: SmtpTransaction): Promise<void
   const header = txn.header() ?? txn.header(new Header())!;
   await s.runHooks("data_post_headers");
   const authservId = s.config("me-auth-results") ?? s.me;
-  if (authservId !== "none" && !dkimCoversAuthResults(header)) {
-    header.rename("Authentication-Results", "Original-Authentication-Results");
+  if (authservId !== "none") {
+    // RFC 8601 §5: a field that claims our authserv-id came from outside: it goes, signed or not.
+    removeForged(header, authservId);
+    if (!dkimCoversAuthResults(header)) header.rename("Authentication-Results", "Original-Authentication-Results");
   }
   header.add("Received", await receivedLine(s), 0);
   if (authservId !== "none") header.add("Authentication-Results", authResults(s, txn, authservId), 0);
@@ -229,6 +231,16 @@ function authResults(s: SmtpSession, txn: SmtpTransaction, authservId: string): 
     if (more) parts.push(more);
   }
   return parts.join("; ");
+}
+
+/** Deletes the Authentication-Results fields whose authserv-id is `ours`. */
+function removeForged(h: Header, ours: string): void {
+  const values = h.get("Authentication-Results");
+  for (let i = values.length - 1; i >= 0; i--) {
+    // The authserv-id is the value's first token, after any comment (RFC 8601 §2.2).
+    const id = values[i]!.replace(/^\s*(?:\([^)]*\)\s*)*/, "").split(/[\s;]/, 1)[0] ?? "";
+    if (id.toLowerCase() === ours.toLowerCase()) h.delete("Authentication-Results", i);
+  }
 }
 
 function dkimCoversAuthResults(h: Header): boolean {

@@ -157,6 +157,7 @@ export const REPLIES = {
   authBadCramResponse: qp(504, "5.5.2", "Invalid authentication string"),
   authOk: (text: string) => qp(235, "2.7.0", text),
   authFailed: (text: string) => qp(535, "5.7.8", text),
+  authTemporaryFailure: qp(454, "4.7.0", "Temporary authentication failure"),
   tooManyAuthFailures: ours(421, "4.7.0", "Too many failed authentication attempts, closing connection"),
 } as const;
 

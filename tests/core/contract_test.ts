@@ -484,6 +484,14 @@ const FIRES: Partial<Record<HookName | `${HookName}-${string}`, () => Promise<vo
     expect((await t.command(`AUTH PLAIN ${Buffer.from("\0u\0p").toString("base64")}`)).code).toBe(235);
     expect(t.qp.auth_user).toBe("u");
   },
+  async "auth-temporary"() {
+    // A backend that cannot answer (DENYSOFT) is a temporary failure, as in qpsmtpd: 454, not 535.
+    const t = await TestSession.start({ modules: { probe: { hook_auth_plain: () => [DENYSOFT, "directory down"] } }, plugins: ["probe"] });
+    await t.command("EHLO c");
+    expect(await t.command(`AUTH PLAIN ${Buffer.from("\0u\0p").toString("base64")}`)).toMatchObject({ code: 454, text: "directory down" });
+    expect(t.qp.authenticated()).toBe(false);
+    expect(t.connection.notes("auth_failures")).toBeUndefined();
+  },
   async "auth-login"() {
     const t = await TestSession.start({
       modules: { probe: { hook_auth_login: (_t, mech, user, pass) => (mech === "LOGIN" && user === "u" && pass === "p" ? OK : DENY) } },

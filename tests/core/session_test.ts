@@ -267,6 +267,25 @@ describe("the message", () => {
     expect(m).toContain("Subject:   spaced\nOriginal-Authentication-Results: forged; spf=pass\nX-Folded: a\n\tb\n\nbody line\n");
   });
 
+  test("an Authentication-Results field that claims our authserv-id is removed, even when a DKIM signature covers it", async () => {
+    for (const signed of [false, true]) {
+      const { t, queued } = await mta({ config: { me: "mx.example.org" } });
+      await envelope(t);
+      await t.command("DATA");
+      const dkim = signed ? "DKIM-Signature: v=1; a=rsa-sha256; d=example.net; h=From:Authentication-Results; b=x\n" : "";
+      await t.data(
+        `${dkim}Authentication-Results: MX.example.org; dkim=pass\nAuthentication-Results: (comment) mx.example.org;\n spf=pass\nAuthentication-Results: other.example; spf=fail\nSubject: s\n\nbody\n`,
+      );
+      const m = queued[0]!;
+      expect(m.match(/^Authentication-Results: mx\.example\.org; auth=none$/gm)?.length).toBe(1);
+      expect(m).not.toMatch(/dkim=pass|spf=pass/);
+      // A foreign one stays: renamed as qpsmtpd does, or kept as signed.
+      expect(m).toContain(
+        signed ? "\nAuthentication-Results: other.example; spf=fail\n" : "\nOriginal-Authentication-Results: other.example; spf=fail\n",
+      );
+    }
+  });
+
   test("a message without a header block loses nothing", async () => {
     const { t, queued } = await mta();
     await envelope(t);

@@ -408,6 +408,24 @@ describe("the daemon's process behaviour", () => {
   });
 });
 
+describe("qpsmtpd check", () => {
+  test("warns, without failing, about what the daemon runs anyway; plugins' own checks are reported", async () => {
+    const plugins = mkdtempSync(join(tmpdir(), "qpchecks-"));
+    writeFileSync(join(plugins, "probe.ts"), 'export const check = () => ["backend 127.0.0.1:1 does not answer"];\n');
+    writeFileSync(join(plugins, "stuck.ts"), "export const check = () => new Promise(() => undefined);\n");
+    writeFileSync(join(plugins, "broken.ts"), 'export const check = () => { throw new Error("no key file"); };\n');
+    const dir = configDir({ plugins: "probe\nstuck timeout 1\nbroken\n", plugin_dirs: `${plugins}\n` });
+    const r = await run([BINARY, "check", "--config", dir]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("warning: no rcpt plugin: every recipient will get 450");
+    expect(r.out).toContain("warning: no queue plugin: every message will get 451");
+    expect(r.out).toContain("warning: probe: backend 127.0.0.1:1 does not answer");
+    expect(r.out).toContain("warning: stuck: check did not finish within 1s");
+    expect(r.out).toContain("warning: broken: no key file");
+    expect(r.out).toContain("OK, 3 plugins loaded");
+  });
+});
+
 describe("a plugin author with only the binary", () => {
   test("new-plugin, types and test work in an empty directory; tsc checks the plugin against the contract", async () => {
     const dir = mkdtempSync(join(tmpdir(), "qpauthor-"));
