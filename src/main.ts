@@ -37,8 +37,8 @@ Options (as qpsmtpd-forkserver; defaults may also come from smtpd.yaml in the co
   -l, --listen-address ADDR[:PORT]  address to listen on (repeatable; [v6]:port form) [0.0.0.0]
   -p, --port N                      port (repeatable) [2525]
       --tls-port N                  implicit-TLS port, e.g. 465 (repeatable; needs the tls plugin)
-  -c, --limit-connections N         connections at once [15]
-  -m, --max-from-ip N               connections at once from one address [5]
+  -c, --limit-connections N         connections at once [1000]
+  -m, --max-from-ip N               connections at once from one address [20]
   -u, --user USER                   run as USER after binding (when started as root)
       --pid-file PATH               write the pid here; refuse to start if it names a live process
       --config DIR                  config directory (else $QPSMTPD_CONFIG, ./config beside the program)

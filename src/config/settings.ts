@@ -22,9 +22,9 @@ export interface DaemonSettings {
   ports: number[];
   /** Ports with implicit TLS, on the same addresses. @default [] */
   tlsPorts: number[];
-  /** Connections at once. @default 15 */
+  /** Connections at once: one process holds thousands. @default 1000 */
   limitConnections: number;
-  /** Connections at once from one IP. @default 5 */
+  /** Connections at once from one IP. @default 20 */
   maxFromIp: number;
   /** User to run as after binding (only when started as root). */
   user: string | undefined;
@@ -37,8 +37,8 @@ export const DEFAULT_SETTINGS: DaemonSettings = {
   listen: ["0.0.0.0"],
   ports: [2525],
   tlsPorts: [],
-  limitConnections: 15,
-  maxFromIp: 5,
+  limitConnections: 1000,
+  maxFromIp: 20,
   user: undefined,
   pidFile: undefined,
   shutdownGrace: 30,

@@ -7,6 +7,7 @@ import { DECLINED, DENY, DENY_DISCONNECT, DENYSOFT, DENYSOFT_DISCONNECT, DONE, L
 import { Header } from "../api/header.ts";
 import { VERSION } from "../api/version.ts";
 import { DataDecoder } from "../smtp/data_decoder.ts";
+import { HeaderBlock } from "../smtp/header_block.ts";
 import { refuse } from "./refusals.ts";
 import { REPLIES } from "./replies.ts";
 import type { SmtpSession } from "./smtp_session.ts";
@@ -37,6 +38,7 @@ export async function cmdData(s: SmtpSession): Promise<void> {
   if (got !== "ok") {
     await s.resetTransaction();
     if (got === "bare") s.send(REPLIES.bareNewlineInData);
+    else if (got === "nul") s.send(REPLIES.nulInData);
     else if (got === "big") s.send(REPLIES.messageTooBig);
     else if (got === "header") s.send(REPLIES.headerTooBig);
     else if (got === "spool") s.send(REPLIES.spoolWriteFailed);
@@ -45,44 +47,56 @@ export async function cmdData(s: SmtpSession): Promise<void> {
   await finishMessage(s, txn);
 }
 
-type Received = "ok" | "bare" | "big" | "header" | "spool" | "gone";
+type Received = "ok" | "bare" | "nul" | "big" | "header" | "spool" | "gone";
 
 /** Reads the message up to the real end of data. The client is always read to the end. */
 async function receive(s: SmtpSession, txn: SmtpTransaction): Promise<Received> {
   const dec = new DataDecoder(s.limits.databytes > 0 ? s.limits.databytes : Infinity);
   const started = s.clock.now();
   let raw = 0;
-  let header: Buffer | undefined = Buffer.alloc(0);
+  let header: HeaderBlock | undefined = new HeaderBlock();
   let headerTooBig = false;
   let spoolError: Error | undefined;
+  let waitedSince = started;
   for (;;) {
     if (s.input.size === 0) {
-      const elapsed = (s.clock.now() - started) / 1000;
-      if (s.limits.dataRateMin > 0 && elapsed > s.limits.dataRateGrace && raw / elapsed < s.limits.dataRateMin) {
-        s.log(LOGINFO, `DATA slower than ${s.limits.dataRateMin} bytes/s, closing`);
+      const now = s.clock.now();
+      const { dataRateMin: rate, dataTimeout } = s.limits;
+      const grace = s.readTimeout(s.limits.dataRateGrace);
+      if (rate > 0 && now - started > grace * 1000 && raw / ((now - started) / 1000) < rate) {
+        s.log(LOGINFO, `DATA slower than ${rate} bytes/s, closing`);
         await s.abort(REPLIES.dataTooSlow);
         return "gone";
       }
-      if (!(await s.waitInput(s.clock.now() + s.limits.dataTimeout * 1000))) {
+      // Wake up when the rate floor would be broken if nothing more came, not only at the timeout,
+      // so a client that falls silent after 354 is cut as soon as it is too slow.
+      const idleUntil = waitedSince + s.readTimeout(dataTimeout) * 1000;
+      const slowAt = rate > 0 ? started + Math.max(grace * 1000, (raw / rate) * 1000) + 1 : Infinity;
+      const w = await s.waitInput(Math.min(idleUntil, slowAt));
+      if (w === "eof") {
         if (!s.closed) {
           s.send(REPLIES.incompleteData);
           await s.disconnect();
         }
         return "gone";
       }
+      if (w === "timeout" && s.clock.now() >= waitedSince + s.readTimeout(dataTimeout) * 1000) {
+        await s.timedOut();
+        return "gone";
+      }
       continue;
     }
+    waitedSince = s.clock.now();
     const chunk = s.input.take();
     raw += chunk.length;
     const r = dec.feed(chunk);
-    if (!dec.bareNewline && !headerTooBig && r.content.length > 0) {
+    if (!dec.bareNewline && !dec.nul && !headerTooBig && r.content.length > 0) {
       if (header) {
-        header = Buffer.concat([header, r.content]);
-        const end = headerEnd(header);
+        const end = header.push(r.content);
         if ((end?.header ?? header.length) > s.limits.maxHeaderSize) {
           headerTooBig = true;
         } else if (end) {
-          txn.header(Header.parse(header.toString("latin1", 0, end.header)));
+          txn.header(Header.parse(header.text(end.header)));
           transactionControl.setBodyStart(txn, end.body);
           header = undefined;
           if (!(await headersEnd(s))) return "gone";
@@ -104,37 +118,18 @@ async function receive(s: SmtpSession, txn: SmtpTransaction): Promise<Received> 
     }
   }
   if (dec.bareNewline) return "bare";
+  if (dec.nul) return "nul";
   if (dec.tooBig) return "big";
   if (headerTooBig) return "header";
   if (spoolError) return "spool";
   if (header) {
     // The data ended inside the header block: all of it is header, the body is empty.
-    const end = headerEnd(Buffer.concat([header, Buffer.from("\n\n")]))!;
-    txn.header(Header.parse(header.toString("latin1", 0, Math.min(end.header, header.length))));
-    transactionControl.setBodyStart(txn, Math.min(end.body, header.length));
+    const end = header.finish();
+    txn.header(Header.parse(header.text(end.header)));
+    transactionControl.setBodyStart(txn, end.body);
     if (!(await headersEnd(s))) return "gone";
   }
   return "ok";
-}
-
-/**
- * Where the header block ends: at the first empty line (the body starts after it) or at the
- * first line that is not a header field (the body starts with it, so nothing is lost).
- * Undefined while the block may still continue.
- */
-function headerEnd(buf: Buffer): { header: number; body: number } | undefined {
-  let start = 0;
-  for (;;) {
-    const lf = buf.indexOf(10, start);
-    if (lf < 0) return undefined;
-    if (lf === start) return { header: start, body: lf + 1 };
-    const first = buf[start]!;
-    const continuation = (first === 32 || first === 9) && start > 0;
-    const field = /^[!-9;-~]+:/.test(buf.toString("latin1", start, Math.min(lf, start + 80))) ||
-      (start === 0 && buf.toString("latin1", 0, 5) === "From ");
-    if (!continuation && !field) return { header: start, body: start };
-    start = lf + 1;
-  }
 }
 
 /** Fires data_headers_end; returns false when a plugin ended the session. */

@@ -16,6 +16,8 @@ import {
   LOGCRIT,
   LOGDEBUG,
   LOGERROR,
+  LOGINFO,
+  LOGWARN,
   return_code,
 } from "../api/codes.ts";
 import type { HookArgs } from "../api/hooks.ts";
@@ -41,6 +43,9 @@ export interface Outcome {
 export interface RunnerSession extends HookSession {
   /** Stores `notes(<plugin>).hook_<hook>.return`, in the transaction when there is one. */
   recordReturn(plugin: string, hook: HookName, code: number): void;
+  /** Resolves when the client has gone: a call begun before then is no longer waited for. */
+  readonly gone: Promise<void>;
+  readonly isGone: boolean;
 }
 
 export interface HookRun {
@@ -54,7 +59,10 @@ const NO_HOOKS: Outcome = { code: 0, msg: [] };
 const DENY_CODES = new Set<number>([DENY, DENYSOFT, DENY_DISCONNECT, DENYSOFT_DISCONNECT]);
 /** Where a call that does not answer must not let the message through to the next plugin. */
 const STOP_ON_TIMEOUT = new Set<HookName>(["queue_pre", "queue"]);
+/** A plugin call that keeps the event loop longer than this is logged: every connection waited. */
+export const STALL_MS = 200;
 const TIMED_OUT = Symbol("timed out");
+const GONE = Symbol("client gone");
 const THREW = Symbol("threw");
 
 export async function runHooks<H extends HookName>(run: HookRun, hook: H, txn: Transaction, args: HookArgs[H]): Promise<Outcome> {
@@ -65,7 +73,7 @@ export async function runHooks<H extends HookName>(run: HookRun, hook: H, txn: T
     const name = entry.plugin.escapedName;
     const raw = await call(run, entry, hook, txn, args);
     if (raw === THREW) continue;
-    if (raw === TIMED_OUT) {
+    if (raw === TIMED_OUT || raw === GONE) {
       if (STOP_ON_TIMEOUT.has(hook)) return { code: DECLINED, msg: [], plugin: name, timedOut: true };
       continue;
     }
@@ -95,15 +103,38 @@ export async function runHooks<H extends HookName>(run: HookRun, hook: H, txn: T
 async function call(run: HookRun, entry: HookEntry, hook: HookName, txn: Transaction, args: readonly unknown[]): Promise<unknown> {
   const plugin = entry.plugin;
   const ctx = run.session ? new SessionCall(plugin, hook, run.session) : new ServerCall(plugin, hook);
+  const host = run.registry.host;
   let timer: { cancel(): void } | undefined;
+  const running = { plugin: plugin.escapedName, hook, since: performance.now() };
   try {
     const raw: unknown = (entry.fn as (...a: unknown[]) => unknown).call(ctx, txn, ...args);
-    if (!isThenable(raw) || plugin.timeoutMs <= 0) return await raw;
-    const late = new Promise<typeof TIMED_OUT>((resolve) => {
-      timer = run.registry.host.clock.after(plugin.timeoutMs, () => resolve(TIMED_OUT));
-    });
-    const r = await Promise.race([raw, late]);
-    if (r === TIMED_OUT) {
+    const held = performance.now() - running.since;
+    if (held > STALL_MS) {
+      run.log(
+        LOGWARN,
+        `plugin ${plugin.escapedName} held the event loop for ${Math.round(held)} ms in hook ${hook}: every connection waited`,
+        hook,
+        plugin.escapedName,
+      );
+    }
+    if (!isThenable(raw)) return raw;
+    const waits: Array<PromiseLike<unknown>> = [raw];
+    if (plugin.timeoutMs > 0) {
+      waits.push(new Promise<typeof TIMED_OUT>((resolve) => (timer = host.clock.after(plugin.timeoutMs, () => resolve(TIMED_OUT)))));
+    }
+    // A client that leaves frees its connection at once, whatever a plugin is waiting for.
+    if (run.session && !run.session.isGone) waits.push(run.session.gone.then(() => GONE));
+    host.running.add(running);
+    const r = await Promise.race(waits);
+    if (r === GONE) {
+      run.log(
+        LOGINFO,
+        `the client left while plugin ${plugin.escapedName} was in hook ${hook}; not waiting for it`,
+        hook,
+        plugin.escapedName,
+      );
+      callControl.abort(ctx, "the client has gone");
+    } else if (r === TIMED_OUT) {
       const why = `plugin ${plugin.escapedName} did not answer hook ${hook} within ${plugin.timeoutMs / 1000}s`;
       run.log(
         LOGERROR,
@@ -124,6 +155,7 @@ async function call(run: HookRun, entry: HookEntry, hook: HookName, txn: Transac
     return THREW;
   } finally {
     timer?.cancel();
+    host.running.delete(running);
   }
 }
 

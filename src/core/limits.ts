@@ -34,6 +34,13 @@ export interface Limits {
   readonly spoolMinFree: number;
   /** `max_header_size`: bytes of header block. @default 1048576 */
   readonly maxHeaderSize: number;
+  /**
+   * `stress_timeout`: seconds for every read, and the DATA rate floor's grace, while the server
+   * is under stress (open connections at `stress_threshold` percent of `-c`). @default 10
+   */
+  readonly stressTimeout: number;
+  /** `stress_threshold`: percent of the connection limit at which stress begins. @default 75 */
+  readonly stressThreshold: number;
 }
 
 export function readLimits(config: ConfigDir, report: (message: string) => void): Limits {
@@ -61,5 +68,7 @@ export function readLimits(config: ConfigDir, report: (message: string) => void)
     sizeThreshold: int("size_threshold", 0),
     maxHeaderSize: int("max_header_size", 1048576),
     spoolMinFree: int("spool_minfree", 10 * 1024 * 1024),
+    stressTimeout: Math.max(1, int("stress_timeout", 10)),
+    stressThreshold: Math.min(100, Math.max(1, int("stress_threshold", 75))),
   };
 }

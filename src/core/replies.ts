@@ -116,6 +116,7 @@ export const REPLIES = {
   pipeliningViolation: ours(554, "5.5.0", "Error: SMTP protocol synchronization"),
   goAhead: qp(354, "", "go ahead"),
   bareNewlineInData: ours(550, "5.5.2", "Error: bare <CR> or <LF> in message; lines must end in CRLF"),
+  nulInData: ours(554, "5.6.0", "Error: NUL character in message"),
   messageTooBig: qp(552, "5.3.4", "Message too big!"),
   headerTooBig: ours(552, "5.3.4", "Message header too large"),
   spoolWriteFailed: ours(451, "4.3.0", "Error writing the message; try again later"),

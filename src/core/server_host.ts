@@ -29,6 +29,10 @@ export class ServerHost {
   readonly clock: Clock;
   /** `-m/--max-from-ip` (0 = unlimited). */
   maxConnIp = 0;
+  /** Open connections are near the limit: reads get `stress_timeout` (Postfix's stress mode). */
+  stressed = false;
+  /** Plugin calls awaited now, for naming them when the event loop stalls. */
+  readonly running = new Set<{ readonly plugin: string; readonly hook: string; readonly since: number }>();
   readonly #services: HostServices;
 
   constructor(configDir: ConfigDir, logger: Logger, services: HostServices) {

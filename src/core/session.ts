@@ -32,6 +32,12 @@ import { SmtpTransaction, transactionControl } from "./transaction.ts";
 /** Where replies go and how the connection is upgraded or closed; the runtime implements it on a socket. */
 export interface Transport {
   write(data: string): void;
+  /** Bytes written and not yet sent to the client. */
+  backlog(): number;
+  /** Resolves when the backlog has been sent (or the connection is gone). */
+  drained(): Promise<void>;
+  /** Closes at once, dropping what is unsent (a client that reads nothing). */
+  abort(): void;
   /** Upgrades to TLS with `context` after the 220 was flushed; resolves with the cipher name. */
   startTls(context: unknown): Promise<string>;
   /** Flushes pending output and closes. */
@@ -52,6 +58,11 @@ export interface SessionOptions {
 
 /** Input held before reading from the client pauses. */
 const HIGH_WATER = 256 * 1024;
+/** Output waiting for a client before its commands are no longer read. */
+const OUT_HIGH = 64 * 1024;
+
+/** Why a wait for the client's input ended. */
+export type Waited = "woken" | "timeout" | "eof";
 
 export class Session implements SmtpSession, RunnerSession {
   readonly registry: Registry;
@@ -87,6 +98,12 @@ export class Session implements SmtpSession, RunnerSession {
   /** Resolves when the session has ended. */
   readonly done: Promise<void>;
   #resolveDone!: () => void;
+  /** Resolves when the client has gone (closed its side, or the socket failed). */
+  readonly gone: Promise<void>;
+  #resolveGone!: () => void;
+  #isGone = false;
+  /** The server was under stress during this session: its reads keep the short timeout. */
+  #stressed = false;
   readonly #run: HookRun;
 
   constructor(opts: SessionOptions) {
@@ -99,6 +116,7 @@ export class Session implements SmtpSession, RunnerSession {
     this.api = new PluginSession(this);
     this.#run = { registry: this.registry, session: this, log: (l, m, h, p) => this.log(l, m, h, p) };
     this.done = new Promise((r) => (this.#resolveDone = r));
+    this.gone = new Promise((r) => (this.#resolveGone = r));
   }
 
   // ---- input ----------------------------------------------------------------------------
@@ -117,7 +135,14 @@ export class Session implements SmtpSession, RunnerSession {
   /** The client closed its side, or the socket failed. */
   end(): void {
     this.#eof = true;
+    this.#isGone = true;
+    this.#resolveGone();
     this.#wakeUp();
+  }
+
+  /** Whether the client has gone (a hook call that began before then is not waited for). */
+  get isGone(): boolean {
+    return this.#isGone;
   }
 
   #wakeUp(): void {
@@ -127,37 +152,41 @@ export class Session implements SmtpSession, RunnerSession {
   }
 
   /**
-   * Waits for more input until `deadline` (epoch ms on the session's clock). Returns false when
-   * the client went away or the deadline passed (then the session has answered 421 and is closing).
+   * Waits for more input until `deadline` (epoch ms on the session's clock) and says why it
+   * stopped: "woken" (input came, or something else woke it: look again), "timeout" or "eof".
+   * It writes nothing; the caller answers.
    */
-  async waitInput(deadline: number): Promise<boolean> {
+  async waitInput(deadline: number): Promise<Waited> {
     this.flush();
     if (this.#paused) {
       this.#paused = false;
       this.#transport.resume();
     }
-    if (this.#eof || this.#closed) return false;
+    if (this.#eof || this.#closed) return "eof";
     const ms = deadline - this.clock.now();
-    if (ms <= 0) return this.#timedOut();
+    if (ms <= 0) return "timeout";
     this.onIdle?.();
-    if (!(await this.#sleep(ms))) return this.#timedOut();
-    return !this.#closed && (this.input.size > 0 || !this.#eof);
+    const woke = await this.#sleep(ms);
+    if (this.#closed || (this.#eof && this.input.size === 0)) return "eof";
+    return woke ? "woken" : "timeout";
   }
 
-  #timedOut(): false {
+  /** Seconds a read may wait: `configured`, or less once the server was under stress in this session. */
+  readTimeout(configured: number): number {
+    if (this.host.stressed) this.#stressed = true;
+    return this.#stressed ? Math.min(configured, this.limits.stressTimeout) : configured;
+  }
+
+  /** Answers an idle client's timeout and closes. */
+  async timedOut(): Promise<void> {
     this.log(LOGINFO, "timeout, closing connection");
     this.send(REPLIES.commandTimeout);
-    void this.disconnect();
-    return false;
+    await this.disconnect();
   }
 
-  /** A per-command deadline from `timeoutsmtpd`/`timeout`. */
-  commandDeadline(): number {
-    return this.clock.now() + this.limits.commandTimeout * 1000;
-  }
-
-  /** Reads one line (CRLF stripped) for a command or an AUTH continuation. */
-  async nextLine(max: number, deadline = this.commandDeadline()): Promise<string | undefined> {
+  /** Reads one line (CRLF stripped) for a command or an AUTH continuation, within the command timeout. */
+  async nextLine(max: number): Promise<string | undefined> {
+    const begun = this.clock.now();
     for (;;) {
       if (this.#closed) return undefined;
       const r = this.input.readLine(max);
@@ -182,9 +211,50 @@ export class Session implements SmtpSession, RunnerSession {
             await this.#goodbye();
             return undefined;
           }
-          if (!(await this.waitInput(deadline))) return undefined;
+          {
+            // Computed again each time: stress shortens it while we wait.
+            const deadline = begun + this.readTimeout(this.limits.commandTimeout) * 1000;
+            const w = await this.waitInput(deadline);
+            if (w === "eof") return undefined;
+            if (w === "timeout" && this.clock.now() >= begun + this.readTimeout(this.limits.commandTimeout) * 1000) {
+              await this.timedOut();
+              return undefined;
+            }
+          }
       }
     }
+  }
+
+  /** Wakes a waiting session so it looks at its deadlines again (the server's stress changed). */
+  poke(): void {
+    this.#wakeUp();
+  }
+
+  /**
+   * Back-pressure on output: while more than OUT_HIGH bytes wait to reach a client that does
+   * not read, stop reading its commands; a client that reads nothing for the command timeout is
+   * dropped. Returns false when the session ended.
+   */
+  async #throttle(): Promise<boolean> {
+    if (this.#out.length + this.#transport.backlog() < OUT_HIGH) return true;
+    this.flush();
+    if (this.#transport.backlog() < OUT_HIGH) return true;
+    if (!this.#paused) {
+      this.#paused = true;
+      this.#transport.pause();
+    }
+    const limit = this.readTimeout(this.limits.commandTimeout) * 1000;
+    const drained = await Promise.race([
+      this.#transport.drained().then(() => true),
+      sleep(this.clock, limit).promise.then(() => false),
+      this.gone.then(() => false),
+    ]);
+    if (drained) return true;
+    this.log(LOGINFO, `client reads nothing (${this.#transport.backlog()} bytes unsent), closing`);
+    this.#disconnected = true; // nothing more can reach it; the disconnect hooks run at the end
+    this.#closed = true;
+    this.#transport.abort();
+    return false;
   }
 
   /** Waits up to `ms` for the client to send anything; true if it did (earlytalker). */
@@ -232,9 +302,9 @@ export class Session implements SmtpSession, RunnerSession {
     this.#transport.write(out);
   }
 
-  /** Counts an error reply; past `max_errors` the session ends. Returns true when it ended. */
+  /** Counts an error reply; at `max_errors` the session ends (421 is then the next error reply). Returns true when it ended. */
   #countError(): boolean {
-    if (++this.#errors <= this.limits.maxErrors) return false;
+    if (++this.#errors < this.limits.maxErrors) return false;
     this.send(REPLIES.tooManyErrors);
     void this.disconnect();
     return true;
@@ -256,6 +326,7 @@ export class Session implements SmtpSession, RunnerSession {
         this.send(REPLIES.greeting(this.greeting()));
       }
       while (!this.#closed) {
+        if (!(await this.#throttle())) break;
         const line = await this.nextLine(this.limits.lineLength);
         if (line === undefined) break;
         await this.#dispatch(line);

@@ -48,8 +48,12 @@ export interface SmtpSession {
   disconnect(): Promise<void>;
   /** Ends the session now with `reply`. */
   abort(reply: Reply): Promise<void>;
-  /** Waits for input until `deadline`; false when the client went away or time ran out (then 421 was sent). */
-  waitInput(deadline: number): Promise<boolean>;
+  /** Waits for input until `deadline`; says why it stopped ("woken", "timeout", "eof") and writes nothing. */
+  waitInput(deadline: number): Promise<"woken" | "timeout" | "eof">;
+  /** Seconds a read may wait: `configured`, or less while the server is under stress. */
+  readTimeout(configured: number): number;
+  /** Answers an idle client's timeout (421) and closes. */
+  timedOut(): Promise<void>;
   inputPending(ms: number): Promise<boolean>;
   /** Reads one AUTH continuation line. */
   readLine(): Promise<string | undefined>;

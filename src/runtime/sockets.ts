@@ -140,6 +140,28 @@ export class SocketTransport {
     if (!this.#sock.destroyed) this.#sock.write(data);
   }
 
+  backlog(): number {
+    return this.#sock.destroyed ? 0 : this.#sock.writableLength;
+  }
+
+  drained(): Promise<void> {
+    const s = this.#sock;
+    if (s.destroyed || s.writableLength === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        s.off("drain", done);
+        s.off("close", done);
+        resolve();
+      };
+      s.on("drain", done);
+      s.on("close", done);
+    });
+  }
+
+  abort(): void {
+    this.#sock.destroy();
+  }
+
   close(): void {
     const s = this.#sock;
     s.end();

@@ -4,7 +4,8 @@
  * @module
  */
 import { randomBytes } from "node:crypto";
-import { LOGERROR, LOGINFO, LOGNOTICE } from "../api/codes.ts";
+import { LOGERROR, LOGINFO, LOGNOTICE, LOGWARN } from "../api/codes.ts";
+import { STALL_MS } from "../core/hook_runner.ts";
 import { normaliseIp } from "../api/ip.ts";
 import type { ListenSpec } from "../config/settings.ts";
 import { preConnection } from "../core/pre_connection.ts";
@@ -29,6 +30,7 @@ export class SmtpServer {
   readonly sessions = new Set<Session>();
   readonly #perIp = new Map<string, number>();
   #stopping = false;
+  #monitor: ReturnType<typeof setInterval> | undefined;
   #open!: () => void;
   /** Connections wait on this until `open()`: nothing is served before privileges are dropped. */
   readonly #ready = new Promise<void>((r) => (this.#open = r));
@@ -55,7 +57,52 @@ export class SmtpServer {
       );
       this.#listeners.push(l);
     }
+    this.#watchEventLoop();
     return this.#listeners.map((l) => l.bound);
+  }
+
+  /**
+   * Logs when something held the event loop (every connection waited), naming the plugin calls
+   * that were running then: a plugin that computes for long must move the work off the loop.
+   */
+  #watchEventLoop(): void {
+    const every = 100;
+    let last = performance.now();
+    this.#monitor = setInterval(() => {
+      const now = performance.now();
+      const held = now - last - every;
+      last = now;
+      if (held <= STALL_MS) return;
+      const running = [...this.registry.host.running].filter((r) => r.since < now - held).map((r) => `${r.plugin} (${r.hook})`);
+      this.#log(
+        LOGWARN,
+        `the event loop was held for ${Math.round(held)} ms${running.length ? `; plugin calls running: ${running.join(", ")}` : ""}`,
+      );
+    }, every);
+    (this.#monitor as { unref?: () => void }).unref?.();
+  }
+
+  /**
+   * Postfix-style stress: while the open connections are at `stress_threshold` percent of the
+   * limit, every read waits at most `stress_timeout`, so clients that trickle make room for real
+   * ones. A session that lived through stress keeps the short timeouts (as a Postfix smtpd
+   * started under stress does), so the last tricklers do not escape when the others are cut.
+   */
+  #updateStress(): void {
+    const host = this.registry.host;
+    const limit = this.#opts.limitConnections;
+    let percent = 75;
+    try {
+      percent = host.configDir.int("stress_threshold", 75);
+    } catch { /* reported by qpsmtpd check and by each session */ }
+    const stressed = limit > 0 && this.sessions.size * 100 >= limit * Math.min(100, Math.max(1, percent));
+    if (stressed === host.stressed) return;
+    host.stressed = stressed;
+    this.#log(
+      LOGNOTICE,
+      stressed ? `under stress: ${this.sessions.size} of ${limit} connections; reads now time out sooner` : "stress over",
+    );
+    for (const s of this.sessions) s.poke();
   }
 
   #log(level: number, message: string): void {
@@ -125,10 +172,12 @@ export class SmtpServer {
         ...(cipher ? { tlsCipher: cipher } : {}),
       });
       this.sessions.add(session);
+      this.#updateStress();
       try {
         await session.run();
       } finally {
         this.sessions.delete(session);
+        this.#updateStress();
       }
     } finally {
       const n = (this.#perIp.get(remote) ?? 1) - 1;
@@ -140,6 +189,7 @@ export class SmtpServer {
   /** Stops accepting; lets open transactions finish for `graceMs`, then ends the rest with 421. */
   async stop(graceMs: number): Promise<void> {
     this.#stopping = true;
+    clearInterval(this.#monitor);
     for (const l of this.#listeners) l.close();
     for (const s of this.sessions) s.drain();
     const all = Promise.all([...this.sessions].map((s) => s.done));

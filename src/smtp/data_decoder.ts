@@ -33,6 +33,8 @@ export class DataDecoder {
   size = 0;
   /** A bare CR or bare LF was seen. */
   bareNewline = false;
+  /** A NUL byte was seen (RFC 5321 does not allow it in mail text; a next hop may drop it). */
+  nul = false;
   readonly maxSize: number;
 
   /** @param maxSize bytes of content to emit before discarding (Infinity = no limit) */
@@ -121,6 +123,7 @@ export class DataDecoder {
   }
 
   #finish(out: Buffer, len: number, done: boolean, rest: Buffer): DecodeResult {
+    if (!this.nul && out.subarray(0, len).indexOf(0) >= 0) this.nul = true;
     const before = this.size;
     this.size += len;
     let keep = len;

@@ -63,6 +63,15 @@ class MemoryTransport implements Transport {
   close(): void {
     this.closed = true;
   }
+  backlog(): number {
+    return 0;
+  }
+  drained(): Promise<void> {
+    return Promise.resolve();
+  }
+  abort(): void {
+    this.closed = true;
+  }
   pause(): void {}
   resume(): void {}
 }
@@ -246,6 +255,15 @@ export class TestSession {
 
   unmockConfig(name: string): void {
     this.#registry.host.configDir.overrides.delete(name);
+  }
+
+  /**
+   * Puts the server under stress (as when open connections near the limit), or takes it out:
+   * every read then waits at most `stress_timeout`.
+   */
+  stress(on: boolean): void {
+    this.#registry.host.stressed = on;
+    this.#session?.poke();
   }
 
   /** Ends the session as a vanished client would. */

@@ -152,3 +152,39 @@ describe("the per-call time limit", () => {
     expect(await start).toBe("(override plugins):1: plugin stuck failed to load: init did not finish within 30s");
   });
 });
+
+describe("a client that leaves", () => {
+  test("ends its session at once, whatever a plugin is waiting for; the plugin's signal says why", async () => {
+    const clock = new FakeClock();
+    let signal: AbortSignal | undefined;
+    const t = await TestSession.start({
+      clock,
+      modules: { hang: { hook_rcpt() { signal = this.signal; return never(); } }, tail: { hook_disconnect: () => DECLINED } },
+      plugins: ["hang", "tail"],
+      config: { plugin_timeout: "0" }, // no time limit: only the client's leaving can end the wait
+    });
+    await envelope(t);
+    void t.command("RCPT TO:<b@example.org>");
+    await clock.advance(1);
+    expect(t.closed).toBe(false);
+    await t.end(); // resolves only when the session has finished
+    expect(t.closed).toBe(true);
+    expect(signal?.aborted).toBe(true);
+    expect(String(signal?.reason)).toContain("the client has gone");
+    expect(t.logs.some((l) => l.message === "the client left while plugin hang was in hook rcpt; not waiting for it")).toBe(true);
+  });
+});
+
+describe("a plugin that computes on the event loop", () => {
+  test("is logged with its name and hook when it holds the loop past 200 ms", async () => {
+    const busy: Hooks["helo"] = function () {
+      const until = performance.now() + 250;
+      while (performance.now() < until) { /* computing */ }
+      return DECLINED;
+    };
+    const t = await TestSession.start({ modules: { busy: { hook_helo: busy } }, plugins: ["busy"] });
+    await t.command("HELO c");
+    const line = t.logs.find((l) => l.message.startsWith("plugin busy held the event loop for"));
+    expect(line).toMatchObject({ level: 4, hook: "helo", plugin: "busy" });
+  });
+});

@@ -125,10 +125,10 @@ describe("limits and abuse", () => {
     }
   });
 
-  test("too many errors end the session with 421", async () => {
+  test("max_errors error replies end the session: the 421 is the next error reply at the latest", async () => {
     const t = await TestSession.start({ config: { max_errors: "3" } });
     const r = await t.send("FOO\r\nFOO\r\nFOO\r\nFOO\r\nNOOP\r\n");
-    expect(r.map((x) => x.code)).toEqual([500, 500, 500, 500, 421]);
+    expect(r.map((x) => x.code)).toEqual([500, 500, 500, 421]);
     expect(t.closed).toBe(true);
   });
 
@@ -182,12 +182,37 @@ describe("limits and abuse", () => {
     await envelope(t);
     await t.command("DATA");
     await t.send("Subject: slow\r\n\r\n");
-    await clock.advance(1_100);
-    const r = await t.send("one more line\r\n");
-    expect(r.map((x) => x.code)).toEqual([421]);
-    expect(r[0]!.text).toContain("too slow");
+    await clock.advance(500);
+    expect((await t.send("one more line\r\n")).map((x) => x.code)).toEqual([]); // within the grace: fine
+    await clock.advance(600);
+    expect(t.replies.at(-1)).toMatchObject({ code: 421, text: "4.4.2 DATA too slow, closing connection" });
     expect(t.closed).toBe(true);
     expect(queued).toEqual([]);
+  });
+
+  test("a client silent after 354 is cut when it falls under the rate floor, not at the timeout", async () => {
+    const clock = new FakeClock();
+    const { t, queued } = await mta({ clock, config: { data_rate_min: "100", data_rate_grace: "30", timeout: "1200" } });
+    await envelope(t);
+    await t.command("DATA");
+    await t.send(`Subject: x\r\n\r\n${"y".repeat(4000)}\r\n`); // enough for 40 s at 100 bytes/s
+    await clock.advance(39_000);
+    expect(t.closed).toBe(false);
+    await clock.advance(2_000);
+    expect(t.replies.at(-1)?.text).toBe("4.4.2 DATA too slow, closing connection");
+    expect(t.closed).toBe(true);
+    expect(queued).toEqual([]);
+  });
+
+  test("under stress every read waits at most stress_timeout", async () => {
+    const clock = new FakeClock();
+    const t = await TestSession.start({ clock, config: { timeout: "1200", stress_timeout: "10" } });
+    t.stress(true);
+    await clock.advance(9_000);
+    expect(t.closed).toBe(false);
+    await clock.advance(1_000);
+    expect(t.replies.at(-1)?.code).toBe(421);
+    expect(t.closed).toBe(true);
   });
 
   test("bytes sent after DATA before 354 are a synchronisation error", async () => {
@@ -583,6 +608,20 @@ describe("body_replace", () => {
       expect((await t.data("Subject: rewritten\nX-Keep: 1\n\nthe old body\nwith more lines\n")).code).toBe(250);
       expect(queued[0]).toContain("Subject: rewritten\nX-Keep: 1\n\na new body\nof two lines\n");
       expect(queued[0]).not.toContain("old body");
+    }
+  });
+});
+
+describe("NUL in the message", () => {
+  test("is refused with 554 5.6.0 after the real end; nothing is kept; the session goes on", async () => {
+    for (const body of ["a\r\n\0.\r\nsmuggled\r\n", "a\r\n.\0\r\nMAIL FROM:<x@evil.test>\r\n"]) {
+      const { t, queued } = await mta();
+      await envelope(t);
+      await t.command("DATA");
+      const r = await t.send(`${body}.\r\n`);
+      expect(r.map((x) => [x.code, x.text])).toEqual([[554, "5.6.0 Error: NUL character in message"]]);
+      expect(queued).toEqual([]);
+      expect((await t.command("NOOP")).code).toBe(250);
     }
   });
 });

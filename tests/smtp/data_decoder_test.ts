@@ -99,3 +99,20 @@ describe("DataDecoder", () => {
     expect(o.content).toBe(`${line}\n`);
   });
 });
+
+describe("NUL bytes", () => {
+  for (const [name, data] of [["CRLF NUL . CRLF", "a\r\n\0.\r\nb\r\n.\r\n"], ["CRLF . NUL CRLF", "a\r\n.\0\r\nb\r\n.\r\n"], ["a NUL in a line", "a\0b\r\n.\r\n"]]) {
+    test(`${name} is flagged, and only the real end ends the data`, () => {
+      const d = new DataDecoder();
+      const r = d.feed(Buffer.from(data!, "latin1"));
+      expect(r.done).toBe(true);
+      expect(r.rest.length).toBe(0);
+      expect(d.nul).toBe(true);
+    });
+  }
+  test("clean data is not flagged", () => {
+    const d = new DataDecoder();
+    d.feed(Buffer.from("a\r\nb\r\n.\r\n"));
+    expect(d.nul).toBe(false);
+  });
+});
