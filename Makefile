@@ -7,7 +7,7 @@ SRC := $(shell find src plugins -name '*.ts' -not -name generated_types.ts 2>/de
 API := $(shell find src/api src/testing -name '*.ts' 2>/dev/null)
 TYPES := src/cli/generated_types.ts
 
-.PHONY: all run build check typecheck lint fmt test bench clean deps debian-deps
+.PHONY: all run build check typecheck lint fmt test fuzz bench clean deps debian-deps
 
 all: build
 
@@ -54,6 +54,11 @@ check: lint typecheck build
 ## test: type-check, every test (unit, end-to-end against dist/qpsmtpd, Deno), then one summary line
 test: debian-deps node_modules/.installed build
 	@bash tests/run.sh
+
+## fuzz: a grammar-based SMTP fuzzer against dist/qpsmtpd for FUZZ_SECONDS (60); make test runs 20 s
+FUZZ_SECONDS ?= 60
+fuzz: build
+	$(BUN) tools/fuzz.ts --seconds $(FUZZ_SECONDS)
 
 ## bench: smtp-source against dist/qpsmtpd (not a test)
 bench: build
