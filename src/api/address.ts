@@ -7,11 +7,15 @@
  * @module
  */
 import { isIPv4, isIPv6 } from "node:net";
+import { domainToASCII } from "node:url";
+import type { RcptDsn } from "./esmtp.ts";
 import { accessNote, type AddressNotes, notesStore, type NoteValue } from "./notes.ts";
 
 const ATOM = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+$/;
 const DOT_STRING = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*$/;
 const LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$/;
+/** RFC 6531 local parts: atext plus any non-ASCII character. */
+const UTF8_DOT_STRING = /^(?:[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]|[^\x00-\x7f])+(?:\.(?:[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]|[^\x00-\x7f])+)*$/u;
 const GENERAL_LITERAL = /^[A-Za-z0-9-]*[A-Za-z0-9]:[\x21-\x5a\x5e-\x7e]+$/;
 
 export const MAX_LOCAL_PART = 64;
@@ -24,6 +28,21 @@ export function isDomain(s: string): boolean {
   return true;
 }
 
+/**
+ * A domain in its ASCII form (IDNA a-labels, lower case), so `bücher.example` and
+ * `xn--bcher-kva.example` compare as one; "" when it is not a valid domain.
+ */
+export function asciiDomain(s: string): string {
+  if (!/[^\x00-\x7f]/.test(s)) return s.toLowerCase();
+  const a = domainToASCII(s);
+  return isDomain(a) ? a.toLowerCase() : "";
+}
+
+/** Whether `s` holds any non-ASCII character. */
+export function isUtf8(s: string): boolean {
+  return /[^\x00-\x7f]/.test(s);
+}
+
 /** `[1.2.3.4]`, `[IPv6:…]` or a general `[tag:content]` literal. */
 export function isAddressLiteral(s: string): boolean {
   if (s.length < 3 || s[0] !== "[" || s[s.length - 1] !== "]") return false;
@@ -34,7 +53,7 @@ export function isAddressLiteral(s: string): boolean {
 }
 
 /** Parses a quoted-string starting at `s[i]` (a `"`); returns its value and the index after it. */
-function readQuoted(s: string, i: number): { value: string; end: number } | undefined {
+function readQuoted(s: string, i: number, utf8: boolean): { value: string; end: number } | undefined {
   let value = "";
   for (let j = i + 1; j < s.length; j++) {
     const ch = s.charCodeAt(j);
@@ -43,7 +62,7 @@ function readQuoted(s: string, i: number): { value: string; end: number } | unde
       const next = s.charCodeAt(j + 1);
       if (!(next >= 32 && next <= 126)) return undefined;
       value += s[++j];
-    } else if (ch >= 32 && ch <= 126) value += s[j];
+    } else if ((ch >= 32 && ch <= 126) || (utf8 && ch >= 0x80)) value += s[j];
     else return undefined;
   }
   return undefined;
@@ -54,6 +73,8 @@ export class Address {
   user: string;
   /** The domain or address literal; undefined for `<>` and `<postmaster>`. */
   host: string | undefined;
+  /** A recipient's DSN parameters (NOTIFY, ORCPT), when the client gave any. */
+  dsn: RcptDsn | undefined;
   readonly #notes = notesStore();
 
   constructor(user: string, host?: string) {
@@ -61,9 +82,12 @@ export class Address {
     this.host = host;
   }
 
-  /** Parses `<path>`; undefined when it is not a valid RFC 5321 path. */
-  static parse(path: string): Address | undefined {
-    if (path.length > MAX_PATH || path[0] !== "<" || path[path.length - 1] !== ">") return undefined;
+  /**
+   * Parses `<path>`; undefined when it is not a valid RFC 5321 path. With `utf8` (the MAIL
+   * carried SMTPUTF8) the local part may hold UTF-8 and the domain may be an IDN (RFC 6531).
+   */
+  static parse(path: string, opts: { readonly utf8?: boolean } = {}): Address | undefined {
+    if (Buffer.byteLength(path) > MAX_PATH || path[0] !== "<" || path[path.length - 1] !== ">") return undefined;
     let s = path.slice(1, -1);
     if (s === "") return new Address("");
     if (/^postmaster$/i.test(s)) return new Address(s);
@@ -77,15 +101,16 @@ export class Address {
       }
       s = s.slice(colon + 1);
     }
-    return Address.parseMailbox(s);
+    return Address.parseMailbox(s, opts);
   }
 
-  /** Parses a bare mailbox `local@domain`. */
-  static parseMailbox(s: string): Address | undefined {
+  /** Parses a bare mailbox `local@domain` (`utf8` as for `parse`). */
+  static parseMailbox(s: string, opts: { readonly utf8?: boolean } = {}): Address | undefined {
+    const utf8 = opts.utf8 === true;
     let user: string;
     let rest: string;
     if (s[0] === '"') {
-      const q = readQuoted(s, 0);
+      const q = readQuoted(s, 0, utf8);
       if (!q || s[q.end] !== "@") return undefined;
       user = q.value;
       rest = s.slice(q.end + 1);
@@ -94,10 +119,11 @@ export class Address {
       if (at <= 0) return undefined;
       user = s.slice(0, at);
       rest = s.slice(at + 1);
-      if (!DOT_STRING.test(user)) return undefined;
+      if (!(utf8 ? UTF8_DOT_STRING : DOT_STRING).test(user)) return undefined;
     }
-    if (user.length > MAX_LOCAL_PART) return undefined;
-    if (!(isDomain(rest) || isAddressLiteral(rest))) return undefined;
+    // RFC 6531 3.3: the limits count octets.
+    if (Buffer.byteLength(user) > MAX_LOCAL_PART) return undefined;
+    if (!(isDomain(rest) || isAddressLiteral(rest) || (utf8 && isUtf8(rest) && asciiDomain(rest) !== ""))) return undefined;
     return new Address(user, rest);
   }
 
@@ -105,9 +131,20 @@ export class Address {
     return this.user === "" && this.host === undefined;
   }
 
+  /** The local part or domain holds UTF-8: it travels only with SMTPUTF8. */
+  isUtf8(): boolean {
+    return isUtf8(this.user) || isUtf8(this.host ?? "");
+  }
+
+  /** The domain as IDNA a-labels in lower case (for comparing with rcpthosts and the like). */
+  asciiHost(): string | undefined {
+    if (this.host === undefined || this.host[0] === "[") return this.host?.toLowerCase();
+    return asciiDomain(this.host);
+  }
+
   /** The local part, quoted when it is not a dot-string. */
   local(): string {
-    if (DOT_STRING.test(this.user) || ATOM.test(this.user)) return this.user;
+    if (DOT_STRING.test(this.user) || ATOM.test(this.user) || (isUtf8(this.user) && UTF8_DOT_STRING.test(this.user))) return this.user;
     return `"${this.user.replace(/(["\\])/g, "\\$1")}"`;
   }
 

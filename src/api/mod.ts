@@ -12,7 +12,8 @@
  * @module
  */
 export * from "./codes.ts";
-export { Address, isAddressLiteral, isDomain } from "./address.ts";
+export { Address, asciiDomain, isAddressLiteral, isDomain, isUtf8 } from "./address.ts";
+export { type BodyType, type DsnNotify, type MailOptions, type RcptDsn, xtextDecode, xtextEncode } from "./esmtp.ts";
 export { Header } from "./header.ts";
 export type { Connection } from "./connection.ts";
 export type { Transaction } from "./transaction.ts";

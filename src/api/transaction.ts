@@ -4,6 +4,7 @@
  * @module
  */
 import type { Address } from "./address.ts";
+import type { MailOptions } from "./esmtp.ts";
 import type { Header } from "./header.ts";
 import type { NoteValue, TransactionNotes } from "./notes.ts";
 
@@ -12,6 +13,8 @@ export interface Transaction {
   readonly started: number;
   /** Gets, or sets and returns, the envelope sender. */
   sender(address?: Address): Address | undefined;
+  /** What the MAIL command's parameters declared (SIZE, BODY, SMTPUTF8, REQUIRETLS, DSN RET/ENVID). */
+  mail_options(): MailOptions;
   /** The recipients accepted so far; with arguments, replaces the whole list. */
   recipients(...list: Address[]): Address[];
   add_recipient(address: Address): void;

@@ -5,6 +5,7 @@
  */
 import { rmSync } from "node:fs";
 import type { Address } from "../api/address.ts";
+import type { MailOptions } from "../api/esmtp.ts";
 import type { Header } from "../api/header.ts";
 import { linesOf } from "../api/lines.ts";
 import { accessNote, notesStore, type NoteValue, type TransactionNotes } from "../api/notes.ts";
@@ -24,6 +25,8 @@ export interface TransactionControl {
   write(t: SmtpTransaction, data: Uint8Array): void;
   /** Marks where the body starts (after the original header block and its blank line). */
   setBodyStart(t: SmtpTransaction, offset: number): void;
+  /** Records the MAIL parameters the core accepted. */
+  setMailOptions(t: SmtpTransaction, options: MailOptions): void;
   /** Remembers a temp file to delete with the transaction. */
   addTempFile(t: SmtpTransaction, path: string): void;
   /** Frees the spool and the temp files. */
@@ -32,9 +35,12 @@ export interface TransactionControl {
 
 let control!: TransactionControl;
 
+const NO_OPTIONS: MailOptions = Object.freeze({ smtputf8: false, requiretls: false });
+
 export class SmtpTransaction implements Transaction {
   readonly started: number;
   #sender: Address | undefined;
+  #mailOptions: MailOptions = NO_OPTIONS;
   #recipients: Address[] = [];
   #header: Header | undefined;
   readonly #notes = notesStore();
@@ -52,6 +58,9 @@ export class SmtpTransaction implements Transaction {
     control = {
       write(t, data) {
         t.#spoolOf().write(data);
+      },
+      setMailOptions(t, options) {
+        t.#mailOptions = Object.freeze({ ...options });
       },
       setBodyStart(t, offset) {
         t.#bodyStart = offset;
@@ -74,6 +83,10 @@ export class SmtpTransaction implements Transaction {
   sender(address?: Address): Address | undefined {
     if (address !== undefined) this.#sender = address;
     return this.#sender;
+  }
+
+  mail_options(): MailOptions {
+    return this.#mailOptions;
   }
 
   recipients(...list: Address[]): Address[] {
