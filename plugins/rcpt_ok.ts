@@ -4,17 +4,18 @@
  *
  * Hooks: rcpt.
  * Config files: `rcpthosts` (a domain, or `.example.org` for every subdomain), `morercpthosts`
- * (more domains, a flat file here), `me`.
+ * (more domains, a flat file here), `me`. Domains compare in their ASCII (a-label) form, so an IDN
+ * recipient sent with SMTPUTF8 (`bücher.example`) matches `xn--bcher-kva.example` and the reverse.
  * Replies: OK for relay clients (relay or AUTH; a whitelisted sender or host is not enough,
  * since sender addresses are forged at will); OK when the recipient's domain is local
  * and its local part has no routing characters (`%`, `!`, `@`); OK for a bare `<postmaster>`;
  * otherwise `550 Relaying denied (#5.7.1)`.
  */
-import { DECLINED, DENY, type Hooks, LOGINFO, OK } from "qpsmtpd";
+import { asciiDomain, DECLINED, DENY, type Hooks, LOGINFO, OK } from "qpsmtpd";
 
 export const hook_rcpt: Hooks["rcpt"] = function (_txn, rcpt) {
   if (this.connection.relay_client()) return OK;
-  const host = rcpt.host?.toLowerCase();
+  const host = rcpt.asciiHost();
   if (host === undefined) {
     // <postmaster> without a domain must always be accepted (RFC 5321 4.5.1).
     return /^postmaster$/i.test(rcpt.user) ? OK : DECLINED;
@@ -29,10 +30,11 @@ export const hook_rcpt: Hooks["rcpt"] = function (_txn, rcpt) {
   return [DENY, "Relaying denied (#5.7.1)"];
 };
 
+/** Whether `host` (a-label form, lower case) is `me` or listed. */
 export function isLocal(host: string, me: string, rcpthosts: readonly string[], more: readonly string[]): boolean {
-  if (host === me.toLowerCase()) return true;
+  if (host === asciiDomain(me)) return true;
   for (const raw of [...rcpthosts, ...more]) {
-    const entry = raw.toLowerCase();
+    const entry = raw.startsWith(".") ? `.${asciiDomain(raw.slice(1))}` : asciiDomain(raw);
     if (entry === host) return true;
     if (entry.startsWith(".") && host.endsWith(entry)) return true;
   }

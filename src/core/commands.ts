@@ -9,14 +9,18 @@ import { DENY, DENY_DISCONNECT, DONE, LOGERROR, OK } from "../api/codes.ts";
 import type { Params } from "../api/hooks.ts";
 import { parsePathArgument } from "../api/path_argument.ts";
 import { parseParams } from "../smtp/command.ts";
+import { cmdXclient, xclientKeyword } from "./xclient.ts";
 import { advertisedMechanisms, cmdAuth } from "./auth.ts";
 import { connectionControl } from "./connection.ts";
+import { cmdBdat } from "./bdat.ts";
 import { cmdData } from "./data.ts";
+import { isReply, mailOptions, rcptDsn } from "./esmtp_params.ts";
 import { refuse } from "./refusals.ts";
 import { REPLIES } from "./replies.ts";
 import type { SmtpSession } from "./smtp_session.ts";
 import { parseWith } from "./parse_hooks.ts";
 import { freeSpace } from "./spool.ts";
+import { transactionControl } from "./transaction.ts";
 
 export type CommandHandler = (s: SmtpSession, rest: string) => Promise<void>;
 
@@ -45,6 +49,12 @@ async function cmdHelo(s: SmtpSession, rest: string, verb: "helo" | "ehlo" = "he
   }
   const lines = [hi, "PIPELINING", "8BITMIME"];
   if (s.limits.databytes > 0) lines.push(`SIZE ${s.limits.databytes}`);
+  lines.push("ENHANCEDSTATUSCODES", "SMTPUTF8", "CHUNKING", "BINARYMIME", "DSN");
+  lines.push(`LIMITS RCPTMAX=${s.limits.maxRcpt}${s.limits.maxMail > 0 ? ` MAILMAX=${s.limits.maxMail}` : ""}`);
+  if (conn.tls) lines.push("REQUIRETLS");
+  const xclient = xclientKeyword(s);
+  if (xclient) lines.push(xclient);
+  s.enhancedCodes = true;
   const caps = s.transaction.notes("capabilities");
   if (Array.isArray(caps)) lines.push(...caps.map(String));
   const mechs = advertisedMechanisms(s);
@@ -53,13 +63,30 @@ async function cmdHelo(s: SmtpSession, rest: string, verb: "helo" | "ehlo" = "he
   s.send(REPLIES.ehloOk(lines));
 }
 
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+function decodeUtf8(latin1: string): string | undefined {
+  try {
+    return UTF8.decode(Buffer.from(latin1, "latin1"));
+  } catch {
+    return undefined;
+  }
+}
+
 interface Envelope {
   readonly address: Address;
   readonly params: Params;
 }
 
 /** Parses `FROM:<path> params` or `TO:<path> params`, with the parse and pre hooks. */
-async function parseEnvelope(s: SmtpSession, rest: string, kind: "mail" | "rcpt"): Promise<Envelope | undefined> {
+async function parseEnvelope(s: SmtpSession, line: string, kind: "mail" | "rcpt"): Promise<Envelope | undefined> {
+  // The line arrives as bytes (latin1); an address with non-ASCII must be UTF-8 (RFC 6531).
+  const utf8 = /[\x80-\xff]/.test(line);
+  const rest = utf8 ? decodeUtf8(line) : line;
+  if (rest === undefined) {
+    s.send(REPLIES.badUtf8);
+    return undefined;
+  }
   const parsed = await parseWith(s, `${kind}_parse`, kind, rest);
   if (!parsed) return undefined;
   let path: string;
@@ -82,37 +109,12 @@ async function parseEnvelope(s: SmtpSession, rest: string, kind: "mail" | "rcpt"
   }
   const pre = await s.runHooks(`${kind}_pre`, path, params);
   if (pre.code === OK && pre.msg[0]) path = pre.msg[0];
-  const address = /^<.*>$/s.test(path) ? Address.parse(path) : undefined;
+  const address = /^<.*>$/s.test(path) ? Address.parse(path, { utf8 }) : undefined;
   if (!address || (kind === "rcpt" && address.isNull())) {
     s.send(kind === "mail" ? REPLIES.badSender : REPLIES.badRecipient);
     return undefined;
   }
   return { address, params };
-}
-
-/** Checks the ESMTP parameters the core knows; anything else was not advertised. */
-function checkParams(s: SmtpSession, params: Params, kind: "mail" | "rcpt"): boolean {
-  for (const [key, value] of Object.entries(params)) {
-    if (kind === "mail" && key === "size") {
-      if (value === undefined || !/^\d{1,20}$/.test(value)) {
-        s.send(REPLIES.badSize);
-        return false;
-      }
-      if (s.limits.databytes > 0 && Number(value) > s.limits.databytes) {
-        s.send(REPLIES.sizeExceeded);
-        return false;
-      }
-    } else if (kind === "mail" && key === "body") {
-      if (!/^(7BIT|8BITMIME)$/i.test(value ?? "")) {
-        s.send(REPLIES.badBody);
-        return false;
-      }
-    } else if (!(kind === "mail" && key === "auth")) {
-      s.send(REPLIES.unsupportedParameter(key));
-      return false;
-    }
-  }
-  return true;
 }
 
 async function cmdMail(s: SmtpSession, rest: string): Promise<void> {
@@ -122,10 +124,23 @@ async function cmdMail(s: SmtpSession, rest: string): Promise<void> {
   }
   // A MAIL inside an open transaction starts a new one (qmail behaviour).
   if (s.hasTransaction() && s.transaction.sender()) await s.resetTransaction();
+  if (s.limits.maxMail > 0 && s.transactions >= s.limits.maxMail) {
+    s.send(REPLIES.tooManyTransactions);
+    return;
+  }
   const env = await parseEnvelope(s, rest, "mail");
-  if (!env || !checkParams(s, env.params, "mail")) return;
+  if (!env) return;
+  const options = mailOptions(env.params, { databytes: s.limits.databytes, tls: s.connection.tls });
+  if (isReply(options)) {
+    s.send(options);
+    return;
+  }
+  if (env.address.isUtf8() && !options.smtputf8) {
+    s.send(REPLIES.utf8WithoutSmtputf8);
+    return;
+  }
   // RFC 5321 4.5.3.1.10 / Postfix queue_minfree: refuse while the spool cannot take the message.
-  const need = Math.max(s.limits.spoolMinFree, 1.5 * Math.max(s.limits.databytes, Number(env.params["size"] ?? 0)));
+  const need = Math.max(s.limits.spoolMinFree, 1.5 * Math.max(s.limits.databytes, options.size ?? 0));
   const spool = s.spoolDir();
   if (freeSpace(spool) < need) {
     s.log(LOGERROR, `spool disk ${spool} has less than ${need} bytes free`);
@@ -136,6 +151,8 @@ async function cmdMail(s: SmtpSession, rest: string): Promise<void> {
   const r = await s.runHooks("mail", from, env.params);
   if (await refuse(s, r, REPLIES.mailRefusals(String(from)))) return;
   s.transaction.sender(from);
+  transactionControl.setMailOptions(s.transaction, options);
+  s.transactions++;
   s.send(REPLIES.senderOk(String(from)));
 }
 
@@ -149,8 +166,18 @@ async function cmdRcpt(s: SmtpSession, rest: string): Promise<void> {
     return;
   }
   const env = await parseEnvelope(s, rest, "rcpt");
-  if (!env || !checkParams(s, env.params, "rcpt")) return;
+  if (!env) return;
+  const dsn = rcptDsn(env.params);
+  if (isReply(dsn)) {
+    s.send(dsn);
+    return;
+  }
+  if (env.address.isUtf8() && !s.transaction.mail_options().smtputf8) {
+    s.send(REPLIES.utf8WithoutSmtputf8);
+    return;
+  }
   const to = env.address;
+  to.dsn = dsn;
   const r = await s.runHooks("rcpt", to, env.params);
   if (r.code === OK) {
     s.transaction.add_recipient(to);
@@ -213,10 +240,12 @@ export const COMMANDS: Readonly<Record<string, CommandHandler>> = Object.assign(
   mail: cmdMail,
   rcpt: cmdRcpt,
   data: cmdData,
+  bdat: cmdBdat,
   rset: cmdRset,
   noop: cmdNoop,
   vrfy: cmdVrfy,
   help: cmdHelp,
   quit: cmdQuit,
   auth: cmdAuth,
+  xclient: cmdXclient,
 });

@@ -18,6 +18,8 @@ export interface Endpoints {
 /** What only the engine may change on a connection. */
 export interface ConnectionControl {
   greeted(c: SmtpConnection, verb: "helo" | "ehlo", host: string): void;
+  /** The HELO name a proxy reported (XCLIENT HELO); a later HELO/EHLO replaces it. */
+  reportedHelo(c: SmtpConnection, host: string): void;
   /** TLS is up: records the cipher and forgets the greeting (RFC 3207). */
   secured(c: SmtpConnection, cipher: string): void;
 }
@@ -50,6 +52,9 @@ export class SmtpConnection implements Connection {
     control = {
       greeted(c, verb, host) {
         c.#hello = verb;
+        c.#helloHost = host;
+      },
+      reportedHelo(c, host) {
         c.#helloHost = host;
       },
       secured(c, cipher) {

@@ -21,6 +21,8 @@ export interface Limits {
   readonly dataRateGrace: number;
   /** `max_rcpt`: recipients per transaction. @default 1000 */
   readonly maxRcpt: number;
+  /** `max_mail`: transactions (MAIL commands accepted) per session, 0 = no limit; LIMITS MAILMAX. @default 0 */
+  readonly maxMail: number;
   /** `max_errors`: error replies before `421` and disconnect. @default 20 */
   readonly maxErrors: number;
   /** `max_auth_failures`: failed AUTH attempts before `421` and disconnect. @default 3 */
@@ -62,6 +64,7 @@ export function readLimits(config: ConfigDir, report: (message: string) => void)
     dataRateMin: int("data_rate_min", 128),
     dataRateGrace: int("data_rate_grace", 60),
     maxRcpt: int("max_rcpt", 1000),
+    maxMail: int("max_mail", 0),
     maxErrors: int("max_errors", 20),
     maxAuthFailures: int("max_auth_failures", 3),
     databytes: int("databytes", 0),

@@ -68,7 +68,7 @@ export class Session implements SmtpSession, RunnerSession {
   readonly registry: Registry;
   readonly host: ServerHost;
   readonly clock: Clock;
-  readonly connection: SmtpConnection;
+  #connection: SmtpConnection;
   readonly limits: Limits;
   readonly input = new InputBuffer();
   /** What plugins see as `this.qp`. */
@@ -87,8 +87,9 @@ export class Session implements SmtpSession, RunnerSession {
   readonly #inConfigHook = new Set<string>();
   /** Set by SIGTERM handling: finish the current transaction, then say goodbye. */
   #draining = false;
-  /** Replies carry enhanced status codes (RFC 2034); off until ENHANCEDSTATUSCODES is spoken. */
-  readonly enhancedCodes = false;
+  /** Replies carry enhanced status codes (RFC 2034): on after an EHLO, which advertises them. */
+  enhancedCodes = false;
+  transactions = 0;
   authAdvertised = false;
   authUser: string | undefined;
   authMechanism: string | undefined;
@@ -111,7 +112,7 @@ export class Session implements SmtpSession, RunnerSession {
     this.host = opts.registry.host;
     this.clock = this.host.clock;
     this.#transport = opts.transport;
-    this.connection = new SmtpConnection(opts.endpoints, opts.id ?? randomBytes(4).toString("hex"), opts.tlsCipher);
+    this.#connection = new SmtpConnection(opts.endpoints, opts.id ?? randomBytes(4).toString("hex"), opts.tlsCipher);
     this.limits = readLimits(this.host.configDir, (m) => this.log(LOGERROR, m));
     this.api = new PluginSession(this);
     this.#run = { registry: this.registry, session: this, log: (l, m, h, p) => this.log(l, m, h, p) };
@@ -138,6 +139,10 @@ export class Session implements SmtpSession, RunnerSession {
     this.#isGone = true;
     this.#resolveGone();
     this.#wakeUp();
+  }
+
+  get connection(): SmtpConnection {
+    return this.#connection;
   }
 
   /** Whether the client has gone (a hook call that began before then is not waited for). */
@@ -315,16 +320,7 @@ export class Session implements SmtpSession, RunnerSession {
   /** Runs the session to its end: connect hooks, greeting, then commands. */
   async run(): Promise<void> {
     try {
-      const r = await this.runHooks("connect");
-      if (r.code === DENY || r.code === DENY_DISCONNECT) {
-        this.send(REPLIES.connectDenied, r.msg);
-        await this.disconnect();
-      } else if (r.code === DENYSOFT || r.code === DENYSOFT_DISCONNECT) {
-        this.send(REPLIES.connectDeferred, r.msg);
-        await this.disconnect();
-      } else if (r.code !== DONE) {
-        this.send(REPLIES.greeting(this.greeting()));
-      }
+      await this.#connect();
       while (!this.#closed) {
         if (!(await this.#throttle())) break;
         const line = await this.nextLine(this.limits.lineLength);
@@ -337,6 +333,37 @@ export class Session implements SmtpSession, RunnerSession {
     } finally {
       await this.#finish();
     }
+  }
+
+  /** The connect hooks, then the greeting (or the refusal). */
+  async #connect(): Promise<void> {
+    const r = await this.runHooks("connect");
+    if (r.code === DENY || r.code === DENY_DISCONNECT) {
+      this.send(REPLIES.connectDenied, r.msg);
+      await this.disconnect();
+    } else if (r.code === DENYSOFT || r.code === DENYSOFT_DISCONNECT) {
+      this.send(REPLIES.connectDeferred, r.msg);
+      await this.disconnect();
+    } else if (r.code !== DONE) {
+      this.send(REPLIES.greeting(this.greeting()));
+    }
+  }
+
+  /**
+   * Starts the session again as a connection from `endpoints` (XCLIENT): the transaction, the
+   * greeting, AUTH and the notes go; TLS stays; the connect hooks run and greet again.
+   */
+  async restartAs(endpoints: Endpoints, setup: (c: SmtpConnection) => void): Promise<void> {
+    await this.resetTransaction();
+    const old = this.#connection;
+    this.#connection = new SmtpConnection(endpoints, old.id, old.tls_cipher);
+    this.authAdvertised = false;
+    this.authUser = undefined;
+    this.authMechanism = undefined;
+    this.enhancedCodes = false;
+    this.transactions = 0;
+    setup(this.#connection);
+    await this.#connect();
   }
 
   async #dispatch(line: string): Promise<void> {

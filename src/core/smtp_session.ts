@@ -9,7 +9,7 @@ import type { HookArgs } from "../api/hooks.ts";
 import type { HookName } from "../api/hook_names.ts";
 import type { InputBuffer } from "../smtp/input.ts";
 import type { Clock } from "./clock.ts";
-import type { SmtpConnection } from "./connection.ts";
+import type { Endpoints, SmtpConnection } from "./connection.ts";
 import type { Outcome } from "./hook_runner.ts";
 import type { Limits } from "./limits.ts";
 import type { Registry } from "./registry.ts";
@@ -29,6 +29,10 @@ export interface SmtpSession {
   readonly me: string;
   /** The current transaction, created if there is none. */
   readonly transaction: SmtpTransaction;
+  /** Replies carry RFC 2034 enhanced status codes (after EHLO). */
+  enhancedCodes: boolean;
+  /** Transactions begun (MAIL accepted) in this session. */
+  transactions: number;
   /** AUTH was advertised in the last EHLO (the AUTH command exists only then). */
   authAdvertised: boolean;
   authUser: string | undefined;
@@ -58,6 +62,8 @@ export interface SmtpSession {
   /** Reads one AUTH continuation line. */
   readLine(): Promise<string | undefined>;
   startTls(reply?: string): Promise<void>;
+  /** Starts again as a connection from `endpoints` (XCLIENT): connect hooks and greeting. */
+  restartAs(endpoints: Endpoints, setup: (c: SmtpConnection) => void): Promise<void>;
   authenticated(): boolean;
   spoolDir(): string;
   tempFile(): string;

@@ -58,6 +58,14 @@ export class InputBuffer {
     return b;
   }
 
+  /** Takes at most `max` buffered bytes (a BDAT chunk). */
+  takeUpTo(max: number): Buffer {
+    if (this.size <= max) return this.take();
+    const b = this.#buf.subarray(this.#start, this.#start + max);
+    this.#start += max;
+    return b;
+  }
+
   /** Puts bytes back in front (what followed the end of DATA). */
   unshift(bytes: Buffer): void {
     if (bytes.length === 0) return;

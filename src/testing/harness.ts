@@ -23,10 +23,15 @@ import type { SetupOptions } from "./options.ts";
 
 export interface TestReply {
   readonly code: number;
+  /** The lines as sent, without the reply code (enhanced status codes included). */
   readonly lines: string[];
-  /** All lines joined by newlines, without codes. */
+  /** The RFC 3463 enhanced status code of the first line (sent after EHLO), or "". */
+  readonly status: string;
+  /** All lines joined by newlines, without reply codes or enhanced status codes. */
   readonly text: string;
 }
+
+const STATUS = /^([245]\.\d{1,3}\.\d{1,3}) /;
 
 /** A log line the session or a plugin wrote. */
 export interface TestLogLine {
@@ -85,7 +90,12 @@ export function parseReplies(text: string): TestReply[] {
     if (!m) continue;
     lines.push(m[3]!);
     if (m[2] === " ") {
-      out.push({ code: Number(m[1]), lines, text: lines.join("\n") });
+      out.push({
+        code: Number(m[1]),
+        lines,
+        status: STATUS.exec(lines[0]!)?.[1] ?? "",
+        text: lines.map((l) => l.replace(STATUS, "")).join("\n"),
+      });
       lines = [];
     }
   }
@@ -226,14 +236,14 @@ export class TestSession {
   /** Sends one command line and returns its (last) reply. */
   async command(line: string): Promise<TestReply> {
     const r = await this.send(`${line}\r\n`);
-    return r[r.length - 1] ?? { code: 0, lines: [], text: "" };
+    return r[r.length - 1] ?? { code: 0, lines: [], status: "", text: "" };
   }
 
   /** Sends a message after DATA's 354: the text (LF or CRLF lines) is dot-stuffed and terminated. */
   async data(message: string): Promise<TestReply> {
     const body = message.replace(/\r?\n/g, "\r\n").replace(/^\./gm, "..");
     const r = await this.send(`${body}${body.endsWith("\r\n") || body === "" ? "" : "\r\n"}.\r\n`);
-    return r[r.length - 1] ?? { code: 0, lines: [], text: "" };
+    return r[r.length - 1] ?? { code: 0, lines: [], status: "", text: "" };
   }
 
   /** Puts a fake plugin (named `mock_<hook>`) first in `hook`'s chain. */

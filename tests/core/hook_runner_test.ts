@@ -159,7 +159,15 @@ describe("a client that leaves", () => {
     let signal: AbortSignal | undefined;
     const t = await TestSession.start({
       clock,
-      modules: { hang: { hook_rcpt() { signal = this.signal; return never(); } }, tail: { hook_disconnect: () => DECLINED } },
+      modules: {
+        hang: {
+          hook_rcpt() {
+            signal = this.signal;
+            return never();
+          },
+        },
+        tail: { hook_disconnect: () => DECLINED },
+      },
       plugins: ["hang", "tail"],
       config: { plugin_timeout: "0" }, // no time limit: only the client's leaving can end the wait
     });

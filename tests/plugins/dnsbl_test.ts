@@ -43,7 +43,7 @@ describe("dnsbl", () => {
     const t = await start({ ip: "192.0.2.77", plugins: ["dnsbl"], config: { ...zones, dnsbl_rejectmsg: "Ask your ISP." } });
     const r = await toRcpt(t);
     expect(r.code).toBe(550);
-    expect(t.replies.at(-1)!.lines).toEqual(["Ask your ISP.", "Blocked, see https://quiet.example/?ip=192.0.2.77"]);
+    expect(t.replies.at(-1)!.lines).toEqual(["5.7.1 Ask your ISP.", "5.7.1 Blocked, see https://quiet.example/?ip=192.0.2.77"]);
   });
   test("unlisted and allowed clients pass; a silent zone does not stall the session", async () => {
     const started = Date.now();

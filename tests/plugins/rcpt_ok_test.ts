@@ -89,6 +89,23 @@ describe("helpers", () => {
   });
 });
 
+describe("IDN domains (SMTPUTF8)", () => {
+  const utf8 = (s: string): string => Buffer.from(s, "utf8").toString("latin1");
+  async function rcptTo(rcpthosts: string[], to: string): Promise<number> {
+    const t = await TestSession.start({ plugins, config: { ...config, rcpthosts } });
+    await t.command("EHLO c");
+    await t.command("MAIL FROM:<a@example.net> SMTPUTF8");
+    return (await t.send(utf8(`RCPT TO:${to}\r\n`)))[0]!.code;
+  }
+
+  test("a u-label recipient matches an a-label rcpthosts entry, and the reverse; a lookalike does not", async () => {
+    expect(await rcptTo(["xn--bcher-kva.example"], "<jörg@bücher.example>")).toBe(250);
+    expect(await rcptTo(["bücher.example"], "<a@XN--BCHER-KVA.example>")).toBe(250);
+    expect(await rcptTo([".bücher.example"], "<a@mx.bücher.example>")).toBe(250);
+    expect(await rcptTo(["bücher.example"], "<a@bucher.example>")).toBe(550);
+  });
+});
+
 describe("plugin loglevel argument", () => {
   test("absolute and relative levels shift every line of the plugin", async () => {
     const seen: Array<[number, string]> = [];

@@ -29,16 +29,16 @@ describe("tls", () => {
   test("a parameter, a second STARTTLS, or STARTTLS after AUTH is refused with its reply", async () => {
     const t = await TestSession.start({ plugins: tls });
     await t.command("EHLO c");
-    expect(await t.command("STARTTLS now")).toMatchObject({ code: 501, text: "5.5.4 Syntax error (no parameters allowed)" });
+    expect(await t.command("STARTTLS now")).toMatchObject({ code: 501, status: "5.5.4", text: "Syntax error (no parameters allowed)" });
     expect(t.tlsStarted).toBe(0);
     await t.command("STARTTLS");
     await t.command("EHLO c");
-    expect(await t.command("STARTTLS")).toMatchObject({ code: 554, text: "5.5.1 TLS already active" });
+    expect(await t.command("STARTTLS")).toMatchObject({ code: 554, status: "5.5.1", text: "TLS already active" });
     expect(t.tlsStarted).toBe(1);
     const a = await TestSession.start({ plugins: [...tls, "auth/auth_flat_file"], config: { flat_auth_pw: "u@example.org:pw" } });
     await a.command("EHLO c");
     expect((await a.command(`AUTH PLAIN ${b64("\0u@example.org\0pw")}`)).code).toBe(235);
-    expect(await a.command("STARTTLS")).toMatchObject({ code: 503, text: "5.5.1 Already authenticated" });
+    expect(await a.command("STARTTLS")).toMatchObject({ code: 503, status: "5.5.1", text: "Already authenticated" });
     expect(a.tlsStarted).toBe(0);
   });
 

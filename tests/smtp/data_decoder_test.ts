@@ -101,7 +101,12 @@ describe("DataDecoder", () => {
 });
 
 describe("NUL bytes", () => {
-  for (const [name, data] of [["CRLF NUL . CRLF", "a\r\n\0.\r\nb\r\n.\r\n"], ["CRLF . NUL CRLF", "a\r\n.\0\r\nb\r\n.\r\n"], ["a NUL in a line", "a\0b\r\n.\r\n"]]) {
+  for (
+    const [name, data] of [["CRLF NUL . CRLF", "a\r\n\0.\r\nb\r\n.\r\n"], ["CRLF . NUL CRLF", "a\r\n.\0\r\nb\r\n.\r\n"], [
+      "a NUL in a line",
+      "a\0b\r\n.\r\n",
+    ]]
+  ) {
     test(`${name} is flagged, and only the real end ends the data`, () => {
       const d = new DataDecoder();
       const r = d.feed(Buffer.from(data!, "latin1"));

@@ -23,7 +23,7 @@ describe("TestSession", () => {
       otherConnections: ["192.0.2.66"],
       maxConnIp: 3,
     });
-    expect(refused.replies).toEqual([{ code: 451, lines: ["go away for now"], text: "go away for now" }]);
+    expect(refused.replies).toEqual([{ code: 451, lines: ["go away for now"], status: "", text: "go away for now" }]);
     expect(refused.closed).toBe(true);
     expect(() => refused.connection).toThrow("refused before its session started");
     const served = await TestSession.start({
@@ -41,7 +41,7 @@ describe("TestSession", () => {
     await clock.advance(59_000);
     expect(t.closed).toBe(false);
     await clock.advance(1_000);
-    expect(t.replies.at(-1)).toMatchObject({ code: 421, text: "4.4.2 Connection timed out, closing" });
+    expect(t.replies.at(-1)).toMatchObject({ code: 421, status: "4.4.2", text: "Connection timed out, closing" });
     expect(t.closed).toBe(true);
   });
 
