@@ -11,44 +11,22 @@
  * Arguments: `action` (the default action), `scan-headers 1` (also scan the header),
  * `checkip 1` (also look up IP-address links, reversed), `max_lookups N` (default 30),
  * `loglevel`. Only the first 1 MB of the message is scanned.
- * Domains are reduced to their registered part (`www.x.example.co.uk` → `x.example.co.uk`).
+ * Domains are reduced to their registered part by the Public Suffix List (`www.x.example.co.uk`
+ * → `x.example.co.uk`; the tldts package).
  * Replies: `550 <domain> is listed by <zone>` (451 for denysoft).
  */
 import { isIPv4 } from "node:net";
+import { getDomain } from "tldts";
 import { DECLINED, DENY, DENYSOFT, type Hooks, LOGINFO, LOGWARN, type Result, reverseIp } from "qpsmtpd";
 
-/** Common second-level public suffixes, so `example.co.uk` is kept whole. */
-const TWO_LEVEL = new Set([
-  "co.uk",
-  "org.uk",
-  "ac.uk",
-  "gov.uk",
-  "me.uk",
-  "com.au",
-  "net.au",
-  "org.au",
-  "co.nz",
-  "co.jp",
-  "ne.jp",
-  "or.jp",
-  "com.br",
-  "com.cn",
-  "net.cn",
-  "com.mx",
-  "co.za",
-  "co.in",
-  "com.tr",
-  "com.tw",
-  "com.ar",
-  "com.sg",
-  "co.kr",
-  "com.hk",
-]);
-
+/**
+ * The registered domain of a host by the Public Suffix List (ICANN and private sections, from
+ * the tldts package, as dmarc uses): `www.x.example.co.uk` → `x.example.co.uk`. A name under an
+ * unlisted TLD keeps its last two labels; an address or a bare label stays as it is.
+ */
 export function registeredDomain(host: string): string {
-  const labels = host.toLowerCase().replace(/\.$/, "").split(".");
-  const keep = labels.length >= 3 && TWO_LEVEL.has(labels.slice(-2).join(".")) ? 3 : 2;
-  return labels.slice(-keep).join(".");
+  const h = host.toLowerCase().replace(/\.$/, "");
+  return getDomain(h, { allowPrivateDomains: true }) ?? h;
 }
 
 const URI = /\b(?:https?:\/\/|www\.)([a-z0-9.-]+\.[a-z]{2,}|\d{1,3}(?:\.\d{1,3}){3})/gi;

@@ -1,21 +1,27 @@
 /**
- * The qpsmtpd command: `qpsmtpd [serve] [flags]`, `qpsmtpd check`, `qpsmtpd hooks`.
- * The only module with top-level effects.
+ * The qpsmtpd command: `qpsmtpd [serve] [flags]`, `qpsmtpd check`, `qpsmtpd hooks`, and the
+ * tools (`tls-cert`, `karma`, `new-plugin`, `types`, `test`). The only module with top-level
+ * effects; the subcommands' own code is in src/cli/.
  * @module
  */
 import * as fs from "node:fs";
 import { parseArgs } from "node:util";
 import * as api from "./api/mod.ts";
-import { configDirs, createHost, loadPlugins } from "./app.ts";
+import { join } from "node:path";
+import { configDirs, createHost, homeDir, loadPlugins } from "./app.ts";
 import { LOGCRIT, LOGERROR, LOGINFO, LOGNOTICE } from "./api/codes.ts";
-import { readLimits } from "./core/limits.ts";
-import { pluginChecks } from "./core/checks.ts";
 import { connectLogging } from "./core/logging.ts";
 import type { ServerHost } from "./core/server_host.ts";
 import { cleanStaleSpool } from "./core/spool.ts";
 import { type DaemonSettings, DEFAULT_SETTINGS, listenSpecs, readSettingsFile } from "./config/settings.ts";
 import { installPluginModules } from "./runtime/runtime.ts";
 import { SmtpServer } from "./server/server.ts";
+import { checkConfig } from "./plugin/check.ts";
+import { BUILTINS } from "../plugins/mod.ts";
+import { printCheck } from "./cli/check.ts";
+import { KARMA_USAGE, karmaTool } from "./cli/karma.ts";
+import { writeTlsCert } from "./cli/tls_cert.ts";
+import { dkimKeygen } from "./cli/dkim_keygen.ts";
 import { scaffold } from "./cli/scaffold.ts";
 import { testFiles } from "./cli/test.ts";
 import { writeTypes } from "./cli/types.ts";
@@ -27,8 +33,14 @@ const HELP = `qpsmtpd ${VERSION}: the qpsmtpd SMTP daemon, in one executable
 
 Usage:
   qpsmtpd [serve] [options]   receive mail
-  qpsmtpd check [--config DIR] load the config and every plugin; report problems (exit 1 on any)
+  qpsmtpd check [--config DIR] the migration report: each plugins line and what it resolved to,
+                               unknown and missing config files; exit 1 on what would stop the daemon
   qpsmtpd hooks [--config DIR] print each hook's plugin chain, in order
+  qpsmtpd tls-cert [--config DIR] [--CN NAME] [--days N] [--force]
+                               a self-signed certificate and key in DIR/ssl/, where tls looks
+  qpsmtpd karma [--config DIR] list|search|capture|release ...   the karma store (karma_tool)
+  qpsmtpd dkim-keygen [--config DIR] DOMAIN [SELECTOR] [--ed25519] [--bits N] [--force]
+                               a DKIM key in DIR/dkim/DOMAIN/ for the dkim plugin; prints the DNS record
   qpsmtpd new-plugin NAME [DIR] write NAME.ts and NAME_test.ts (a plugin and its test) into DIR
   qpsmtpd types [DIR]          write the "qpsmtpd" type declarations and a tsconfig.json into DIR
   qpsmtpd test FILE...         run plugin tests written with "qpsmtpd/testing"
@@ -55,6 +67,10 @@ function fail(message: string): never {
 }
 
 async function main(argv: string[]): Promise<void> {
+  // These two have options of their own, so they come first on the line.
+  if (argv[0] === "tls-cert") return tlsCert(argv.slice(1));
+  if (argv[0] === "karma") return karma(argv.slice(1));
+  if (argv[0] === "dkim-keygen") return dkimKeygenCommand(argv.slice(1));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -141,36 +157,129 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-/** Loads everything as the daemon would; exits 1 on what would stop it, and lists what deserves a look. */
+/** The migration report; exits 1 on what would stop the daemon. */
 async function check(host: ServerHost, settings: DaemonSettings): Promise<void> {
-  const problems: string[] = [];
-  const warnings: string[] = [];
-  readLimits(host.configDir, (m) => problems.push(m));
+  const report = await checkConfig({
+    host,
+    builtins: BUILTINS,
+    defaultPluginDirs: [join(homeDir(), "plugins")],
+    tlsPorts: settings.tlsPorts.length,
+  });
+  const code = printCheck(report, host.configDir.dirs[0] ?? "", (t) => process.stdout.write(t), (t) => process.stderr.write(t));
+  process.exit(code);
+}
+
+/** `qpsmtpd tls-cert`: qpsmtpd's tls_cert, with its option names. */
+function tlsCert(argv: string[]): void {
+  const text = { type: "string" } as const;
+  let values;
   try {
-    host.configDir.bool("tls_before_auth");
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        config: text,
+        CN: text,
+        C: text,
+        ST: text,
+        L: text,
+        O: text,
+        OU: text,
+        email: text,
+        days: text,
+        force: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
   } catch (e) {
-    problems.push((e as Error).message);
+    fail((e as Error).message);
   }
-  let plugins = 0;
+  if (values.help) {
+    process.stdout.write(
+      "qpsmtpd tls-cert [--config DIR] [--CN NAME] [--C XY] [--ST S] [--L CITY] [--O ORG] [--OU UNIT] [--email ADDR] [--days N] [--force]\n" +
+        "Writes DIR/ssl/qpsmtpd-server.crt and .key (self-signed; CN defaults to `me`).\n",
+    );
+    return;
+  }
+  const host = createHost(configDirs(values.config));
+  const dir = host.configDir.dirs[0]!;
+  const cn = values.CN ?? host.me;
+  const days = values.days === undefined ? 730 : Number(values.days);
+  if (!(days > 0)) fail(`--days wants a number of days, not "${values.days}"`);
   try {
-    const registry = await loadPlugins(host);
-    plugins = registry.plugins.length;
-    if (settings.tlsPorts.length > 0 && registry.tlsContext === undefined) {
-      problems.push("implicit-TLS ports are set but no plugin offers TLS (load the tls plugin)");
-    }
-    // qpsmtpd runs these too; they are worth a warning, not a refusal.
-    if (!registry.has("rcpt")) warnings.push("no rcpt plugin: every recipient will get 450 (add rcpt_ok)");
-    if (!registry.has("queue")) warnings.push("no queue plugin: every message will get 451 (add queue/maildir or queue/smtp-forward)");
-    warnings.push(...await pluginChecks(registry));
+    const written = writeTlsCert(dir, {
+      subject: {
+        CN: cn,
+        C: values.C ?? "XY",
+        ST: values.ST ?? "unknown",
+        L: values.L ?? "unknown",
+        O: values.O ?? "QPSMTPD",
+        OU: values.OU ?? "Server",
+        emailAddress: values.email ?? `postmaster@${cn}`,
+      },
+      days,
+      force: values.force ?? false,
+    });
+    for (const f of written) process.stdout.write(`wrote ${f}\n`);
+    process.stdout.write(`load it with the line "tls" in ${join(dir, "plugins")} (the certificate is for ${cn}, valid ${days} days)\n`);
   } catch (e) {
-    problems.push((e as Error).message);
+    fail((e as Error).message);
   }
-  for (const w of warnings) process.stderr.write(`qpsmtpd check: warning: ${w}\n`);
-  if (problems.length) {
-    for (const p of problems) process.stderr.write(`qpsmtpd check: ${p}\n`);
-    process.exit(1);
+}
+
+/** `qpsmtpd dkim-keygen`: qpsmtpd's dkim_key_gen.sh. */
+function dkimKeygenCommand(argv: string[]): void {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { config: { type: "string" }, ed25519: { type: "boolean" }, bits: { type: "string" }, force: { type: "boolean" } },
+    });
+  } catch (e) {
+    fail((e as Error).message);
   }
-  process.stdout.write(`qpsmtpd check: OK, ${plugins} plugins loaded from ${host.configDir.dirs[0]}\n`);
+  const [domain, selector, extra] = parsed.positionals;
+  if (!domain || extra !== undefined) fail("usage: qpsmtpd dkim-keygen [--config DIR] DOMAIN [SELECTOR] [--ed25519] [--bits N] [--force]");
+  const bits = parsed.values.bits === undefined ? undefined : Number(parsed.values.bits);
+  if (bits !== undefined && !Number.isInteger(bits)) fail(`--bits wants a number, not "${parsed.values.bits}"`);
+  const host = createHost(configDirs(parsed.values.config));
+  try {
+    const key = dkimKeygen(host.configDir.dirs[0]!, domain, selector, {
+      type: parsed.values.ed25519 ? "ed25519" : "rsa",
+      ...(bits !== undefined ? { bits } : {}),
+      force: parsed.values.force ?? false,
+    });
+    process.stdout.write(`wrote ${key.dir}/private, public, selector and dns\npublish this TXT record:\n${key.record}\n`);
+  } catch (e) {
+    fail((e as Error).message);
+  }
+}
+
+/** `qpsmtpd karma`: qpsmtpd's karma_tool on the karma plugin's store. */
+async function karma(argv: string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: { config: { type: "string" }, "db-dir": { type: "string" } } });
+  } catch (e) {
+    fail(`${(e as Error).message}\n${KARMA_USAGE}`);
+  }
+  const host = createHost(configDirs(parsed.values.config));
+  // The karma line's own db_dir and penalty_days, as the plugin would use them.
+  const line = host.configDir.lines("plugins").map((l) => l.value.split(/\s+/)).find((w) => /^karma(:\d+)?$/.test(w[0]!));
+  const option = (k: string): string | undefined => {
+    const args = line?.slice(1) ?? [];
+    for (let i = 0; i + 1 < args.length; i += 2) if (args[i] === k) return args[i + 1];
+    return undefined;
+  };
+  const store = host.store(parsed.values["db-dir"] ?? option("db_dir"));
+  const days = option("penalty_days");
+  const code = await karmaTool(parsed.positionals, {
+    store,
+    now: () => host.clock.now(),
+    ...(days !== undefined ? { penaltyDays: Number(days) } : {}),
+    out: (l) => process.stdout.write(`${l}\n`),
+  });
+  process.exit(code);
 }
 
 async function hooks(host: ServerHost): Promise<void> {

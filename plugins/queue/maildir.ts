@@ -10,7 +10,9 @@
  *    local part, `%d` the domain and `%u` the whole address. Characters outside
  *    `-A-Za-z0-9+_.,@=` become `_`, and a leading dot too, so an address cannot climb the tree.
  *  - `mode`: octal permissions for new directories (default 700); files get it without x bits.
- * Adds `Return-Path:` and `Delivered-To:` lines.
+ * Adds `Return-Path:` and `Delivered-To:` lines. With one Maildir for all recipients, the
+ * Delivered-To lines come in qpsmtpd's order: it adds each at the top of the header, so the
+ * last recipient's comes first.
  * Replies: `250 Queued! <Message-Id>`; on any failure DECLINED (451), so nothing is lost.
  */
 import * as fs from "node:fs";
@@ -58,7 +60,7 @@ export const hook_queue: Hooks<Data>["queue"] = async function (txn) {
   const msgId = (txn.header()?.get("Message-Id", 0) ?? "").replace(/[\r\n].*/s, "");
   try {
     if (s.template === undefined) {
-      const delivered = txn.recipients().map((r) => `Delivered-To: ${r.address()}\n`).join("");
+      const delivered = txn.recipients().map((r) => `Delivered-To: ${r.address()}\n`).reverse().join("");
       await writeMessage(txn, s.dir, s, delivered);
     } else {
       for (const rcpt of txn.recipients()) {

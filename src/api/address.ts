@@ -15,7 +15,7 @@ const ATOM = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+$/;
 const DOT_STRING = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*$/;
 const LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$/;
 /** RFC 6531 local parts: atext plus any non-ASCII character. */
-const UTF8_DOT_STRING = /^(?:[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]|[^\x00-\x7f])+(?:\.(?:[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]|[^\x00-\x7f])+)*$/u;
+const UTF8_DOT_STRING = /^(?:[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]|[\u0080-\u{10ffff}])+(?:\.(?:[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]|[\u0080-\u{10ffff}])+)*$/u;
 const GENERAL_LITERAL = /^[A-Za-z0-9-]*[A-Za-z0-9]:[\x21-\x5a\x5e-\x7e]+$/;
 
 export const MAX_LOCAL_PART = 64;
@@ -33,14 +33,14 @@ export function isDomain(s: string): boolean {
  * `xn--bcher-kva.example` compare as one; "" when it is not a valid domain.
  */
 export function asciiDomain(s: string): string {
-  if (!/[^\x00-\x7f]/.test(s)) return s.toLowerCase();
+  if (!/[\u0080-\uffff]/.test(s)) return s.toLowerCase();
   const a = domainToASCII(s);
   return isDomain(a) ? a.toLowerCase() : "";
 }
 
 /** Whether `s` holds any non-ASCII character. */
 export function isUtf8(s: string): boolean {
-  return /[^\x00-\x7f]/.test(s);
+  return /[\u0080-\uffff]/.test(s);
 }
 
 /** `[1.2.3.4]`, `[IPv6:…]` or a general `[tag:content]` literal. */

@@ -25,9 +25,19 @@ export function advertisedMechanisms(s: SmtpSession): Mech[] {
   return MECHS.filter((m) => s.registry.has(`auth-${m.toLowerCase()}` as HookName));
 }
 
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Base64, then UTF-8 (RFC 4616). Bytes that are not UTF-8 are refused rather than turned into
+ * U+FFFD, which would make different passwords look the same to a backend.
+ */
 function decode(b64: string): string | undefined {
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 === 1) return undefined;
-  return Buffer.from(b64, "base64").toString("utf8");
+  try {
+    return UTF8.decode(Buffer.from(b64, "base64"));
+  } catch {
+    return undefined;
+  }
 }
 
 const encode = (s: string): string => Buffer.from(s, "utf8").toString("base64");
@@ -64,8 +74,10 @@ export async function cmdAuth(s: SmtpSession, rest: string): Promise<void> {
   const creds = await readCredentials(s, mech, initial);
   if (!creds) return;
   let r = await s.runHooks(`auth-${mech.toLowerCase()}` as "auth-plain", mech, creds.user, creds.passClear, creds.passHash, creds.ticket);
+  let timedOut = r.timedOut === true;
   if (r.code === DECLINED || r.code === 0) {
     r = await s.runHooks("auth", mech, creds.user, creds.passClear, creds.passHash, creds.ticket);
+    timedOut ||= r.timedOut === true;
   }
   const detail = r.msg.length ? ` - ${r.msg.join(" ")}` : "";
   if (r.code === OK) {
@@ -75,7 +87,7 @@ export async function cmdAuth(s: SmtpSession, rest: string): Promise<void> {
     s.connection.notes("naughty", undefined);
     s.log(LOGINFO, `authentication successful for ${creds.user} (${mech})`);
     s.send(REPLIES.authOk(`${mech} authentication successful for ${creds.user}${detail}`));
-  } else if (r.code === DENYSOFT || r.code === DENYSOFT_DISCONNECT) {
+  } else if (r.code === DENYSOFT || r.code === DENYSOFT_DISCONNECT || (timedOut && (r.code === DECLINED || r.code === 0))) {
     // The backend could not say (down, timed out): a temporary failure, not a wrong password.
     s.log(LOGINFO, `authentication for ${creds.user} (${mech}) could not be checked now`);
     s.send(REPLIES.authTemporaryFailure, r.msg);

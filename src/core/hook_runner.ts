@@ -35,7 +35,11 @@ export interface Outcome {
   readonly value?: unknown;
   /** Name of the deciding plugin. */
   readonly plugin?: string;
-  /** The deciding plugin did not answer in time (queue stage only; elsewhere the chain goes on). */
+  /**
+   * A plugin did not answer in time: in the queue stage it decided (the chain stops there); in
+   * the others the chain went on, and this marks an outcome where all the rest declined (AUTH
+   * then answers 454, not 535: the backend could not say).
+   */
   readonly timedOut?: boolean;
 }
 
@@ -69,12 +73,14 @@ export async function runHooks<H extends HookName>(run: HookRun, hook: H, txn: T
   const registry = run.registry;
   const chain = registry.chain(hook);
   if (chain.length === 0) return NO_HOOKS;
+  let timedOut = false;
   for (const entry of chain) {
     const name = entry.plugin.escapedName;
     const raw = await call(run, entry, hook, txn, args);
     if (raw === THREW) continue;
     if (raw === TIMED_OUT || raw === GONE) {
       if (STOP_ON_TIMEOUT.has(hook)) return { code: DECLINED, msg: [], plugin: name, timedOut: true };
+      timedOut ||= raw === TIMED_OUT;
       continue;
     }
     const r = normalise(raw);
@@ -96,7 +102,7 @@ export async function runHooks<H extends HookName>(run: HookRun, hook: H, txn: T
     }
     if (r.code !== DECLINED) return { ...r, plugin: name };
   }
-  return { code: DECLINED, msg: [] };
+  return timedOut ? { code: DECLINED, msg: [], timedOut } : { code: DECLINED, msg: [] };
 }
 
 /** Calls one plugin with its time limit; a throw or a timeout is logged here. */

@@ -1,8 +1,9 @@
 /**
  * Loads `config/logging` and `config/plugins`: resolves each name through `plugin_dirs` (a
- * `<dir>/<name>.ts` file) and then the built-ins, imports it, checks its exports against the
- * hook list, and runs init, the automatic `hook_*` registration and register, in file order.
- * Every problem stops the load with an error naming the file and line.
+ * `<dir>/<name>.ts` file), then the built-ins, then qpsmtpd's old names (aliases.ts), imports
+ * it, checks its exports against the hook list, and runs init, the automatic `hook_*`
+ * registration and register, in file order. Every problem stops the load with an error naming
+ * the file and line; `qpsmtpd check` instead collects them all (`keepGoing`).
  * @module
  */
 import * as fs from "node:fs";
@@ -16,6 +17,7 @@ import { callControl, LoadCall } from "../core/hook_context.ts";
 import { PluginInstance } from "../core/plugin_instance.ts";
 import { Registry } from "../core/registry.ts";
 import type { ServerHost } from "../core/server_host.ts";
+import { ALIASES, UNSUPPORTED, unsupportedMessage } from "./aliases.ts";
 import { PluginLoadError } from "./errors.ts";
 
 export interface LoadOptions {
@@ -25,6 +27,28 @@ export interface LoadOptions {
   readonly defaultPluginDirs: readonly string[];
   /** Changes on every reload so that edited disk plugins are imported afresh. */
   readonly generation?: number;
+  /** Told about every line: what it resolved to, or why it failed (`qpsmtpd check`). */
+  readonly report?: (line: LineReport) => void;
+  /** Skip a line that fails instead of stopping (its error still goes to `report`). */
+  readonly keepGoing?: boolean;
+}
+
+/** What a plugin name resolved to. */
+export type Resolution =
+  | { readonly kind: "disk"; readonly path: string }
+  | { readonly kind: "builtin" }
+  | { readonly kind: "alias"; readonly of: string; readonly args: readonly string[]; readonly target: Resolution; readonly note?: string };
+
+/** One `logging` or `plugins` line as the loader saw it. */
+export interface LineReport {
+  readonly line: ConfigLine;
+  /** The name as written, `:N` included (empty when the line could not be read). */
+  readonly name: string;
+  readonly resolution?: Resolution;
+  /** Why the line did not load. */
+  readonly error?: string;
+  /** The instance, when it loaded. */
+  readonly plugin?: PluginInstance;
 }
 
 /** The time limit of a plugin call when neither `plugin_timeout` nor a `timeout N` argument says. */
@@ -55,7 +79,14 @@ export async function loadRegistry(opts: LoadOptions): Promise<Registry> {
   const timeoutMs = pluginTimeout(host.configDir) * 1000;
   for (const file of ["logging", "plugins"]) {
     for (const line of host.configDir.lines(file)) {
-      registry.add(await loadOne(line, dirs, opts, registry, timeoutMs));
+      let plugin: PluginInstance;
+      try {
+        plugin = await loadOne(line, dirs, opts, registry, timeoutMs);
+      } catch (e) {
+        if (!(e instanceof PluginLoadError) || !opts.keepGoing) throw e;
+        continue; // loadOne has reported it
+      }
+      registry.add(plugin);
     }
   }
   return registry;
@@ -69,16 +100,28 @@ async function loadOne(
   timeoutMs: number,
 ): Promise<PluginInstance> {
   const where = `${line.file}:${line.line}`;
-  if (!/^[\x20-\x7e]+$/.test(line.value)) throw new PluginLoadError(`${where}: the line has non-printable characters`);
-  const [name, ...args] = line.value.split(/\s+/);
-  if (name?.includes("::")) throw new PluginLoadError(`${where}: "${name}" is a Perl module plugin; only TypeScript plugins load`);
-  if (!name || !NAME.test(name) || name.includes("..")) throw new PluginLoadError(`${where}: bad plugin name "${name}"`);
+  const [name = "", ...written] = line.value.split(/\s+/);
+  const seen: { resolution?: Resolution } = {}; // known once the name resolved
+  const fail = (message: string, cause?: unknown): never => {
+    opts.report?.({ line, name, ...seen, error: message });
+    throw new PluginLoadError(message, { cause });
+  };
+  if (!/^[\x20-\x7e]+$/.test(line.value)) fail(`${where}: the line has non-printable characters`);
+  if (name.includes("::")) fail(`${where}: "${name}" is a Perl module plugin; only TypeScript plugins load`);
+  if (!name || !NAME.test(name) || name.includes("..")) fail(`${where}: bad plugin name "${name}"`);
   const file = name.replace(/:\d+$/, "");
-  const mod = await resolveModule(file, dirs, opts, where);
+  let mod: Resolved;
+  try {
+    mod = await resolveModule(file, written, dirs, opts, where);
+  } catch (e) {
+    return fail((e as Error).message, e);
+  }
+  seen.resolution = mod.resolution;
+  const args = mod.args;
   const plugin = new PluginInstance({ name, args, module: mod.module, host: opts.host, server: registry.server, timeoutMs });
   for (const key of Object.keys(mod.module)) {
     if (key.startsWith("hook_") && !METHODS.has(key)) {
-      throw new PluginLoadError(`${where}: plugin ${name} (${mod.source}) exports ${key}, which is not a qpsmtpd hook`);
+      fail(`${where}: plugin ${name} (${mod.source}) exports ${key}, which is not a qpsmtpd hook`);
     }
   }
   try {
@@ -91,12 +134,13 @@ async function loadOne(
     }
     await runLoadStep(plugin, "register", mod.module.register);
   } catch (e) {
-    throw new PluginLoadError(`${where}: plugin ${name} failed to load: ${(e as Error).message}`, { cause: e });
+    fail(`${where}: plugin ${name} failed to load: ${(e as Error).message}`, e);
   }
   for (const r of plugin.registrations) {
-    if (!isHookName(r.hook)) throw new PluginLoadError(`${where}: plugin ${name} registered unknown hook "${r.hook}"`);
-    if (typeof r.fn !== "function") throw new PluginLoadError(`${where}: plugin ${name} registered a ${typeof r.fn} for ${r.hook}`);
+    if (!isHookName(r.hook)) fail(`${where}: plugin ${name} registered unknown hook "${r.hook}"`);
+    if (typeof r.fn !== "function") fail(`${where}: plugin ${name} registered a ${typeof r.fn} for ${r.hook}`);
   }
+  opts.report?.({ line, name, resolution: mod.resolution, plugin });
   return plugin;
 }
 
@@ -121,24 +165,66 @@ async function runLoadStep(plugin: PluginInstance, step: "init" | "register", fn
   }
 }
 
+interface Resolved {
+  readonly module: AnyPluginModule;
+  /** Where it came from, for messages: a path or "built-in". */
+  readonly source: string;
+  readonly resolution: Resolution;
+  /** The arguments the module gets (an alias maps the old plugin's). */
+  readonly args: string[];
+}
+
+/** A file in the plugin dirs, then a built-in, then an old name of qpsmtpd's; else a specific error. */
 async function resolveModule(
   file: string,
+  args: readonly string[],
   dirs: readonly string[],
   opts: LoadOptions,
   where: string,
-): Promise<{ module: AnyPluginModule; source: string }> {
+  seen: readonly string[] = [],
+): Promise<Resolved> {
   for (const d of dirs) {
     const path = join(d, `${file}.ts`);
     if (!fs.existsSync(path)) continue;
     const url = pathToFileURL(path).href + (opts.generation ? `?generation=${opts.generation}` : "");
     try {
-      return { module: (await import(url)) as AnyPluginModule, source: path };
+      return { module: (await import(url)) as AnyPluginModule, source: path, resolution: { kind: "disk", path }, args: [...args] };
     } catch (e) {
       throw new PluginLoadError(`${where}: cannot import plugin ${file} from ${path}: ${(e as Error).message}`, { cause: e });
     }
   }
   const builtin = opts.builtins[file];
-  if (builtin) return { module: builtin, source: "built-in" };
+  if (builtin) return { module: builtin, source: "built-in", resolution: { kind: "builtin" }, args: [...args] };
+  const alias = ALIASES[file];
+  if (alias && !seen.includes(file)) {
+    const mapped = alias.args ? alias.args(args) : [...args];
+    const target = await resolveModule(alias.target, mapped, dirs, opts, where, [...seen, file]);
+    const resolution: Resolution = {
+      kind: "alias",
+      of: alias.target,
+      args: mapped,
+      target: target.resolution,
+      ...(alias.note ? { note: alias.note } : {}),
+    };
+    return { ...target, resolution };
+  }
+  const unsupported = UNSUPPORTED[file];
+  if (unsupported) throw new PluginLoadError(`${where}: ${unsupportedMessage(file, unsupported)}`);
+  const perl = dirs.map((d) => join(d, file)).find((p) => isFile(p));
+  if (perl) {
+    throw new PluginLoadError(
+      `${where}: plugin ${file} not found: ${perl} is a Perl plugin, and only TypeScript plugins load; ` +
+        `port it to ${perl}.ts (docs/plugins.md)`,
+    );
+  }
   const searched = dirs.length ? ` (searched ${dirs.join(", ")} and the built-ins)` : "";
   throw new PluginLoadError(`${where}: plugin ${file} not found${searched}`);
+}
+
+function isFile(path: string): boolean {
+  try {
+    return fs.statSync(path).isFile();
+  } catch {
+    return false;
+  }
 }

@@ -458,6 +458,22 @@ describe("AUTH", () => {
     expect(queued[0]).toContain("with ESMTPA;");
   });
 
+  test("an auth backend that does not answer in time is 454, not 535; credentials that are not UTF-8 are 501", async () => {
+    const clock = new FakeClock();
+    const t = await TestSession.start({
+      clock,
+      modules: { hang: { hook_auth: () => new Promise<never>(() => undefined) } },
+      plugins: ["hang timeout 5"],
+    });
+    await t.command("EHLO c");
+    const pending = t.send(`AUTH PLAIN ${b64("\0u@example.org\0pw")}\r\n`);
+    await clock.advance(5_000);
+    const r = (await pending).at(-1)!;
+    expect([r.code, r.status]).toEqual([454, "4.7.0"]);
+    const bytes = Buffer.from("\0u@example.org\0\xffx", "latin1").toString("base64");
+    expect((await t.command(`AUTH PLAIN ${bytes}`)).code).toBe(501);
+  });
+
   test("PLAIN via a 334 continuation; a wrong password is 535 with the client's IP", async () => {
     const t = await TestSession.start(opts);
     await t.command("EHLO c");

@@ -20,7 +20,7 @@ async function deliver(args: string, rcpts: string[], message = "Subject: m\nMes
 const files = (dir: string): string[] => readdirSync(dir).map((f) => readFileSync(join(dir, f), "utf8"));
 
 describe("queue/maildir", () => {
-  test("one copy in the Maildir with Return-Path and Delivered-To; 250 names the Message-Id", async () => {
+  test("one copy in the Maildir with Return-Path and Delivered-To (qpsmtpd's order: the last recipient first); 250 names the Message-Id", async () => {
     const dir = join(mkdtempSync(join(tmpdir(), "md-")), "Maildir");
     const r = await deliver(dir, ["<a@example.org>", "<b@example.org>"]);
     expect(r.code).toBe(250);
@@ -28,7 +28,7 @@ describe("queue/maildir", () => {
     const [msg, ...more] = files(join(dir, "new"));
     expect(more).toEqual([]);
     expect(msg).toStartWith(
-      "Return-Path: <sender@example.net>\nDelivered-To: a@example.org\nDelivered-To: b@example.org\nAuthentication-Results: ",
+      "Return-Path: <sender@example.net>\nDelivered-To: b@example.org\nDelivered-To: a@example.org\nAuthentication-Results: ",
     );
     expect(msg).toEndWith("Subject: m\nMessage-Id: <id1@example.net>\n\nbody\n");
     expect(readdirSync(join(dir, "tmp"))).toEqual([]);

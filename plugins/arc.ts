@@ -1,0 +1,187 @@
+/**
+ * arc: Authenticated Received Chain (RFC 8617). Verifies the ARC chain of incoming mail into
+ * Authentication-Results, and seals the mail of relay clients with their DKIM key.
+ *
+ * Hooks: data_post_headers (verification: `arc=pass|fail|none` in Authentication-Results),
+ * data_post (sealing: ARC-Seal, ARC-Message-Signature and ARC-Authentication-Results at the
+ * top; the AAR carries this message's own Authentication-Results).
+ * Arguments: `loglevel`. ARC never refuses mail: its result is for the filters after it.
+ * Verification reads the message from the spool as received (never whole into memory) and
+ * follows RFC 8617 exactly (mailauth's strict mode); key lookups go through the server's
+ * resolver. A broken chain is `fail`, a missing key `fail` (with a comment), a DNS failure
+ * `fail` too (RFC 8617: every ARC failure is final); each is logged.
+ * Sealing needs the dkim plugin: it seals with the key dkim signed the message with (transaction
+ * note `dkim_signing`, from `config/dkim/<domain>/`); without one the message is not sealed
+ * (logged). A message whose newest seal says cv=fail is not sealed again. A key is never logged.
+ * Whitelisted hosts and senders are not verified.
+ * Notes: transaction `arc_result` (pass, fail or none); reads `dkim_signing`.
+ */
+import * as fs from "node:fs";
+import { Readable } from "node:stream";
+import { arc, createSeal, dkimVerify } from "mailauth";
+import {
+  DECLINED,
+  DnsError,
+  type HookContext,
+  type Hooks,
+  LOGERROR,
+  LOGINFO,
+  type RecordType,
+  type Resolver,
+  type Transaction,
+} from "qpsmtpd";
+
+declare module "qpsmtpd" {
+  interface TransactionNotes {
+    /** The ARC chain's verdict (arc): pass, fail or none. */
+    arc_result: string;
+  }
+}
+
+// ---- the mailauth resolver over ours -----------------------------------------------------
+
+const NODE_CODES: Readonly<Record<string, string>> = {
+  NXDOMAIN: "ENOTFOUND",
+  NODATA: "ENODATA",
+  TIMEOUT: "ETIMEOUT",
+  SERVFAIL: "ESERVFAIL",
+  REFUSED: "EREFUSED",
+  FORMERR: "EFORMERR",
+};
+const TYPES = new Set(["A", "AAAA", "MX", "TXT", "PTR", "NS", "CNAME"]);
+
+function coded(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+/** node:dns's `resolve(name, rrtype)` as mailauth calls it, over the server's resolver. */
+function mailauthResolver(dns: Resolver): (name: string, type: string) => Promise<unknown[]> {
+  return async (name, type) => {
+    const host = name.replace(/\.$/, "");
+    if (host === "" || host.length > 253 || host.split(".").some((l) => l === "" || l.length > 63)) {
+      throw coded("EBADNAME", `${name} is not a valid DNS name`);
+    }
+    if (!TYPES.has(type)) throw coded("ENOTIMP", `${type} lookups are not supported`);
+    try {
+      const records: unknown[] = await dns.resolve(host, type as Exclude<RecordType, "MX">);
+      return type === "TXT" ? records.map((r) => [r]) : records;
+    } catch (e) {
+      if (!(e instanceof DnsError)) throw e;
+      throw coded(NODE_CODES[e.code] ?? `E${e.code}`, e.message);
+    }
+  };
+}
+
+// ---- verification ---------------------------------------------------------------------------
+
+/**
+ * The spool holds LF line ends. mailauth turns each bare LF into CRLF itself, one small buffer
+ * and one parser call per line; doing it here per chunk costs a fraction of that.
+ */
+async function* toCrlf(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer> {
+  for await (const c of chunks) yield crlf(c);
+}
+
+function crlf(c: Uint8Array): Buffer {
+  return Buffer.from(Buffer.from(c).toString("latin1").replace(/\n/g, "\r\n"), "latin1");
+}
+
+/**
+ * The message as received (the spool file: original header block and body), CRLF line ends. A
+ * message the core keeps in memory anyway (up to `size_threshold`) is read in one piece, a
+ * larger one streamed in chunks.
+ */
+function received(p: HookContext, txn: Transaction): Readable {
+  const file = txn.body_filename();
+  if (txn.data_size() <= Number(p.qp.config("size_threshold") ?? 0)) return Readable.from([crlf(fs.readFileSync(file))]);
+  return Readable.from(toCrlf(fs.createReadStream(file)));
+}
+
+interface ArcOutcome {
+  status: { result: string; comment?: string; shouldSeal?: boolean };
+  info?: string;
+}
+
+/** Verifies the chain of the message in `input`; the verifier's data is kept for sealing. */
+async function verifyChain(p: HookContext, input: Readable, seal?: Record<string, unknown>) {
+  const resolver = mailauthResolver(p.dns) as never;
+  const data = await dkimVerify(input, { resolver, strict: true, minBitLength: 1024, curTime: new Date(p.server.now()), seal } as never);
+  const result = await arc(data.arc as never, { resolver, strict: true, minBitLength: 1024 } as never) as ArcOutcome;
+  return { data, result };
+}
+
+export const hook_data_post_headers: Hooks["data_post_headers"] = async function (txn) {
+  if (this.connection.relay_client() || this.is_immune()) return DECLINED;
+  try {
+    const { result } = await verifyChain(this, received(this, txn));
+    txn.notes("arc_result", result.status.result);
+    this.store_auth_results(result.info ?? `arc=${result.status.result}`);
+    this.log(LOGINFO, `${result.status.result}${result.status.comment ? `: ${result.status.comment}` : ""}`);
+  } catch (e) {
+    this.log(LOGERROR, `verification failed: ${(e as Error).message}`);
+  }
+  return DECLINED;
+};
+
+// ---- sealing --------------------------------------------------------------------------------
+
+/** This message's Authentication-Results (the field with our authserv-id), for the AAR. */
+function ownAuthResults(p: HookContext, txn: Transaction): string {
+  const id = (p.qp.config("me-auth-results") ?? p.qp.me).toLowerCase();
+  const values = txn.header()?.get("Authentication-Results") ?? [];
+  const ours = values.find((v) => v.trim().split(/[\s;]/, 1)[0]!.toLowerCase() === id);
+  return (ours ?? `${p.qp.me}; none`).trim().replace(/\n/g, "\r\n");
+}
+
+async function seal(p: HookContext, txn: Transaction): Promise<void> {
+  const key = txn.notes("dkim_signing");
+  if (!key) {
+    p.log(LOGINFO, "skip, not signed by the dkim plugin: no key to seal with");
+    return;
+  }
+  let privateKey: string;
+  try {
+    privateKey = fs.readFileSync(key.key_file, "utf8");
+  } catch (e) {
+    p.log(LOGERROR, `cannot read the key ${key.key_file}: ${(e as NodeJS.ErrnoException).code}`);
+    return;
+  }
+  const signTime = new Date(p.server.now());
+  const sealing = { signingDomain: key.domain, selector: key.selector, privateKey };
+  const { data, result } = await verifyChain(p, Readable.from(toCrlf(txn.message_stream())), { ...sealing });
+  const cv = result.status.result;
+  if (cv !== "none" && cv !== "pass" && !result.status.shouldSeal) {
+    p.log(LOGINFO, `skip, the chain is ${cv} and cannot be sealed again`);
+    return;
+  }
+  const made = await createSeal(false, {
+    headers: data.headers,
+    arc: data.arc,
+    seal: { ...(data as { seal?: object }).seal, ...sealing, cv, authResults: ownAuthResults(p, txn), signTime },
+    strict: true,
+  } as never);
+  if (made.headers.length === 0) {
+    p.log(
+      LOGERROR,
+      `sealing as ${key.domain} failed: ${made.errors.map((e) => (e.err as Error | undefined)?.message ?? "unknown").join("; ")}`,
+    );
+    return;
+  }
+  const header = txn.header();
+  // ARC-Seal ends up first, then the ARC-Message-Signature, then the ARC-Authentication-Results.
+  for (const line of [...made.headers].reverse()) {
+    const m = /^([^:]+):\s*([\s\S]*)$/.exec(line)!;
+    header?.add(m[1]!, m[2]!.replace(/\r\n/g, "\n"), 0);
+  }
+  p.log(LOGINFO, `sealed as d=${key.domain} s=${key.selector}, cv=${cv}`);
+}
+
+export const hook_data_post: Hooks["data_post"] = async function (txn) {
+  if (!this.connection.relay_client()) return DECLINED;
+  try {
+    await seal(this, txn);
+  } catch (e) {
+    this.log(LOGERROR, `sealing failed: ${(e as Error).message}`);
+  }
+  return DECLINED;
+};

@@ -1,0 +1,36 @@
+/**
+ * logging/connection_id: qpsmtpd's demo of the connection id. It writes log lines at or below a
+ * level to stderr as logging/warn does, but leads each with the connection's id instead of the
+ * process id: `ID PLUGIN plugin: message`, `ID running plugin (HOOK): message`, or `ID message`
+ * (`???` for the server's own lines). Load it from `config/logging`.
+ *
+ * Hooks: logging (the connection id is its last argument).
+ * Arguments: `[loglevel]`, the highest level written, a number (0-7) or a name; default LOGWARN.
+ * Its own lines are not written (qpsmtpd's guard against loops).
+ * Failure policy: none needed (stderr); a bad level stops start-up.
+ * qpsmtpd 0.94's plugin died at load ("currently unsupported": Connection->id was removed);
+ * here the id is the engine's.
+ */
+import { DECLINED, type Hooks, type Init, LOGWARN, parseLogLevel } from "qpsmtpd";
+
+interface Data {
+  level: number;
+}
+
+export const init: Init<Data> = function (_server, level) {
+  const n = level === undefined ? LOGWARN : parseLogLevel(level);
+  if (n === undefined) throw new Error(`logging/connection_id: "${level}" is not a log level`);
+  this.data.level = n;
+};
+
+/** qpsmtpd's line: the id, then `PLUGIN plugin:` or `running plugin (HOOK):`, then the message. */
+export function qpsmtpdLine(id: string, hook: string, plugin: string, message: string): string {
+  const who = plugin ? ` ${plugin} plugin:` : hook ? ` running plugin (${hook}):` : "";
+  return `${id}${who} ${message}\n`;
+}
+
+export const hook_logging: Hooks<Data>["logging"] = function (_txn, level, hook, plugin, message, connection_id) {
+  if (level > this.data.level || plugin === this.plugin_name()) return DECLINED;
+  process.stderr.write(qpsmtpdLine(connection_id || "???", hook, plugin, message));
+  return DECLINED;
+};
