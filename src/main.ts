@@ -57,6 +57,8 @@ Options (as qpsmtpd-forkserver; defaults may also come from smtpd.yaml in the co
   -h, --help                        this text
   -v, --version                     the version
 
+PROXY protocol (HAProxy send-proxy/-v2) has no flags: smtpd.yaml proxy_ports, proxy_trusted, proxy_timeout.
+
 Signals: HUP reloads config and plugins for new connections; TERM and INT stop accepting, let open
 transactions finish (shutdown_grace, 30 s), then answer 421.
 `;

@@ -35,6 +35,13 @@ export interface ConnectionNotes {
   authentication_results: string;
   /** Failed AUTH attempts on this connection (the core's `max_auth_failures`). */
   auth_failures: number;
+  /**
+   * Set by the server on a connection that came through a PROXY listener (`proxy_ports` in
+   * smtpd.yaml): the proxy's own socket address. `remote_ip` and `remote_port` of the connection
+   * are then the real client's, from the PROXY header (the proxy's own when the header said
+   * LOCAL or UNKNOWN).
+   */
+  proxy: { remote_ip: string; remote_port: number };
 }
 
 /** Notes that live as long as the transaction (MAIL to the end of DATA or RSET). */

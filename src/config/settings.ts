@@ -4,6 +4,7 @@
  * @module
  */
 import * as fs from "node:fs";
+import { isIP } from "node:net";
 import { parse as parseYaml } from "yaml";
 import { ConfigError } from "./errors.ts";
 
@@ -13,6 +14,16 @@ export interface ListenSpec {
   readonly port: number;
   /** Implicit TLS: the handshake comes before the greeting. */
   readonly tls: boolean;
+  /** Every connection begins with a PROXY protocol header (v1 or v2) from a trusted proxy. */
+  readonly proxy?: ProxyListen;
+}
+
+/** What a PROXY listener needs: who may send the header, and how long it may take. */
+export interface ProxyListen {
+  /** Addresses and CIDRs (IPv4, IPv6) of the proxies; any other peer is closed unanswered. */
+  readonly trusted: readonly string[];
+  /** Time allowed for the whole header, from the accept. */
+  readonly timeoutMs: number;
 }
 
 export interface DaemonSettings {
@@ -31,6 +42,16 @@ export interface DaemonSettings {
   pidFile: string | undefined;
   /** Seconds that open transactions get to finish on SIGTERM. @default 30 */
   shutdownGrace: number;
+  /**
+   * Ports, on the same addresses, whose connections begin with a PROXY header (HAProxy
+   * `send-proxy`/`send-proxy-v2`); a `listen` entry `ADDR:PORT` with such a port is one too.
+   * Plain SMTP (STARTTLS through the tls plugin), not implicit TLS. @default []
+   */
+  proxyPorts: number[];
+  /** Who may send the PROXY header: addresses and CIDRs; required with proxyPorts. @default [] */
+  proxyTrusted: string[];
+  /** Seconds a proxy has to send the whole header. @default 10 */
+  proxyTimeout: number;
 }
 
 export const DEFAULT_SETTINGS: DaemonSettings = {
@@ -42,6 +63,9 @@ export const DEFAULT_SETTINGS: DaemonSettings = {
   user: undefined,
   pidFile: undefined,
   shutdownGrace: 30,
+  proxyPorts: [],
+  proxyTrusted: [],
+  proxyTimeout: 10,
 };
 
 const KEYS: Record<string, keyof DaemonSettings> = {
@@ -59,6 +83,10 @@ const KEYS: Record<string, keyof DaemonSettings> = {
   "pid-file": "pidFile",
   pid_file: "pidFile",
   shutdown_grace: "shutdownGrace",
+  proxy_port: "proxyPorts",
+  proxy_ports: "proxyPorts",
+  proxy_trusted: "proxyTrusted",
+  proxy_timeout: "proxyTimeout",
 };
 
 /** Reads `smtpd.yaml`; an unknown key or a wrong type is a ConfigError naming the file and line. */
@@ -91,6 +119,7 @@ export function readSettingsFile(path: string): Partial<DaemonSettings> {
         break;
       case "ports":
       case "tlsPorts":
+      case "proxyPorts":
         out[field] = list.map((v) => (Number.isInteger(v) && (v as number) > 0 && (v as number) < 65536 ? (v as number) : bad()));
         break;
       case "limitConnections":
@@ -102,20 +131,61 @@ export function readSettingsFile(path: string): Partial<DaemonSettings> {
       case "pidFile":
         out[field] = typeof value === "string" ? value : bad();
         break;
+      case "proxyTrusted":
+        out.proxyTrusted = list.map((v) => (typeof v === "string" && isAddressOrCidr(v) ? v : bad()));
+        break;
+      case "proxyTimeout":
+        out.proxyTimeout = typeof value === "number" && value > 0 && value <= 3600 ? value : bad();
+        break;
     }
+  }
+  const proxyKey = "proxy_ports" in (doc as Record<string, unknown>) ? "proxy_ports" : "proxy_port";
+  if (out.proxyPorts?.length && !out.proxyTrusted?.length) {
+    throw new ConfigError(
+      path,
+      lineOf(proxyKey),
+      `${proxyKey} needs proxy_trusted: the addresses of the proxies that may send the PROXY header`,
+    );
+  }
+  const both = out.proxyPorts?.find((p) => out.tlsPorts?.includes(p));
+  if (both !== undefined) {
+    throw new ConfigError(path, lineOf(proxyKey), `port ${both} is in tls_ports and ${proxyKey}: a PROXY listener is plain SMTP`);
   }
   return out;
 }
 
-/** `ADDR[:PORT]`, `[v6]:PORT` or a bare v6 address, one listener per address and port. */
+/** An IPv4 or IPv6 address, or one with a prefix length in range (`10.0.0.0/8`, `2001:db8::/32`). */
+function isAddressOrCidr(text: string): boolean {
+  const [addr, len, extra] = text.split("/");
+  const family = isIP(addr ?? "");
+  if (family === 0 || extra !== undefined || addr!.includes("%")) return false;
+  if (len === undefined) return true;
+  return /^\d{1,3}$/.test(len) && Number(len) <= (family === 4 ? 32 : 128);
+}
+
+/**
+ * `ADDR[:PORT]`, `[v6]:PORT` or a bare v6 address, one listener per address and port. A port in
+ * `proxyPorts` is a PROXY listener however it was named (in `ports`, `proxy_ports` or `ADDR:PORT`).
+ */
 export function listenSpecs(s: DaemonSettings): ListenSpec[] {
+  const proxy = s.proxyPorts.length ? proxyListen(s) : undefined;
+  const spec = (host: string, port: number): ListenSpec =>
+    proxy && s.proxyPorts.includes(port) ? { host, port, tls: false, proxy } : { host, port, tls: false };
   const out: ListenSpec[] = [];
   for (const entry of s.listen) {
     const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(entry) ?? (/^([^:]+):(\d+)$/.exec(entry)) ?? [entry, entry];
     const host = m[1]!;
-    const ports = m[2] ? [Number(m[2])] : s.ports;
-    for (const port of ports) out.push({ host, port, tls: false });
+    const ports = m[2] ? [Number(m[2])] : [...new Set([...s.ports, ...s.proxyPorts])];
+    for (const port of ports) out.push(spec(host, port));
     if (!m[2]) { for (const port of s.tlsPorts) out.push({ host, port, tls: true }); }
   }
   return out;
+}
+
+function proxyListen(s: DaemonSettings): ProxyListen {
+  // readSettingsFile reports these with the file and line; this guards settings built in code.
+  if (s.proxyTrusted.length === 0) throw new Error("proxy_ports needs proxy_trusted");
+  const both = s.proxyPorts.find((p) => s.tlsPorts.includes(p));
+  if (both !== undefined) throw new Error(`port ${both} cannot be both an implicit-TLS and a PROXY listener`);
+  return { trusted: [...s.proxyTrusted], timeoutMs: s.proxyTimeout * 1000 };
 }

@@ -127,8 +127,9 @@ export const UNSUPPORTED: Readonly<Record<string, Unsupported>> = {
   "auth/auth_vpopmail_sql": { what: "vpopmail's MySQL tables, read directly", use: "use auth/auth_vpopmaild" },
   "auth/authnull": { what: "a demo that accepted any password", use: "remove the line" },
   stunnel: {
-    what: "the stunnel/PROXY line parser",
-    use: "use a listener with PROXY protocol (see README)",
+    what: "qpsmtpd's stunnel/PROXY line parser (a PROXY line read as an SMTP command)",
+    use:
+      'mark the listener in smtpd.yaml instead: proxy_ports: [PORT] and proxy_trusted: [PROXY-ADDRESSES] (PROXY v1 and v2, read before the greeting; README "Behind HAProxy")',
   },
   karma_tool: { what: "a command-line tool, not a plugin", use: "run `qpsmtpd karma` (list, capture, release)" },
   tls_cert: { what: "a command-line tool, not a plugin", use: "run `qpsmtpd tls-cert`" },

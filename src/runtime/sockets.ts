@@ -9,6 +9,8 @@ import * as tls from "node:tls";
 import type { TlsOptions } from "../api/tls.ts";
 
 const HANDSHAKE_TIMEOUT_MS = 30_000;
+/** Bytes a client may send after a preamble before its session opens (reading is paused then). */
+const HELD_MAX = 64 * 1024;
 
 export interface BoundAddress {
   readonly address: string;
@@ -66,9 +68,66 @@ export function listen(
 /** A connection the listener accepted, before its session starts. */
 export class AcceptedConnection {
   #sock: net.Socket;
+  /** Set once a preamble was read: the client's bytes since, for the session, and whether it left. */
+  #held: { chunks: Uint8Array[]; size: number; ended: boolean; release: () => void } | undefined;
 
   constructor(sock: net.Socket) {
     this.#sock = sock;
+  }
+
+  /**
+   * Reads what a client sends before the protocol starts (a PROXY header): each chunk goes to
+   * `take` until it returns something other than undefined, which this resolves with; or
+   * "timeout" when `timeUp` settles first (the caller's clock), or "closed" when the client left
+   * first. Reading then pauses until `open`; bytes that `take` did not use go back with `unread`.
+   */
+  readPreamble<T>(take: (chunk: Uint8Array) => T | undefined, timeUp: Promise<unknown>): Promise<T | "timeout" | "closed"> {
+    const s = this.#sock;
+    return new Promise((resolve) => {
+      let settled = false;
+      const held = { chunks: [] as Uint8Array[], size: 0, ended: false, release: () => undefined as void };
+      const finish = (r: T | "timeout" | "closed"): void => {
+        if (settled) return;
+        settled = true;
+        s.pause();
+        this.#held = held;
+        resolve(r);
+      };
+      const onData = (d: Buffer): void => {
+        if (!settled) {
+          const r = take(d);
+          if (r !== undefined) finish(r);
+          return;
+        }
+        // A runtime may deliver a chunk it had already read after pause(): keep it for the session.
+        held.chunks.push(d);
+        held.size += d.length;
+        if (held.size > HELD_MAX) s.destroy();
+      };
+      const onGone = (): void => {
+        held.ended = true;
+        finish("closed");
+      };
+      void timeUp.then(() => finish("timeout"));
+      held.release = () => {
+        s.off("data", onData);
+        s.off("end", onGone);
+        s.off("close", onGone);
+        s.off("error", onGone);
+      };
+      s.on("data", onData);
+      s.on("end", onGone);
+      s.on("close", onGone);
+      s.on("error", onGone);
+      if (s.destroyed) onGone();
+    });
+  }
+
+  /** Bytes read with `readPreamble` that belong to the session: it gets them first, in order. */
+  unread(bytes: Uint8Array): void {
+    if (bytes.length === 0 || !this.#held) return;
+    this.#held.chunks.unshift(bytes);
+    this.#held.size += bytes.length;
   }
 
   get remoteAddress(): string {
@@ -105,7 +164,19 @@ export class AcceptedConnection {
 
   /** Starts delivering the client's bytes to `handlers`; the session writes to the transport. */
   open(handlers: InputHandlers): SocketTransport {
-    return new SocketTransport(this.#sock, handlers);
+    const s = this.#sock;
+    const held = this.#held;
+    this.#held = undefined;
+    held?.release();
+    const t = new SocketTransport(s, handlers);
+    // After the caller has its session (it is built from the transport this returns): first the
+    // bytes held since the preamble, then the socket's own, or the end that came meanwhile.
+    queueMicrotask(() => {
+      for (const c of held?.chunks ?? []) handlers.data(c);
+      if (held?.ended || s.destroyed) handlers.end();
+      else if (held) s.resume();
+    });
+    return t;
   }
 }
 

@@ -6,13 +6,16 @@
 import { randomBytes } from "node:crypto";
 import { LOGERROR, LOGINFO, LOGNOTICE, LOGWARN } from "../api/codes.ts";
 import { STALL_MS } from "../core/hook_runner.ts";
-import { normaliseIp } from "../api/ip.ts";
-import type { ListenSpec } from "../config/settings.ts";
+import { cidrContains, normaliseIp } from "../api/ip.ts";
+import type { ListenSpec, ProxyListen } from "../config/settings.ts";
+import type { Timer } from "../core/clock.ts";
+import type { Endpoints } from "../core/connection.ts";
 import { preConnection } from "../core/pre_connection.ts";
 import type { Registry } from "../core/registry.ts";
 import { REPLIES, type Reply, replyLines } from "../core/replies.ts";
 import { Session } from "../core/session.ts";
 import { type AcceptedConnection, type BoundAddress, listen, type Listener } from "../runtime/sockets.ts";
+import { ProxyHeaderReader, type ProxyStep } from "../smtp/proxy.ts";
 import { formatReply } from "../smtp/reply.ts";
 
 export interface ServerOptions {
@@ -113,16 +116,77 @@ export class SmtpServer {
     c.refuse(formatReply(reply.code, replyLines(reply, undefined, false)));
   }
 
+  /**
+   * A PROXY listener's first step: the peer must be a trusted proxy and send a valid header in
+   * time; then the client it names replaces the socket's peer. Anything else is logged and
+   * closed without a word (the client behind a proxy should not learn why). Resolves with the
+   * endpoints to use and the proxy's own address, or undefined when the connection was closed.
+   */
+  async #readProxyHeader(
+    c: AcceptedConnection,
+    proxy: ProxyListen,
+    socket: Endpoints,
+  ): Promise<{ endpoints: Endpoints; via: { remote_ip: string; remote_port: number } } | undefined> {
+    const peer = `${socket.remote_ip}:${socket.remote_port}`;
+    if (!proxy.trusted.some((t) => cidrContains(t, socket.remote_ip))) {
+      this.#log(LOGNOTICE, `PROXY listener ${socket.local_ip}:${socket.local_port}: ${peer} is not in proxy_trusted; closing`);
+      c.destroy();
+      return undefined;
+    }
+    const reader = new ProxyHeaderReader();
+    let timer: Timer | undefined;
+    const timeUp = new Promise<void>((r) => (timer = this.registry.host.clock.after(proxy.timeoutMs, r)));
+    const r = await c.readPreamble((chunk): ProxyStep | undefined => {
+      const step = reader.push(chunk);
+      return step.state === "more" ? undefined : step;
+    }, timeUp);
+    timer?.cancel();
+    if (r === "timeout" || r === "closed" || r.state !== "done") {
+      const why = r === "timeout"
+        ? `no complete PROXY header within ${proxy.timeoutMs / 1000} s (${reader.buffered} bytes)`
+        : r === "closed"
+        ? "closed before a complete PROXY header"
+        : `bad PROXY header: ${r.state === "error" ? r.reason : ""}`;
+      this.#log(LOGNOTICE, `${peer}: ${why}; closing`);
+      c.destroy();
+      return undefined;
+    }
+    const { header, rest } = r;
+    c.unread(rest);
+    const a = header.addresses;
+    const endpoints = a
+      ? {
+        remote_ip: normaliseIp(a.source.ip),
+        remote_port: a.source.port,
+        local_ip: normaliseIp(a.destination.ip),
+        local_port: a.destination.port,
+      }
+      : socket;
+    this.#log(
+      LOGINFO,
+      `PROXY v${header.version} ${header.kind} from ${peer}: client ${endpoints.remote_ip}:${endpoints.remote_port}` +
+        ` to ${endpoints.local_ip}:${endpoints.local_port}${header.tlvs ? ` (${header.tlvs} TLVs ignored)` : ""}`,
+    );
+    return { endpoints, via: { remote_ip: socket.remote_ip, remote_port: socket.remote_port } };
+  }
+
   async #accept(c: AcceptedConnection, spec: ListenSpec): Promise<void> {
     await this.#ready;
     const registry = this.registry;
-    const remote = normaliseIp(c.remoteAddress);
-    const endpoints = {
-      remote_ip: remote,
+    let endpoints: Endpoints = {
+      remote_ip: normaliseIp(c.remoteAddress),
       remote_port: c.remotePort,
       local_ip: normaliseIp(c.localAddress),
       local_port: c.localPort || spec.port,
     };
+    // Before anything else: the limits, the pre-connection hooks and the session see the real client.
+    let via: { remote_ip: string; remote_port: number } | undefined;
+    if (spec.proxy) {
+      const got = await this.#readProxyHeader(c, spec.proxy, endpoints);
+      if (!got) return;
+      ({ endpoints, via } = got);
+    }
+    const remote = endpoints.remote_ip;
     if (this.#stopping) {
       this.#refuse(c, REPLIES.shuttingDown(registry.host.me));
       return;
@@ -171,6 +235,7 @@ export class SmtpServer {
         id: randomBytes(4).toString("hex"),
         ...(cipher ? { tlsCipher: cipher } : {}),
       });
+      if (via) session.connection.notes("proxy", via);
       this.sessions.add(session);
       this.#updateStress();
       try {

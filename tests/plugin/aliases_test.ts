@@ -115,7 +115,7 @@ describe("names that are not implemented", () => {
       "virus/sophie": "use virus/clamdscan",
       dspam: "use rspamd or spamassassin",
       "auth/auth_cvm_unix_local": "use auth/auth_dovecot (Dovecot's auth service) or auth/auth_checkpassword",
-      stunnel: "use a listener with PROXY protocol (see README)",
+      stunnel: "mark the listener in smtpd.yaml instead: proxy_ports",
       karma_tool: "run `qpsmtpd karma`",
       tls_cert: "run `qpsmtpd tls-cert`",
     };
