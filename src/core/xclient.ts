@@ -14,8 +14,10 @@ import { connectionControl, type Endpoints } from "./connection.ts";
 import { REPLIES } from "./replies.ts";
 import type { SmtpSession } from "./smtp_session.ts";
 
+/** What is advertised; REVERSE_NAME (newer Postfix, swaks) is also taken, and only noted. */
 const ATTRIBUTES = ["NAME", "ADDR", "PORT", "PROTO", "HELO", "LOGIN", "DESTADDR", "DESTPORT"] as const;
-type Attribute = (typeof ATTRIBUTES)[number];
+const ACCEPTED = [...ATTRIBUTES, "REVERSE_NAME"] as const;
+type Attribute = (typeof ACCEPTED)[number];
 
 /** Decided once, for the address the connection came from: a restart does not change it. */
 const allowed = new WeakMap<SmtpSession, boolean>();
@@ -68,7 +70,7 @@ export async function cmdXclient(s: SmtpSession, rest: string): Promise<void> {
     const eq = w.indexOf("=");
     const name = w.slice(0, eq).toUpperCase() as Attribute;
     const value = eq > 0 ? xtextDecode(w.slice(eq + 1)) : undefined;
-    if (!ATTRIBUTES.includes(name)) {
+    if (!ACCEPTED.includes(name)) {
       s.send(REPLIES.xclientBadName(w.slice(0, Math.max(0, eq)) || w));
       return;
     }
@@ -107,6 +109,7 @@ export async function cmdXclient(s: SmtpSession, rest: string): Promise<void> {
 
 const checks: Record<Attribute, (v: string) => boolean> = {
   NAME: (v) => unknown(v) || /^[A-Za-z0-9.-]{1,255}$/.test(v),
+  REVERSE_NAME: (v) => unknown(v) || /^[A-Za-z0-9.-]{1,255}$/.test(v),
   ADDR: (v) => unknown(v) || address(v) !== undefined,
   PORT: (v) => unknown(v) || port(v) !== undefined,
   PROTO: (v) => /^E?SMTP$/i.test(v),

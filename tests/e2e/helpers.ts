@@ -155,4 +155,29 @@ export class RawClient {
   close(): void {
     this.#sock.destroy();
   }
+
+  /** Writes bytes as they are (UTF-8, binary). */
+  writeBytes(b: Uint8Array): void {
+    this.#sock.write(b);
+  }
+
+  /** Writes, then waits until the socket has taken it (so a flood is paced by the server's reads). */
+  writeAndDrain(s: string): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.#sock.write(s) || this.closed) resolve();
+      else this.#sock.once("drain", () => resolve());
+    });
+  }
+
+  /** Waits until the server closed the connection; throws after `ms`. */
+  async closedWithin(ms: number): Promise<void> {
+    const until = Date.now() + ms;
+    while (!this.closed) {
+      if (Date.now() > until) throw new Error("the server did not close the connection");
+      await new Promise<void>((r) => {
+        this.#waiters.push(r);
+        setTimeout(r, 50);
+      });
+    }
+  }
 }
