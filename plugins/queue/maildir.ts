@@ -14,11 +14,14 @@
  * Delivered-To lines come in qpsmtpd's order: it adds each at the top of the header, so the
  * last recipient's comes first.
  * Replies: `250 Queued! <Message-Id>`; on any failure DECLINED (451), so nothing is lost.
+ * Clean-up: a file left in `tmp/` by a delivery that never finished (a crash, a full disk) is
+ * removed once it is older than 36 hours, as maildir(5) says: in `dir` at start-up, and in each
+ * Maildir it delivers to at most once an hour after that (no timer outlives a reload).
  */
 import * as fs from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { type Address, DECLINED, type Hooks, type Init, LOGERROR, OK, type Transaction } from "qpsmtpd";
+import { type Address, DECLINED, type HookContext, type Hooks, type Init, LOGERROR, LOGINFO, OK, type Transaction } from "qpsmtpd";
 
 interface Data {
   dir: string;
@@ -26,20 +29,60 @@ interface Data {
   template: string | undefined;
   dirMode: number;
   fileMode: number;
+  /** When each Maildir's tmp/ was last swept (server clock, ms). */
+  swept: Map<string, number>;
 }
+
+/** maildir(5): a tmp/ file this old is a delivery that died. */
+export const STALE_TMP_MS = 36 * 3600_000;
+const SWEEP_EVERY_MS = 3600_000;
 
 let counter = 0;
 const host = hostname().replace(/[^\w.-]/g, "_");
 
-export const register: Init<Data> = function (_server, dir, template, mode) {
+export const register: Init<Data> = function (server, dir, template, mode) {
   if (!dir) throw new Error("queue/maildir needs the Maildir directory as its first argument");
   if (template !== undefined && !/%[ldu]/.test(template)) {
     throw new Error(`queue/maildir: sub directory template "${template}" has no %l, %d or %u`);
   }
   if (mode !== undefined && !/^[0-7]{3}$/.test(mode)) throw new Error(`queue/maildir: mode "${mode}" is not octal`);
   const dirMode = mode === undefined ? 0o700 : parseInt(mode, 8);
-  Object.assign(this.data, { dir, template, dirMode, fileMode: dirMode & 0o666 } satisfies Data);
+  const swept = new Map([[dir, server.now()]]);
+  Object.assign(this.data, { dir, template, dirMode, fileMode: dirMode & 0o666, swept } satisfies Data);
+  const removed = sweepTmp(dir, server.now());
+  if (removed > 0) this.log(LOGINFO, `removed ${removed} stale file(s) from ${join(dir, "tmp")}`);
 };
+
+/** Removes tmp/ files older than STALE_TMP_MS; returns how many. A missing tmp/ is no error. */
+export function sweepTmp(dir: string, now: number): number {
+  const tmp = join(dir, "tmp");
+  let names: string[];
+  try {
+    names = fs.readdirSync(tmp);
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  for (const name of names) {
+    try {
+      const st = fs.lstatSync(join(tmp, name));
+      if (st.isFile() && now - st.mtimeMs > STALE_TMP_MS) {
+        fs.unlinkSync(join(tmp, name));
+        removed++;
+      }
+    } catch { /* gone meanwhile, or not ours */ }
+  }
+  return removed;
+}
+
+/** Sweeps `dir` when its last sweep is an hour old. */
+function sweepIfDue(p: HookContext<Data>, dir: string): void {
+  const now = p.server.now();
+  if (now - (p.data.swept.get(dir) ?? 0) < SWEEP_EVERY_MS) return;
+  p.data.swept.set(dir, now);
+  const removed = sweepTmp(dir, now);
+  if (removed > 0) p.log(LOGINFO, `removed ${removed} stale file(s) from ${join(dir, "tmp")}`);
+}
 
 function makeMaildir(dir: string, mode: number): void {
   for (const sub of ["cur", "new", "tmp"]) fs.mkdirSync(join(dir, sub), { recursive: true, mode });
@@ -62,10 +105,12 @@ export const hook_queue: Hooks<Data>["queue"] = async function (txn) {
     if (s.template === undefined) {
       const delivered = txn.recipients().map((r) => `Delivered-To: ${r.address()}\n`).reverse().join("");
       await writeMessage(txn, s.dir, s, delivered);
+      sweepIfDue(this, s.dir);
     } else {
       for (const rcpt of txn.recipients()) {
         const dir = join(s.dir, subdirFor(s.template, rcpt));
         await writeMessage(txn, dir, s, `Delivered-To: ${rcpt.address()}\n`);
+        sweepIfDue(this, dir);
       }
     }
   } catch (e) {

@@ -1,10 +1,11 @@
 import { describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Address } from "qpsmtpd";
 import { TestSession } from "../../../src/testing/harness.ts";
-import { subdirFor } from "../../../plugins/queue/maildir.ts";
+import { STALE_TMP_MS, subdirFor } from "../../../plugins/queue/maildir.ts";
+import { FakeClock } from "../../../src/testing/fake_clock.ts";
 import { OK } from "qpsmtpd";
 
 async function deliver(args: string, rcpts: string[], message = "Subject: m\nMessage-Id: <id1@example.net>\n\nbody\n") {
@@ -68,5 +69,37 @@ describe("queue/maildir", () => {
     expect(TestSession.start({ plugins: ["queue/maildir"] })).rejects.toThrow("needs the Maildir directory");
     expect(TestSession.start({ plugins: ["queue/maildir /tmp/x nosubst"] })).rejects.toThrow("has no %l, %d or %u");
     expect(TestSession.start({ plugins: ["queue/maildir /tmp/x %l 9z9"] })).rejects.toThrow("is not octal");
+  });
+
+  test("tmp/ files of deliveries that died are removed past 36 hours: at start-up, then at most hourly as mail comes", async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), "md-")), "Maildir");
+    for (const sub of ["tmp", "new", "cur"]) mkdirSync(join(dir, sub), { recursive: true });
+    const clock = new FakeClock(Date.now());
+    const at = (name: string, ageMs: number): void => {
+      writeFileSync(join(dir, "tmp", name), "half a message");
+      const t = (clock.now() - ageMs) / 1000;
+      utimesSync(join(dir, "tmp", name), t, t);
+    };
+    at("old", STALE_TMP_MS + 60_000);
+    at("young", STALE_TMP_MS - 3600_000);
+    const t = await TestSession.start({ clock, plugins: [`queue/maildir ${dir}`], config: { timeout: "86400" } });
+    expect(readdirSync(join(dir, "tmp"))).toEqual(["young"]);
+    // Within the hour a delivery does not sweep; after it, the one that has become stale goes.
+    t.mockHook("rcpt", () => OK);
+    const send = async (): Promise<void> => {
+      await t.command("MAIL FROM:<s@example.net>");
+      await t.command("RCPT TO:<a@example.org>");
+      await t.command("DATA");
+      expect((await t.data("Subject: m\n\nbody\n")).code).toBe(250);
+    };
+    await t.command("EHLO c");
+    await clock.advance(3000_000);
+    await send();
+    expect(readdirSync(join(dir, "tmp"))).toEqual(["young"]);
+    await clock.advance(1200_000);
+    await send();
+    expect(readdirSync(join(dir, "tmp"))).toEqual([]);
+    expect(t.logs.some((l) => l.message === `removed 1 stale file(s) from ${join(dir, "tmp")}`)).toBe(true);
+    expect(readdirSync(join(dir, "new"))).toHaveLength(2);
   });
 });
