@@ -46,6 +46,7 @@ export type { TlsOptions } from "./tls.ts";
 export { cidrContains, ipToBigInt, matchesClientEntry, normaliseIp, reverseIp, sameNet24 } from "./ip.ts";
 export { type ListEntry, matchesAddress, parseEntry } from "./lists.ts";
 export { parsePathArgument, type PathArgument } from "./path_argument.ts";
+export { type ArgSpec, parsePluginArgs, type PluginArgs } from "./plugin_args.ts";
 export { strftime } from "./strftime.ts";
 export { linesOf } from "./lines.ts";
 export { formatLogLine } from "./log_line.ts";
