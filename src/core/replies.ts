@@ -119,7 +119,7 @@ export const REPLIES = {
   pipeliningViolation: ours(554, "5.5.0", "Error: SMTP protocol synchronization"),
   dataAfterBdat: ours(503, "5.5.1", "Error: DATA is not allowed in a BDAT transaction"),
   binaryNeedsBdat: ours(503, "5.5.1", "Error: BODY=BINARYMIME needs BDAT, not DATA"),
-  badBdat: ours(501, "5.5.4", "Syntax: BDAT size [LAST]"),
+  badBdat: ours(521, "5.5.4", "Syntax: BDAT count [LAST]; closing: the data that follows cannot be framed"),
   bdatTooBig: ours(552, "5.3.4", "Message size exceeds fixed maximum message size"),
   bdatChunkOk: (bytes: number) => ours(250, "2.0.0", `${bytes} bytes received`),
   bdatAfterError: ours(503, "5.5.1", "Error: this BDAT transaction already failed; send RSET"),

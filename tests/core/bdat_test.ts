@@ -98,11 +98,11 @@ describe("BDAT", () => {
     expect(queued).toHaveLength(0);
   });
 
-  test("a BDAT without a usable size is 501 and the connection closes (its data cannot be framed)", async () => {
+  test("a BDAT without a usable size is 521 and the connection closes (its data cannot be framed)", async () => {
     for (const arg of ["", "-1", "abc", "10 NOTLAST", `${"9".repeat(16)}`, "1 LAST extra"]) {
       const { t } = await mta();
       const r = await t.send(`BDAT ${arg}\r\nRCPT TO:<x@y>\r\n`);
-      expect(r.map((x) => x.code)).toEqual([501]);
+      expect(r.map((x) => x.code)).toEqual([521]);
       expect(t.closed).toBe(true);
     }
   });

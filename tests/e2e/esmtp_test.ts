@@ -86,7 +86,7 @@ $s->quit;
       c.write(`EHLO raw.example\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<user@example.org>\r\n${bad}\r\nRSET\r\n`);
       for (let i = 0; i < 3; i++) await c.reply();
       const r = await c.reply();
-      expect([bad, r.code]).toEqual([bad, 501]);
+      expect([bad, r.code]).toEqual([bad, 521]);
       await c.closedWithin(5000);
     }
     // 48 MiB declared and sent in one chunk against a 1 MB databytes: read and dropped as it comes.
