@@ -37,20 +37,26 @@ export interface RcptDsn {
   readonly orcpt?: { readonly type: string; readonly address: string };
 }
 
-/** Decodes RFC 3461 xtext (`+HH` escapes); undefined when it is not valid xtext. */
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+/** Decodes RFC 3461 xtext (`+HH` escapes) as UTF-8; undefined when it is not valid xtext or UTF-8. */
 export function xtextDecode(s: string): string | undefined {
-  let out = "";
+  const bytes: number[] = [];
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     if (c === 0x2b) {
       const hex = s.slice(i + 1, i + 3);
       if (!/^[0-9A-F]{2}$/.test(hex)) return undefined;
-      out += String.fromCharCode(parseInt(hex, 16));
+      bytes.push(parseInt(hex, 16));
       i += 2;
-    } else if (c >= 33 && c <= 126 && c !== 0x3d) out += s[i];
+    } else if (c >= 33 && c <= 126 && c !== 0x3d) bytes.push(c);
     else return undefined;
   }
-  return out;
+  try {
+    return UTF8.decode(Uint8Array.from(bytes));
+  } catch {
+    return undefined;
+  }
 }
 
 /** Encodes text as RFC 3461 xtext. */

@@ -51,5 +51,15 @@ export { strftime } from "./strftime.ts";
 export { linesOf } from "./lines.ts";
 export { formatLogLine } from "./log_line.ts";
 export { validate_password } from "./password.ts";
-export { type ClientOptions, type ClientReply, type ClientTarget, DotStuffer, SmtpClient } from "./smtp_client.ts";
+export {
+  type BdatOptions,
+  type ClientOptions,
+  type ClientReply,
+  type ClientTarget,
+  type ClientTlsInfo,
+  CrlfEncoder,
+  DotStuffer,
+  SmtpClient,
+  type StartTlsOptions,
+} from "./smtp_client.ts";
 export { VERSION } from "./version.ts";

@@ -11,9 +11,15 @@
  * ...
  * await c.sendData(txn.message_stream());             // then read() the reply (one per recipient for LMTP)
  * ```
+ *
+ * STARTTLS (RFC 3207): write `STARTTLS`, read the 220, then `await c.startTls({ servername })` and
+ * greet again; `c.tls` tells whether the session is encrypted and the certificate verified.
+ * CHUNKING (RFC 3030): `await c.sendBdat(txn.message_stream(), { pipelining })` sends BDAT chunks
+ * and returns the reply to the last one.
  * @module
  */
 import * as net from "node:net";
+import * as tls from "node:tls";
 
 export interface ClientReply {
   readonly code: number;
@@ -31,29 +37,99 @@ export interface ClientOptions {
   readonly signal?: AbortSignal;
 }
 
+/** How `startTls` sets up TLS on the connection. */
+export interface StartTlsOptions {
+  /**
+   * The server's name: sent as SNI (unless it is an IP address) and matched against the
+   * certificate. Default: the host connected to.
+   */
+  readonly servername?: string;
+  /** PEM CA certificates to trust instead of the system's. */
+  readonly ca?: string | Buffer | ReadonlyArray<string | Buffer>;
+  /**
+   * Fail (and close the connection) when the certificate does not verify: a chain to a trusted
+   * CA and a name that matches `servername`. @default false (opportunistic TLS: any certificate)
+   */
+  readonly rejectUnauthorized?: boolean;
+}
+
+/** The TLS session of a connection after `startTls`. */
+export interface ClientTlsInfo {
+  /** `TLSv1.3`, `TLSv1.2`. */
+  readonly protocol: string;
+  readonly cipher: string;
+  /** The certificate chains to a trusted CA and names the server. */
+  readonly verified: boolean;
+  /** Why the certificate did not verify. */
+  readonly verifyError?: string;
+  /** The certificate's subject CN, when it has one. */
+  readonly peerName?: string;
+}
+
+/** How `sendBdat` sends a message. */
+export interface BdatOptions {
+  /** Bytes per chunk. @default 65536 */
+  readonly chunkSize?: number;
+  /** Send the next chunks before the replies to the previous ones come (the server offers PIPELINING). @default false */
+  readonly pipelining?: boolean;
+  /**
+   * BODY=BINARYMIME: only the header block is made canonical; the body after its blank line goes
+   * out byte for byte. Otherwise the whole message is: CRLF line ends, a stray CR becomes a
+   * space, a final line end added when missing. @default false
+   */
+  readonly binaryBody?: boolean;
+}
+
+/** Chunks in flight at once when pipelining BDAT: enough to keep the line busy, few enough to stop soon after a refusal. */
+const BDAT_WINDOW = 4;
+
 export class SmtpClient {
-  readonly #sock: net.Socket;
+  #sock: net.Socket;
   #buf = "";
   #replies: ClientReply[] = [];
   #lines: string[] = [];
   #waiters: Array<(r: ClientReply | Error) => void> = [];
   #error: Error | undefined;
   readonly #lmtp: boolean;
+  /** The host connected to (the default TLS server name); undefined for a unix socket. */
+  readonly #host: string | undefined;
+  #tls: ClientTlsInfo | undefined;
   /** Time limit for connecting and for each reply, ms. */
   timeoutMs: number;
 
-  private constructor(sock: net.Socket, timeoutMs: number, lmtp: boolean) {
+  private constructor(sock: net.Socket, timeoutMs: number, lmtp: boolean, host?: string) {
     this.#sock = sock;
     this.timeoutMs = timeoutMs;
     this.#lmtp = lmtp;
+    this.#host = host;
+    this.#attach(sock);
+  }
+
+  readonly #onDataListener = (d: string): void => this.#onData(d);
+  readonly #onError = (e: Error): void => {
+    this.#error ??= e;
+    for (const w of this.#waiters.splice(0)) w(this.#error);
+  };
+  readonly #onClose = (): void => this.#onError(new Error("connection closed by the server"));
+
+  #attach(sock: net.Socket): void {
     sock.setEncoding("latin1");
-    sock.on("data", (d: string) => this.#onData(d));
-    const fail = (e: Error): void => {
-      this.#error ??= e;
-      for (const w of this.#waiters.splice(0)) w(this.#error);
-    };
-    sock.on("error", fail);
-    sock.on("close", () => fail(new Error("connection closed by the server")));
+    sock.on("data", this.#onDataListener);
+    sock.on("error", this.#onError);
+    sock.on("close", this.#onClose);
+  }
+
+  #detach(sock: net.Socket): void {
+    sock.off("data", this.#onDataListener);
+    sock.off("error", this.#onError);
+    sock.off("close", this.#onClose);
+    // The TLS layer owns the socket now; an error on it must not go unhandled.
+    sock.on("error", () => undefined);
+  }
+
+  /** The TLS session once `startTls` succeeded; undefined while the connection is in clear. */
+  get tls(): ClientTlsInfo | undefined {
+    return this.#tls;
   }
 
   /** Connects over TCP (`host`, `port`) or a unix socket (`path`). */
@@ -62,14 +138,20 @@ export class SmtpClient {
     const where = "path" in target ? target.path : `${target.host}:${target.port}`;
     return new Promise((resolve, reject) => {
       const sock = "path" in target ? net.connect({ path: target.path }) : net.connect({ host: target.host, port: target.port });
-      opts.signal?.addEventListener("abort", () => sock.destroy(new Error(`aborted: ${String(opts.signal?.reason)}`)), { once: true });
+      let client: SmtpClient | undefined;
+      // After STARTTLS the client's socket is the TLS one: destroy whichever is current.
+      const abort = (): void => {
+        (client ? client.#sock : sock).destroy(new Error(`aborted: ${String(opts.signal?.reason)}`));
+      };
+      opts.signal?.addEventListener("abort", abort, { once: true });
       const timer = setTimeout(() => {
         sock.destroy();
         reject(new Error(`connect to ${where} timed out`));
       }, timeoutMs);
       sock.once("connect", () => {
         clearTimeout(timer);
-        resolve(new SmtpClient(sock, timeoutMs, opts.lmtp ?? false));
+        client = new SmtpClient(sock, timeoutMs, opts.lmtp ?? false, "path" in target ? undefined : target.host);
+        resolve(client);
       });
       sock.once("error", (e) => {
         clearTimeout(timer);
@@ -147,9 +229,199 @@ export class SmtpClient {
     await this.write(stuff.end());
   }
 
+  /**
+   * Starts TLS on the connection (RFC 3207): call it once the server answered `STARTTLS` with
+   * 220, then greet again, as the capabilities from before are void. Throws when the server
+   * sent anything after its 220 (a reply injected in clear), when the handshake fails or takes
+   * longer than `timeoutMs`, and, with `rejectUnauthorized`, when the certificate does not
+   * verify; the connection is then unusable.
+   */
+  async startTls(opts: StartTlsOptions = {}): Promise<ClientTlsInfo> {
+    if (this.#error) throw this.#error;
+    if (this.#tls) throw new Error("TLS is already active");
+    if (this.#buf !== "" || this.#replies.length > 0 || this.#lines.length > 0) {
+      this.#sock.destroy();
+      throw new Error("the server sent data after its STARTTLS reply");
+    }
+    const plain = this.#sock;
+    this.#detach(plain);
+    const name = opts.servername ?? this.#host;
+    const sock = tls.connect({
+      socket: plain,
+      // RFC 6066 3: no SNI for an address literal.
+      ...(name !== undefined && net.isIP(name) === 0 ? { servername: name } : {}),
+      ...(opts.ca !== undefined ? { ca: opts.ca as string | Buffer | Array<string | Buffer> } : {}),
+      // Verification is decided below, after the handshake, so an opportunistic session can go on.
+      rejectUnauthorized: false,
+      minVersion: "TLSv1.2",
+    });
+    this.#sock = sock;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          sock.destroy();
+          reject(new Error("TLS handshake timed out"));
+        }, this.timeoutMs);
+        sock.once("secureConnect", () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        sock.once("error", (e: Error) => {
+          clearTimeout(timer);
+          reject(new Error(`TLS handshake failed: ${e.message}`));
+        });
+        sock.once("close", () => {
+          clearTimeout(timer);
+          reject(new Error("TLS handshake failed: connection closed"));
+        });
+      });
+    } catch (e) {
+      this.#error ??= e as Error;
+      sock.destroy();
+      throw e;
+    }
+    const cert = sock.getPeerCertificate();
+    let verifyError: string | undefined;
+    if (!sock.authorized) verifyError = String(sock.authorizationError ?? "certificate not verified");
+    else if (name === undefined) verifyError = "no server name to check the certificate against";
+    else verifyError = tls.checkServerIdentity(name, cert)?.message;
+    const cn = cert?.subject?.CN;
+    const info: ClientTlsInfo = {
+      protocol: sock.getProtocol() ?? "",
+      cipher: sock.getCipher()?.name ?? "",
+      verified: verifyError === undefined,
+      ...(verifyError !== undefined ? { verifyError } : {}),
+      ...(typeof cn === "string" ? { peerName: cn } : {}),
+    };
+    if (verifyError !== undefined && opts.rejectUnauthorized) {
+      this.#error ??= new Error(`certificate not verified: ${verifyError}`);
+      sock.destroy();
+      throw this.#error;
+    }
+    this.#attach(sock);
+    this.#tls = info;
+    return info;
+  }
+
+  /**
+   * Sends a message with BDAT (RFC 3030): chunks of `chunkSize` bytes, the last one `BDAT n
+   * LAST` (`BDAT 0 LAST` when the message ends on a chunk boundary). Returns the reply to the
+   * last chunk, or the first refusal of an earlier chunk (after which no more chunks are sent;
+   * the replies to those already sent are read).
+   */
+  async sendBdat(chunks: AsyncIterable<Uint8Array>, opts: BdatOptions = {}): Promise<ClientReply> {
+    const size = opts.chunkSize ?? 65536;
+    if (!Number.isInteger(size) || size < 1) throw new Error(`bad BDAT chunk size ${size}`);
+    const window = opts.pipelining ? BDAT_WINDOW : 1;
+    const encoder = new CrlfEncoder({ binaryBody: opts.binaryBody ?? false });
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    let inFlight = 0;
+    let refusal: ClientReply | undefined;
+    let last: ClientReply | undefined;
+    const settle = async (keep: number): Promise<void> => {
+      while (inFlight > keep) {
+        const r = await this.read();
+        inFlight--;
+        last = r;
+        if (r.code !== 250 && !refusal) refusal = r;
+      }
+    };
+    const send = async (data: Buffer, isLast: boolean): Promise<void> => {
+      await this.write(Buffer.concat([Buffer.from(`BDAT ${data.length}${isLast ? " LAST" : ""}\r\n`), data]));
+      inFlight++;
+      await settle(isLast ? 0 : window - 1);
+    };
+    for await (const piece of chunks) {
+      const bytes = encoder.push(piece);
+      if (bytes.length === 0) continue;
+      // A binary body passes through as the caller's own buffer, which it may reuse: copy it.
+      pending.push(bytes === piece ? Buffer.from(bytes) : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length));
+      pendingBytes += bytes.length;
+      if (pendingBytes < size) continue;
+      const all = Buffer.concat(pending);
+      let offset = 0;
+      while (all.length - offset >= size && !refusal) {
+        await send(all.subarray(offset, offset + size), false);
+        offset += size;
+      }
+      pending = [all.subarray(offset)];
+      pendingBytes = all.length - offset;
+      if (refusal) break;
+    }
+    if (refusal) {
+      await settle(0);
+      return refusal;
+    }
+    await send(Buffer.concat([...pending, encoder.end()]), true);
+    return refusal ?? last!;
+  }
+
   close(): void {
     this.#sock.end();
     setTimeout(() => this.#sock.destroy(), 1000).unref?.();
+  }
+}
+
+/**
+ * Canonical SMTP content for BDAT (no dot-stuffing, no terminator): every line ends in CRLF, a
+ * stray CR becomes a space, and `end()` adds a final line end when the content lacks one. With
+ * `binaryBody` (BODY=BINARYMIME) only the header block is made canonical: after its blank line
+ * the bytes pass as they are.
+ */
+export class CrlfEncoder {
+  readonly #binaryBody: boolean;
+  #atLineStart = true;
+  /** A CR ended the previous chunk: a line end if the next one starts with LF. */
+  #cr = false;
+  #raw = false;
+
+  constructor(opts: { readonly binaryBody?: boolean } = {}) {
+    this.#binaryBody = opts.binaryBody ?? false;
+  }
+
+  push(chunk: Uint8Array): Uint8Array {
+    if (this.#raw) return chunk;
+    const out = Buffer.allocUnsafe(chunk.length * 2 + 1);
+    let o = 0;
+    for (let i = 0; i < chunk.length; i++) {
+      const c = chunk[i]!;
+      if (this.#cr) {
+        this.#cr = false;
+        if (c !== 10) {
+          out[o++] = 32;
+          this.#atLineStart = false;
+        }
+      }
+      if (c === 13) {
+        this.#cr = true;
+        continue;
+      }
+      if (c === 10) {
+        const blank = this.#atLineStart;
+        out[o++] = 13;
+        out[o++] = 10;
+        this.#atLineStart = true;
+        if (blank && this.#binaryBody) {
+          this.#raw = true;
+          return Buffer.concat([out.subarray(0, o), chunk.subarray(i + 1)]);
+        }
+        continue;
+      }
+      out[o++] = c;
+      this.#atLineStart = false;
+    }
+    return out.subarray(0, o);
+  }
+
+  /** What ends the content: a line end if it lacked one (nothing after a binary body). */
+  end(): Uint8Array {
+    if (this.#raw) return new Uint8Array(0);
+    if (this.#cr) {
+      this.#cr = false;
+      return Buffer.from(" \r\n");
+    }
+    return Buffer.from(this.#atLineStart ? "" : "\r\n");
   }
 }
 

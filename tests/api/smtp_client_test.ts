@@ -1,15 +1,20 @@
 /**
  * The public SMTP/LMTP client against Postfix's smtp-sink (a real server): SMTP over TCP, LMTP
- * over TCP and over a unix socket, with one reply per recipient after the data.
+ * over TCP and over a unix socket, with one reply per recipient after the data. STARTTLS and
+ * BDAT against a private Postfix smtpd (tests/helpers/postfix_smtpd.ts); a reply injected after
+ * STARTTLS from a fault-injecting fake peer.
  */
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type ChildProcess, spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DotStuffer, SmtpClient } from "qpsmtpd";
+import { CrlfEncoder } from "../../src/api/smtp_client.ts";
 import { freePort } from "../e2e/helpers.ts";
+import { fakePeer, lineScript } from "../helpers/fake_peers.ts";
+import { type PostfixSmtpd, postfixSmtpdUsable, startPostfixSmtpd } from "../helpers/postfix_smtpd.ts";
 
 const SINK = existsSync("/usr/sbin/smtp-sink") ? "/usr/sbin/smtp-sink" : "smtp-sink";
 const sinks: ChildProcess[] = [];
@@ -92,5 +97,160 @@ describe("SmtpClient", () => {
     const d = new DotStuffer();
     const out = Buffer.concat([d.push(Buffer.from(".x\nbare\rcr\r\nend")), d.end()]).toString("latin1");
     expect(out).toBe("..x\r\nbare cr\r\nend\r\n.\r\n");
+  });
+});
+
+describe("DotStuffer and CrlfEncoder", () => {
+  test("DotStuffer: a message split anywhere comes out the same; a final line end is added before the dot", () => {
+    const d = new DotStuffer();
+    const out = Buffer.concat([d.push(Buffer.from(".a\nb\r\nc\rd\n.")), d.push(Buffer.from("\n..\n")), d.end()]).toString();
+    expect(out).toBe("..a\r\nb\r\nc d\r\n..\r\n...\r\n.\r\n");
+    const e = new DotStuffer();
+    expect(Buffer.concat([e.push(Buffer.from("x")), e.end()]).toString()).toBe("x\r\n.\r\n");
+  });
+
+  test("CrlfEncoder: CRLF line ends, no dot-stuffing, a stray CR becomes a space, CR LF split across chunks stays one line end", () => {
+    const c = new CrlfEncoder();
+    const out = Buffer.concat([c.push(Buffer.from(".a\nb\r")), c.push(Buffer.from("\nc\rd\r")), c.push(Buffer.from("x\n.")), c.end()]);
+    expect(out.toString()).toBe(".a\r\nb\r\nc d x\r\n.\r\n");
+    const ended = new CrlfEncoder();
+    expect(Buffer.concat([ended.push(Buffer.from("y\n")), ended.end()]).toString()).toBe("y\r\n");
+    const cr = new CrlfEncoder();
+    expect(Buffer.concat([cr.push(Buffer.from("z\r")), cr.end()]).toString()).toBe("z \r\n");
+  });
+
+  test("CrlfEncoder with binaryBody: the header block made canonical, the body after it untouched", () => {
+    const c = new CrlfEncoder({ binaryBody: true });
+    const body = Buffer.from([0, 10, 13, 46, 255, 13]);
+    const out = Buffer.concat([c.push(Buffer.from("Subject: b\nX: y\n")), c.push(Buffer.concat([Buffer.from("\n"), body])), c.end()]);
+    expect(Buffer.compare(out, Buffer.concat([Buffer.from("Subject: b\r\nX: y\r\n\r\n"), body]))).toBe(0);
+  });
+});
+
+describe.skipIf(!postfixSmtpdUsable)("SmtpClient STARTTLS and BDAT against Postfix", () => {
+  let pf: PostfixSmtpd;
+  beforeAll(async () => {
+    pf = await startPostfixSmtpd({
+      listeners: { mx: [], small: ["message_size_limit=300"] },
+      sniNames: ["sni.example.org"],
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await pf?.stop();
+  }, 30_000);
+
+  async function greeted(listener = "mx"): Promise<SmtpClient> {
+    const c = await SmtpClient.connect({ host: "127.0.0.1", port: pf.ports[listener]! }, { timeoutMs: 10_000 });
+    expect((await c.read()).code).toBe(220);
+    return c;
+  }
+
+  async function upgraded(opts: Parameters<SmtpClient["startTls"]>[0]) {
+    const c = await greeted();
+    expect((await c.hello("client.example")).has("STARTTLS")).toBe(true);
+    expect(c.tls).toBeUndefined();
+    await c.write("STARTTLS\r\n");
+    expect((await c.read()).code).toBe(220);
+    return { c, info: await c.startTls(opts) };
+  }
+
+  test("startTls: encrypted; the self-signed certificate is not verified; a new EHLO has no STARTTLS", async () => {
+    const { c, info } = await upgraded({});
+    expect(info.protocol).toMatch(/^TLSv1\.[23]$/);
+    expect(info.cipher).not.toBe("");
+    expect(info.verified).toBe(false);
+    expect(info.verifyError).toBeDefined();
+    expect(info.peerName).toBe("mx.example.org");
+    expect(c.tls).toEqual(info);
+    const caps = await c.hello("client.example");
+    expect(caps.has("STARTTLS")).toBe(false);
+    expect(caps.has("CHUNKING")).toBe(true);
+    await c.write("MAIL FROM:<a@example.net>\r\n");
+    expect((await c.read()).code).toBe(250);
+    c.close();
+  });
+
+  test("startTls: verified with the CA and the name; the wrong name or no name (an IP address) is not", async () => {
+    expect((await upgraded({ servername: "mx.example.org", ca: readFileSync(pf.certFile) })).info.verified).toBe(true);
+    const wrong = await upgraded({ servername: "other.example.org", ca: readFileSync(pf.certFile) });
+    expect(wrong.info.verified).toBe(false);
+    // Connected to 127.0.0.1: no SNI, and the certificate names no address.
+    expect((await upgraded({ ca: readFileSync(pf.certFile) })).info.verified).toBe(false);
+  });
+
+  test("startTls sends the server name as SNI, and none for an IP address", async () => {
+    const sni = await upgraded({ servername: "sni.example.org", ca: readFileSync(pf.sniCertFiles["sni.example.org"]!) });
+    expect(sni.info.peerName).toBe("sni.example.org");
+    expect(sni.info.verified).toBe(true);
+    expect((await upgraded({ servername: "127.0.0.1" })).info.peerName).toBe("mx.example.org");
+  });
+
+  test("startTls with rejectUnauthorized: an unverified certificate throws and the connection is unusable", async () => {
+    const c = await greeted();
+    await c.hello("client.example");
+    await c.write("STARTTLS\r\n");
+    expect((await c.read()).code).toBe(220);
+    await expect(c.startTls({ servername: "mx.example.org", rejectUnauthorized: true })).rejects.toThrow("certificate not verified");
+    await expect(c.write("QUIT\r\n")).rejects.toThrow();
+    expect(c.tls).toBeUndefined();
+  });
+
+  test("sendBdat: chunks of chunkSize with exact counts, BDAT 0 LAST on a chunk boundary, pipelined or not", async () => {
+    for (const pipelining of [false, true]) {
+      const c = await greeted();
+      await c.hello("client.example");
+      const from = `bdat-${pipelining}@example.net`;
+      await c.write(`MAIL FROM:<${from}>\r\nRCPT TO:<b@example.org>\r\n`);
+      expect([(await c.read()).code, (await c.read()).code]).toEqual([250, 250]);
+      // 4 lines of 5 bytes with CRLF: 20 bytes, two chunks of 10, then BDAT 0 LAST.
+      const msg = async function* (): AsyncGenerator<Uint8Array> {
+        yield Buffer.from("X: 1\nX: 2\n\n");
+        yield Buffer.from("abcd\n");
+      };
+      const r = await c.sendBdat(msg(), { chunkSize: 10, pipelining });
+      expect(r.code).toBe(250);
+      expect(r.lines[0]).toContain("20 bytes queued");
+      c.close();
+      const sent = (await pf.session(from)).filter((l) => l.startsWith("< ")).map((l) => l.replace(/^< [^:]*: /, ""));
+      expect(sent.filter((l) => l.startsWith("BDAT"))).toEqual(["BDAT 10", "BDAT 10", "BDAT 0 LAST"]);
+    }
+  });
+
+  test("sendBdat: a refused chunk ends the sending; its refusal is returned after the replies in flight", async () => {
+    const c = await greeted("small");
+    await c.hello("client.example");
+    await c.write("MAIL FROM:<big@example.net>\r\nRCPT TO:<b@example.org>\r\n");
+    expect([(await c.read()).code, (await c.read()).code]).toEqual([250, 250]);
+    let pieces = 0;
+    async function* big(): AsyncGenerator<Uint8Array> {
+      for (let i = 0; i < 100; i++) {
+        pieces++;
+        yield Buffer.from(`${"y".repeat(98)}\n`);
+      }
+    }
+    const r = await c.sendBdat(big(), { chunkSize: 200, pipelining: true });
+    expect(r.code).toBe(552);
+    expect(pieces).toBeLessThan(100);
+    // The session is still in step: the next command gets its own reply.
+    await c.write("RSET\r\n");
+    expect((await c.read()).code).toBe(250);
+    c.close();
+  });
+
+  test("a reply injected after the 220 to STARTTLS makes startTls throw", async () => {
+    const peer = await fakePeer(lineScript("220 mx\r\n", ["250-mx\r\n250 STARTTLS\r\n", "220 go ahead\r\n250 injected\r\n"]));
+    try {
+      const c = await SmtpClient.connect(peer.target, { timeoutMs: 5000 });
+      await c.read();
+      await c.hello("client.example");
+      await c.write("STARTTLS\r\n");
+      expect((await c.read()).code).toBe(220);
+      // Give the injected line time to arrive, as it would behind the 220 in one packet.
+      while (!peer.received[0]?.includes("STARTTLS")) await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, 50));
+      await expect(c.startTls({})).rejects.toThrow("the server sent data after its STARTTLS reply");
+    } finally {
+      await peer.close();
+    }
   });
 });
