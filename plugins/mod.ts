@@ -46,6 +46,7 @@ import * as logging_syslog from "./logging/syslog.ts";
 import * as logging_transaction_id from "./logging/transaction_id.ts";
 import * as logging_warn from "./logging/warn.ts";
 import * as loop from "./loop.ts";
+import * as milter from "./milter.ts";
 import * as naughty from "./naughty.ts";
 import * as noop_counter from "./noop_counter.ts";
 import * as parse_addr_withhelo from "./parse_addr_withhelo.ts";
@@ -65,9 +66,13 @@ import * as rcpt_regexp from "./rcpt_regexp.ts";
 import * as relay from "./relay.ts";
 import * as resolvable_fromhost from "./resolvable_fromhost.ts";
 import * as rhsbl from "./rhsbl.ts";
+import * as rspamd from "./rspamd.ts";
 import * as sender_permitted_from from "./sender_permitted_from.ts";
+import * as spamassassin from "./spamassassin.ts";
 import * as tls from "./tls.ts";
 import * as uribl from "./uribl.ts";
+import * as virus_clamav from "./virus/clamav.ts";
+import * as virus_clamdscan from "./virus/clamdscan.ts";
 import * as virus_klez_filter from "./virus/klez_filter.ts";
 import * as whitelist from "./whitelist.ts";
 
@@ -115,6 +120,7 @@ export const BUILTINS: Readonly<Record<string, AnyPluginModule>> = {
   "logging/transaction_id": logging_transaction_id,
   "logging/warn": logging_warn,
   "loop": loop,
+  "milter": milter,
   "naughty": naughty,
   "noop_counter": noop_counter,
   "parse_addr_withhelo": parse_addr_withhelo,
@@ -134,9 +140,13 @@ export const BUILTINS: Readonly<Record<string, AnyPluginModule>> = {
   "relay": relay,
   "resolvable_fromhost": resolvable_fromhost,
   "rhsbl": rhsbl,
+  "rspamd": rspamd,
   "sender_permitted_from": sender_permitted_from,
+  "spamassassin": spamassassin,
   "tls": tls,
   "uribl": uribl,
+  "virus/clamav": virus_clamav,
+  "virus/clamdscan": virus_clamdscan,
   "virus/klez_filter": virus_klez_filter,
   "whitelist": whitelist,
 };

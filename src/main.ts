@@ -17,6 +17,7 @@ import { type DaemonSettings, DEFAULT_SETTINGS, listenSpecs, readSettingsFile } 
 import { installPluginModules } from "./runtime/runtime.ts";
 import { SmtpServer } from "./server/server.ts";
 import { checkConfig } from "./plugin/check.ts";
+import { PLUGIN_DEPENDENCIES } from "./plugin/dependencies.ts";
 import { BUILTINS } from "../plugins/mod.ts";
 import { printCheck } from "./cli/check.ts";
 import { KARMA_USAGE, karmaTool } from "./cli/karma.ts";
@@ -116,6 +117,7 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   installPluginModules({
+    ...PLUGIN_DEPENDENCIES,
     qpsmtpd: api as unknown as Record<string, unknown>,
     "qpsmtpd/testing": testing as unknown as Record<string, unknown>,
   });
