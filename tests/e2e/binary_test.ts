@@ -373,7 +373,9 @@ describe("the daemon's process behaviour", () => {
     expect(ok.code).toBe(0);
     const hooks = await run([BINARY, "hooks", "--config", join(ROOT, "config")]);
     expect(hooks.out).toContain("rcpt: relay -> dnsbl -> badrcptto -> rcpt_ok\n");
-    expect(hooks.out).toContain("data_post: helo -> sender_permitted_from -> headers -> bogus_bounce -> dkim -> dmarc -> virus/klez_filter -> naughty\n");
+    expect(hooks.out).toContain(
+      "data_post: helo -> sender_permitted_from -> headers -> bogus_bounce -> dkim -> dmarc -> virus/klez_filter -> naughty\n",
+    );
     // A copy of config/ whose Maildir lives in a temp dir and whose DNS is a local server.
     const dns = await TestDnsServer.start({ "example.net": { MX: [[10, "mx.example.net"]] }, "mx.example.net": { A: ["192.0.2.25"] } });
     try {
