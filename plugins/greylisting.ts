@@ -8,18 +8,38 @@
  * Arguments (qpsmtpd's names and defaults): `remote_ip 1`, `sender 0`, `recipient 0`,
  * `black_timeout 3000` (50 min), `grey_timeout 12000` (3 h 20 min), `white_timeout 3110400`
  * (36 days), `deny_late 0`, `reject 1` (`reject 0` only logs and notes), `db_dir DIR`,
- * `loglevel`.
- * Config files: `denysoft_greylist` (the reply text), `db_dir`.
+ * `loglevel`, `store_failure open|closed` (default open).
+ * Config files: `denysoft_greylist` (the reply text), `db_dir`, `store` (the shared store).
  * Exempt: relay clients, whitelisted hosts, senders and recipients.
- * Notes: transaction `greylist` (`new`, `early`, `white`, `pass`).
- * Replies: `450 This mail is temporarily denied`. State lives in the SQLite store.
+ * Notes: transaction `greylist` (`new`, `early`, `white`, `pass`; `error` when the store failed).
+ * Replies: `450 This mail is temporarily denied`.
+ * State: the store (`this.store()`): SQLite in `db_dir` on one host, or the Redis every host of a
+ * fleet shares (the `store` config file), so a triplet first seen on one host passes on another.
+ * The first try is recorded with `compareAndSet`, so two hosts seeing it at once agree.
+ * Failure policy: when the store fails (Redis down, or no answer within its time limit), the
+ * mail passes ungreylisted and a warning is logged (at most one each 10 s); `store_failure
+ * closed` defers it instead (`450 Greylisting is unavailable, try again later`). `check()`
+ * reports a store that does not answer to `qpsmtpd check`.
  */
-import { type Address, DECLINED, DENYSOFT, type HookContext, type Hooks, LOGINFO, type Result, type Transaction } from "qpsmtpd";
+import {
+  type Address,
+  type Check,
+  DECLINED,
+  DENYSOFT,
+  type HookContext,
+  type Hooks,
+  LOGINFO,
+  LOGWARN,
+  type PluginContext,
+  type Register,
+  type Result,
+  type Transaction,
+} from "qpsmtpd";
 
 declare module "qpsmtpd" {
   interface TransactionNotes {
-    /** The verdict: new, early, white or pass. */
-    greylist: "new" | "early" | "white" | "pass";
+    /** The verdict: new, early, white or pass; error when the store failed. */
+    greylist: "new" | "early" | "white" | "pass" | "error";
     /** With `deny_late 1`: the deferral waits for DATA. */
     greylist_deferred: boolean;
   }
@@ -44,18 +64,24 @@ async function verdict(p: HookContext, txn: Transaction, rcpt?: Address): Promis
   const store = p.store();
   const now = p.server.now();
   const raw = await store.get(key);
-  const rec = raw ? (JSON.parse(raw) as { first: number; white?: boolean }) : undefined;
   const white = num(p, "white_timeout", 3110400);
-  if (!rec) {
-    await store.set(key, JSON.stringify({ first: now }), num(p, "grey_timeout", 12000));
-    return "new";
+  if (!raw) {
+    // Only one host records the first try; one that loses the race sees a retry too early.
+    const first = await store.compareAndSet(key, undefined, JSON.stringify({ first: now }), num(p, "grey_timeout", 12000));
+    return first ? "new" : "early";
   }
+  const rec = JSON.parse(raw) as { first: number; white?: boolean; renewed?: number };
   if (rec.white) {
-    await store.set(key, raw!, white);
+    // white_timeout runs from the last renewal; renewing on every message would double the store
+    // work for nothing, so a record is renewed once it is a hundredth of white_timeout old (at
+    // most a day): it may be forgotten that much earlier than qpsmtpd would.
+    if (now - (rec.renewed ?? 0) >= Math.min(86400, white / 100) * 1000) {
+      await store.set(key, JSON.stringify({ first: rec.first, white: true, renewed: now }), white);
+    }
     return "white";
   }
   if (now - rec.first < num(p, "black_timeout", 3000) * 1000) return "early";
-  await store.set(key, JSON.stringify({ first: rec.first, white: true }), white);
+  await store.set(key, JSON.stringify({ first: rec.first, white: true, renewed: now }), white);
   return "pass";
 }
 
@@ -63,9 +89,26 @@ function exempt(p: HookContext, txn: Transaction): boolean {
   return p.is_immune() || !!txn.notes("whitelistrcpt");
 }
 
+/** At most one warning each 10 s per plugin instance: an outage must not flood the log. */
+const warned = new WeakMap<object, number>();
+function warnThrottled(p: PluginContext, message: string): void {
+  const now = p.server.now();
+  if (now - (warned.get(p.data) ?? -Infinity) < 10_000) return;
+  warned.set(p.data, now);
+  p.log(LOGWARN, message);
+}
+
 async function decide(p: HookContext, txn: Transaction, rcpt?: Address): Promise<Result> {
   if (exempt(p, txn)) return DECLINED;
-  const v = await verdict(p, txn, rcpt);
+  let v: Awaited<ReturnType<typeof verdict>>;
+  try {
+    v = await verdict(p, txn, rcpt);
+  } catch (e) {
+    txn.notes("greylist", "error");
+    const closed = p.options["store_failure"] === "closed";
+    warnThrottled(p, `store failed (${(e as Error).message}): ${closed ? "deferring" : "letting mail through ungreylisted"}`);
+    return closed && p.options["reject"] !== "0" ? [DENYSOFT, "Greylisting is unavailable, try again later"] : DECLINED;
+  }
   txn.notes("greylist", v);
   p.log(LOGINFO, v);
   if (v === "white" || v === "pass") return DECLINED;
@@ -88,4 +131,25 @@ export const hook_rcpt: Hooks["rcpt"] = function (txn, rcpt) {
 export const hook_data: Hooks["data"] = function (txn) {
   if (!txn.notes("greylist_deferred")) return DECLINED;
   return [DENYSOFT, this.qp.config("denysoft_greylist") ?? "This mail is temporarily denied"];
+};
+
+/** Opens the store at load, so a shared one is connected before the first client comes. */
+export const register: Register = function () {
+  try {
+    this.store();
+  } catch (e) {
+    this.log(LOGWARN, `store: ${(e as Error).message}`);
+  }
+};
+
+/** For `qpsmtpd check`: a store that does not answer. */
+export const check: Check = async function () {
+  const store = this.store();
+  try {
+    await store.ping();
+    return [];
+  } catch (e) {
+    const then = this.options["store_failure"] === "closed" ? "mail would be deferred" : "mail would pass ungreylisted";
+    return [`store ${store.location} does not answer (${(e as Error).message}): ${then}`];
+  }
 };

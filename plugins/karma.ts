@@ -14,8 +14,14 @@
  * Notes: connection `karma` (this connection's score), `karma_history` (nice minus naughty).
  * Relay clients are never refused. Replies: `450 You were naughty. You cannot connect for N more
  * days.`.
+ * State: one JSON record per address, `karma|IP` in the store (`this.store()`: SQLite in
+ * `db_dir`, or the Redis a fleet shares, the `store` config file), kept 400 days after the last
+ * visit. Hosts update it with `compareAndSet`, so two disconnects at once both count.
+ * Failure policy: karma fails open: when the store fails (Redis down, or no answer within its
+ * time limit) a connection is let in without history and its score is not recorded; a warning
+ * is logged (at most one each 10 s). `check()` reports a store that does not answer.
  */
-import { DECLINED, DENYSOFT, type HookContext, type Hooks, LOGINFO } from "qpsmtpd";
+import { type Check, DECLINED, DENYSOFT, type HookContext, type Hooks, LOGINFO, LOGWARN, type PluginContext, type Register } from "qpsmtpd";
 
 declare module "qpsmtpd" {
   interface ConnectionNotes {
@@ -32,14 +38,34 @@ interface History {
 }
 
 const key = (p: HookContext): string => `karma|${p.connection.remote_ip}`;
+const TTL = 400 * 86400;
 
-async function history(p: HookContext): Promise<History> {
-  const raw = await p.store().get(key(p));
+function parse(raw: string | undefined): History {
   return raw ? (JSON.parse(raw) as History) : { nice: 0, naughty: 0, connects: 0, penaltyUntil: 0 };
 }
 
+/** At most one warning each 10 s per plugin instance: an outage must not flood the log. */
+const warned = new WeakMap<object, number>();
+function warnThrottled(p: PluginContext, message: string): void {
+  const now = p.server.now();
+  if (now - (warned.get(p.data) ?? -Infinity) < 10_000) return;
+  warned.set(p.data, now);
+  p.log(LOGWARN, message);
+}
+
+/** The record as read at connect, per connection: disconnect writes against it without reading again. */
+const readAtConnect = new WeakMap<object, { raw: string | undefined }>();
+
 export const hook_connect: Hooks["connect"] = async function () {
-  const h = await history(this);
+  let h: History;
+  try {
+    const raw = await this.store().get(key(this));
+    readAtConnect.set(this.connection, { raw });
+    h = parse(raw);
+  } catch (e) {
+    warnThrottled(this, `store failed (${(e as Error).message}): no history, letting the client in`);
+    return DECLINED;
+  }
   this.connection.notes("karma_history", h.nice - h.naughty);
   this.connection.notes("karma", this.connection.notes("karma") ?? 0);
   if (h.penaltyUntil <= this.server.now() || this.connection.relay_client()) return DECLINED;
@@ -70,15 +96,53 @@ export const hook_mail: Hooks["mail"] = function () {
 };
 
 export const hook_disconnect: Hooks["disconnect"] = async function () {
-  const h = await history(this);
   const karma = this.connection.notes("karma") ?? 0;
-  const negative = Number(this.options["negative"] ?? 1);
-  h.connects++;
-  if (karma <= -negative) {
-    h.naughty++;
-    h.penaltyUntil = this.server.now() + Number(this.options["penalty_days"] ?? 1) * 86400000;
-    this.log(LOGINFO, `naughty (karma ${karma}); penalty box until ${new Date(h.penaltyUntil).toISOString()}`);
-  } else if (karma > 0) h.nice++;
-  await this.store().set(key(this), JSON.stringify(h), 400 * 86400);
+  const naughty = karma <= -Number(this.options["negative"] ?? 1);
+  const store = this.store();
+  try {
+    // Read, change, write back unless another host wrote in between (then again, on its record).
+    let known = readAtConnect.get(this.connection);
+    for (let tries = 0; tries < 10; tries++) {
+      const raw = known ? known.raw : await store.get(key(this));
+      known = undefined;
+      const h = parse(raw);
+      h.connects++;
+      if (naughty) {
+        h.naughty++;
+        h.penaltyUntil = this.server.now() + Number(this.options["penalty_days"] ?? 1) * 86400000;
+      } else if (karma > 0) h.nice++;
+      if (!(await store.compareAndSet(key(this), raw, JSON.stringify(h), TTL))) {
+        // Changed since we read it: read again. Changed again: another disconnect of this address
+        // is racing us, so wait a little (random, growing) and the racers part.
+        if (tries > 0) await new Promise((r) => setTimeout(r, Math.random() * 2 ** tries));
+        continue;
+      }
+      if (naughty) this.log(LOGINFO, `naughty (karma ${karma}); penalty box until ${new Date(h.penaltyUntil).toISOString()}`);
+      return DECLINED;
+    }
+    warnThrottled(this, `the record of ${this.connection.remote_ip} kept changing: this visit is not recorded`);
+  } catch (e) {
+    warnThrottled(this, `store failed (${(e as Error).message}): this visit is not recorded`);
+  }
   return DECLINED;
+};
+
+/** Opens the store at load, so a shared one is connected before the first client comes. */
+export const register: Register = function () {
+  try {
+    this.store();
+  } catch (e) {
+    this.log(LOGWARN, `store: ${(e as Error).message}`);
+  }
+};
+
+/** For `qpsmtpd check`: a store that does not answer. */
+export const check: Check = async function () {
+  const store = this.store();
+  try {
+    await store.ping();
+    return [];
+  } catch (e) {
+    return [`store ${store.location} does not answer (${(e as Error).message}): clients would get in without history`];
+  }
 };

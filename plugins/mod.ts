@@ -36,12 +36,14 @@ import * as http_config from "./http_config.ts";
 import * as ident_geoip from "./ident/geoip.ts";
 import * as ident_p0f from "./ident/p0f.ts";
 import * as karma from "./karma.ts";
+import * as limit from "./limit.ts";
 import * as loadcheck from "./loadcheck.ts";
 import * as logging_adaptive from "./logging/adaptive.ts";
 import * as logging_apache from "./logging/apache.ts";
 import * as logging_connection_id from "./logging/connection_id.ts";
 import * as logging_devnull from "./logging/devnull.ts";
 import * as logging_file from "./logging/file.ts";
+import * as logging_json from "./logging/json.ts";
 import * as logging_syslog from "./logging/syslog.ts";
 import * as logging_transaction_id from "./logging/transaction_id.ts";
 import * as logging_warn from "./logging/warn.ts";
@@ -110,12 +112,14 @@ export const BUILTINS: Readonly<Record<string, AnyPluginModule>> = {
   "ident/geoip": ident_geoip,
   "ident/p0f": ident_p0f,
   "karma": karma,
+  "limit": limit,
   "loadcheck": loadcheck,
   "logging/adaptive": logging_adaptive,
   "logging/apache": logging_apache,
   "logging/connection_id": logging_connection_id,
   "logging/devnull": logging_devnull,
   "logging/file": logging_file,
+  "logging/json": logging_json,
   "logging/syslog": logging_syslog,
   "logging/transaction_id": logging_transaction_id,
   "logging/warn": logging_warn,

@@ -1,6 +1,6 @@
 /**
  * Wiring shared by the daemon and its subcommands: the config search path, the host with its
- * real services (DNS, SQLite stores, TLS), and a loaded plugin generation.
+ * real services (DNS, the stores: SQLite or Redis, TLS), and a loaded plugin generation.
  * @module
  */
 import { dirname, join, resolve } from "node:path";
@@ -14,7 +14,7 @@ import { configuredResolver } from "./dns/resolver.ts";
 import { loadRegistry } from "./plugin/loader.ts";
 import { isCompiled } from "./runtime/runtime.ts";
 import { createTlsContext } from "./runtime/sockets.ts";
-import { storeIn } from "./store/store.ts";
+import { openStore } from "./store/choose.ts";
 import { BUILTINS } from "../plugins/mod.ts";
 
 /** The program's home: the executable's directory, or the repository when run from source. */
@@ -37,7 +37,7 @@ export function createHost(dirs: readonly string[]): ServerHost {
   const config = new ConfigDir({ dirs, warn: (m) => logger.log(LOGWARN, m) });
   const lv = config.get("loglevel");
   if (lv !== undefined) logger.level = parseLogLevel(lv) ?? LOGWARN;
-  return new ServerHost(config, logger, { dns: configuredResolver(), store: storeIn, tls: createTlsContext });
+  return new ServerHost(config, logger, { dns: configuredResolver(), store: openStore, tls: createTlsContext });
 }
 
 /** Loads `logging` and `plugins` into a new registry. */

@@ -47,7 +47,7 @@ export interface PluginContext<D extends object = PluginData> {
   hook_name(): HookName | undefined;
   /** Logs through the logging plugins, shifted by the plugin's `loglevel` argument. */
   log(level: number, ...message: unknown[]): void;
-  /** The key/value store: in the `db_dir` argument's directory, else as `server.store()`. */
+  /** The key/value store: the shared Redis when `store` names one, else SQLite in the `db_dir` argument's directory, else as `server.store()`. */
   store(): Store;
 }
 

@@ -24,7 +24,7 @@ export interface Server {
   spool_dir(): string;
   /** The shared asynchronous resolver (`dns_servers`, `dns_timeout`). */
   readonly dns: Resolver;
-  /** The key/value store in `dir` (default: `db_dir`, else the spool dir). */
+  /** The key/value store: the Redis named in the `store` config file, else SQLite in `dir` (default: `db_dir`, else the spool dir). */
   store(dir?: string): Store;
   log(level: number, ...message: unknown[]): void;
   /** Offers TLS with this certificate: STARTTLS and implicit-TLS ports use it. Throws when the certificate or key is unusable. */

@@ -16,8 +16,11 @@ import type { Logger } from "./logger.ts";
 export interface HostServices {
   /** The resolver for the current `dns_servers`/`dns_timeout` (called often; cache inside). */
   readonly dns: (config: ConfigDir, log: (level: number, message: string) => void) => Resolver;
-  /** The store whose files live in `dir`, expiring entries on `now`. */
-  readonly store: (dir: string, now: () => number) => Store;
+  /**
+   * The store whose files live in `dir`, expiring entries on `now`; `url` is the `store` config
+   * file's value (a Redis URL shares one store whatever `dir` is), `log` hears its outages.
+   */
+  readonly store: (dir: string, now: () => number, url?: string, log?: (level: number, message: string) => void) => Store;
   /** Builds a TLS context from a plugin's options; throws when they are unusable. */
   readonly tls: (options: TlsOptions) => unknown;
   readonly clock?: Clock;
@@ -51,7 +54,8 @@ export class ServerHost {
   }
 
   store(dir?: string): Store {
-    return this.#services.store(dir ?? this.configDir.get("db_dir") ?? this.spoolDir(), () => this.clock.now());
+    const where = dir ?? this.configDir.get("db_dir") ?? this.spoolDir();
+    return this.#services.store(where, () => this.clock.now(), this.configDir.get("store"), (level, m) => this.log(level, m, "", "store"));
   }
 
   /** A TLS context (opaque to the engine; the runtime upgrades with it). */

@@ -60,6 +60,7 @@ export const PLUGIN_CONFIG: readonly string[] = [
   "hosts_allow",
   "invalid_resolvable_fromhost",
   "karma_tlds",
+  "limit",
   "ldap",
   "morercpthosts",
   "morerelayclients",

@@ -12,7 +12,7 @@ import { ServerHost } from "../core/server_host.ts";
 import { configuredResolver } from "../dns/resolver.ts";
 import { loadRegistry } from "../plugin/loader.ts";
 import { createTlsContext } from "../runtime/sockets.ts";
-import { storeIn } from "../store/store.ts";
+import { openStore } from "../store/choose.ts";
 import { BUILTINS } from "../../plugins/mod.ts";
 import type { SetupOptions } from "./options.ts";
 import { ZoneResolver } from "./zone_resolver.ts";
@@ -22,7 +22,7 @@ export function testHost(config: ConfigDir, opts: Pick<SetupOptions, "dns" | "cl
   const zones = opts.dns ? new ZoneResolver(opts.dns) : undefined;
   return new ServerHost(config, new Logger(opts.logLevel ?? -1), {
     dns: zones ? () => zones : configuredResolver(),
-    store: storeIn,
+    store: openStore,
     tls: createTlsContext,
     ...(opts.clock ? { clock: opts.clock } : {}),
   });

@@ -1,14 +1,21 @@
 /**
- * greylisting, on the SQLite store. The plugin and the store read the server's clock, so the
- * tests move a FakeClock past the black, grey and white timeouts instead of waiting.
+ * greylisting, on the SQLite store, then on a real redis-server (a triplet shared between
+ * sessions, a race for the first try, Redis killed mid-test, `check()`). The plugin and the
+ * store read the server's clock, so the tests move a FakeClock past the black, grey and white
+ * timeouts instead of waiting (Redis expires on its own clock; the timeouts here are long).
  */
-import { beforeEach, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DECLINED, OK } from "qpsmtpd";
+import { pluginChecks } from "../../src/core/checks.ts";
+import { closeStores } from "../../src/store/choose.ts";
 import { FakeClock } from "../../src/testing/fake_clock.ts";
 import { TestSession } from "../../src/testing/harness.ts";
+import { testRegistry } from "../../src/testing/registry.ts";
+import { deadPort } from "../helpers/daemon.ts";
+import { type RedisServer, startRedis } from "../helpers/redis.ts";
 
 const dbDir = (): string => mkdtempSync(join(tmpdir(), "qpdb-"));
 let clock = new FakeClock();
@@ -111,5 +118,113 @@ describe("greylisting arguments", () => {
     expect(await attempt(w)).toBe(250);
     await clock.advance(1100);
     expect(await attempt(w)).toBe(450);
+  });
+});
+
+describe("greylisting renewals", () => {
+  test("a white triplet is renewed once it is a hundredth of white_timeout old, not on every message", async () => {
+    const args = `db_dir ${dbDir()} black_timeout 0 white_timeout 100`;
+    const attempt = async () => {
+      const t = await TestSession.start({ clock, plugins: [`greylisting ${args}`], remoteIp: "192.0.2.95" });
+      await t.command("EHLO c");
+      return (await t.command("MAIL FROM:<a@example.net>")).code;
+    };
+    expect(await attempt()).toBe(450); // new
+    expect(await attempt()).toBe(250); // pass: white for 100 s
+    await clock.advance(500);
+    expect(await attempt()).toBe(250); // white, half a second old: not renewed
+    await clock.advance(99_600);
+    expect(await attempt()).toBe(450); // 100.1 s after the pass: forgotten
+    expect(await attempt()).toBe(250); // black_timeout 0: passes at once
+    for (let i = 0; i < 3; i++) {
+      await clock.advance(60_000);
+      expect(await attempt()).toBe(250); // renewed each time (a minute is over a hundredth)
+    }
+  });
+});
+
+describe("greylisting on a real Redis", () => {
+  let redis: RedisServer;
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    closeStores();
+    await redis.stop();
+  });
+  let n = 0;
+  const url = (): string => `${redis.url}?timeout=300&prefix=grey${++n}:`;
+  const attempt = async (store: string, args = "black_timeout 1", ip = "192.0.2.90") => {
+    const t = await TestSession.start({
+      clock,
+      plugins: [`greylisting ${args}`, "rcpt_ok"],
+      remoteIp: ip,
+      config: { rcpthosts: "example.org", store },
+    });
+    await t.command("EHLO c");
+    return { code: (await t.command("MAIL FROM:<a@example.net>")).code, t };
+  };
+
+  test("the triplet lives in Redis: deferred, too early, passes after black_timeout, then white", async () => {
+    const store = url();
+    expect((await attempt(store)).code).toBe(450);
+    expect((await attempt(store)).code).toBe(450);
+    await clock.advance(1100);
+    const pass = await attempt(store);
+    expect([pass.code, pass.t.transaction.notes("greylist")]).toEqual([250, "pass"]);
+    expect((await attempt(store)).t.transaction.notes("greylist")).toBe("white");
+    const prefix = store.slice(store.indexOf("prefix=") + 7);
+    expect(JSON.parse(redis.cli("get", `${prefix}grey|192.0.2.90`))).toEqual({
+      first: expect.any(Number),
+      white: true,
+      renewed: expect.any(Number),
+    });
+    expect(Number(redis.cli("pttl", `${prefix}grey|192.0.2.90`))).toBeGreaterThan(3_000_000_000);
+  });
+
+  test("two hosts seeing a new triplet at once: one records it, the other sees a retry too early", async () => {
+    const store = url();
+    const [a, b] = await Promise.all([attempt(store, "black_timeout 60", "192.0.2.91"), attempt(store, "black_timeout 60", "192.0.2.91")]);
+    expect([a.code, b.code]).toEqual([450, 450]);
+    expect([a.t.transaction.notes("greylist"), b.t.transaction.notes("greylist")].sort()).toEqual(["early", "new"]);
+  });
+
+  test(
+    "Redis killed mid-test: mail passes ungreylisted with one warning, or is deferred (store_failure closed); back, greylisting resumes",
+    async () => {
+      const store = url();
+      expect((await attempt(store, "", "192.0.2.92")).code).toBe(450);
+      await redis.kill();
+      try {
+        const open = await attempt(store, "", "192.0.2.93");
+        expect([open.code, open.t.transaction.notes("greylist")]).toEqual([250, "error"]);
+        const warned = open.t.logs.filter((l) => l.plugin === "greylisting" && l.level === 4);
+        expect(warned.map((l) => l.message)).toEqual([expect.stringMatching(/^store failed \(.*\): letting mail through ungreylisted$/)]);
+        const closed = await attempt(store, "store_failure closed", "192.0.2.93");
+        expect(closed.code).toBe(450);
+        expect(closed.t.replies.at(-1)!.text).toBe("Greylisting is unavailable, try again later");
+      } finally {
+        await redis.restart();
+      }
+      const until = Date.now() + 15_000;
+      let code = 250;
+      while (code === 250 && Date.now() < until) {
+        code = (await attempt(store, "", "192.0.2.94")).code;
+        if (code === 250) await Bun.sleep(100);
+      }
+      expect(code).toBe(450); // a fresh Redis: the triplet is new again
+    },
+    30_000,
+  );
+
+  test("check() reports a store that does not answer", async () => {
+    const dead = `redis://127.0.0.1:${await deadPort()}/0?timeout=200`;
+    const warnings = await pluginChecks(await testRegistry({ plugins: ["greylisting"], config: { store: dead } }));
+    expect(warnings).toEqual([
+      expect.stringMatching(
+        /^greylisting: store redis:\/\/127\.0\.0\.1:\d+\/0\?timeout=200 does not answer \(.*\): mail would pass ungreylisted$/,
+      ),
+    ]);
+    expect(await pluginChecks(await testRegistry({ plugins: ["greylisting"], config: { store: url() } }))).toEqual([]);
   });
 });

@@ -1,11 +1,18 @@
-/** karma: the penalty box on the SQLite store, its arguments and karma_tlds. */
-import { describe, expect, test } from "bun:test";
+/**
+ * karma: the penalty box on the SQLite store, its arguments and karma_tlds; then on a real
+ * redis-server: shared between sessions, concurrent disconnects, Redis killed, `check()`.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DECLINED } from "qpsmtpd";
 import type { Hooks } from "qpsmtpd";
+import { pluginChecks } from "../../src/core/checks.ts";
+import { closeStores } from "../../src/store/choose.ts";
 import { TestSession } from "../../src/testing/harness.ts";
+import { testRegistry } from "../../src/testing/registry.ts";
+import { type RedisServer, startRedis } from "../helpers/redis.ts";
 
 const dbDir = (): string => mkdtempSync(join(tmpdir(), "qpdb-"));
 
@@ -92,4 +99,62 @@ describe("karma_tlds", () => {
     await t.command("MAIL FROM:<a@example.net>");
     expect(t.connection.notes("karma")).toBe(-3);
   });
+});
+
+describe("karma on a real Redis", () => {
+  let redis: RedisServer;
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    closeStores();
+    await redis.stop();
+  });
+  let n = 0;
+  const url = (): string => `${redis.url}?timeout=300&prefix=karma${++n}:`;
+  const visit = async (store: string, score: number, ip: string) => {
+    const t = await TestSession.start({
+      plugins: ["karma", "scorer"],
+      modules: { scorer: { hook_mail: score === 0 ? () => DECLINED : bad(score) } },
+      config: { store },
+      remoteIp: ip,
+    });
+    await t.command("EHLO c");
+    await t.command("MAIL FROM:<a@example.net>");
+    return t;
+  };
+  const bad = (n: number): Hooks["mail"] =>
+    function () {
+      this.adjust_karma(n);
+      return DECLINED;
+    };
+
+  test("the penalty box is shared; disconnects at the same moment all count", async () => {
+    const store = url();
+    const t = await visit(store, -2, "192.0.2.100");
+    await t.end();
+    const again = await TestSession.start({ plugins: ["karma"], config: { store }, remoteIp: "192.0.2.100" });
+    expect(again.greeting?.code).toBe(450);
+    const many = await Promise.all(Array.from({ length: 8 }, () => visit(store, 1, "192.0.2.101")));
+    await Promise.all(many.map((s) => s.end()));
+    const prefix = store.slice(store.indexOf("prefix=") + 7);
+    expect(JSON.parse(redis.cli("get", `${prefix}karma|192.0.2.101`))).toMatchObject({ connects: 8, nice: 8, naughty: 0 });
+  });
+
+  test("Redis killed: clients get in without history, visits are not recorded, one warning; check() says so", async () => {
+    const store = url();
+    await (await visit(store, -2, "192.0.2.102")).end();
+    await redis.kill();
+    try {
+      const t = await visit(store, -2, "192.0.2.102");
+      expect(t.greeting?.code).toBe(220);
+      await t.end();
+      const warnings = t.logs.filter((l) => l.plugin === "karma" && l.level === 4).map((l) => l.message);
+      expect(warnings).toEqual([expect.stringMatching(/^store failed \(.*\): no history, letting the client in$/)]);
+      const checks = await pluginChecks(await testRegistry({ plugins: ["karma"], config: { store } }));
+      expect(checks).toEqual([expect.stringMatching(/^karma: store .* does not answer \(.*\): clients would get in without history$/)]);
+    } finally {
+      await redis.restart();
+    }
+  }, 30_000);
 });

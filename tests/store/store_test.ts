@@ -33,3 +33,22 @@ describe("SqliteStore", () => {
     expect(storeIn(dbDir())).not.toBe(storeIn(d));
   });
 });
+
+describe("SqliteStore windows", () => {
+  test("windows whose newest event left are pruned whole; live totals stay right", async () => {
+    let now = 1_000_000;
+    const s = new SqliteStore(join(dbDir(), "w.sqlite"), { now: () => now });
+    await s.hit("old", 1);
+    await s.hit("old", 1, { weight: 2 });
+    await s.hit("live", 3600);
+    now += 2000;
+    await s.hit("live", 3600);
+    for (let i = 0; i < 1000; i++) await s.set(`k${i}`, "v"); // every 1000 writes: a prune
+    expect(await s.keys("old")).toEqual([]);
+    expect(await s.hit("old", 1, { weight: 0 })).toBe(0);
+    expect(await s.hit("live", 3600, { weight: 0 })).toBe(2);
+    now += 3600_000 - 1000; // the first "live" event leaves, the second stays
+    expect(await s.hit("live", 3600, { weight: 0 })).toBe(1);
+    s.close();
+  });
+});
