@@ -5,7 +5,7 @@
  * Hooks: data_post_headers (verification: `arc=pass|fail|none` in Authentication-Results),
  * data_post (sealing: ARC-Seal, ARC-Message-Signature and ARC-Authentication-Results at the
  * top; the AAR carries this message's own Authentication-Results).
- * Arguments: `loglevel`. ARC never refuses mail: its result is for the filters after it.
+ * Arguments: none but the engine's `timeout` and `loglevel` (any other word stops start-up). ARC never refuses mail: its result is for the filters after it.
  * Verification reads the message from the spool as received (never whole into memory) and
  * follows RFC 8617 exactly (mailauth's strict mode); key lookups go through the server's
  * resolver. A broken chain is `fail`, a missing key `fail` (with a comment), a DNS failure
@@ -26,7 +26,9 @@ import {
   type Hooks,
   LOGERROR,
   LOGINFO,
+  parsePluginArgs,
   type RecordType,
+  type Register,
   type Resolver,
   type Transaction,
 } from "qpsmtpd";
@@ -37,6 +39,12 @@ declare module "qpsmtpd" {
     arc_result: string;
   }
 }
+
+// No arguments but the engine's `timeout` and `loglevel`: any other word is a mistake in the
+// config line, and stops start-up with its file and line.
+export const register: Register = function (_server, ...words) {
+  parsePluginArgs("arc", words, {});
+};
 
 // ---- the mailauth resolver over ours -----------------------------------------------------
 

@@ -1,12 +1,13 @@
 /**
  * badmailfromto: refuses a sender and recipient pair, as if the recipient did not exist.
  *
- * Hooks: mail (notes the sender's entries), rcpt.
+ * Hooks: mail (notes the sender's entries), rcpt. Arguments: none (a word other than the engine's `timeout` and
+ * `loglevel` stops start-up).
  * Config files: `badmailfromto`: lines of `sender recipient` (whole addresses; sender may be a
  * regular expression as in badmailfrom).
  * Replies: `550 mail to <recipient> not accepted here (#5.1.1)`.
  */
-import { DECLINED, DENY, type Hooks, LOGINFO, matchesAddress } from "qpsmtpd";
+import { DECLINED, DENY, type Hooks, LOGINFO, matchesAddress, parsePluginArgs, type Register } from "qpsmtpd";
 
 declare module "qpsmtpd" {
   interface TransactionNotes {
@@ -14,6 +15,12 @@ declare module "qpsmtpd" {
     badmailfromto: string[];
   }
 }
+
+// No arguments but the engine's `timeout` and `loglevel`: any other word is a mistake in the
+// config line, and stops start-up with its file and line.
+export const register: Register = function (_server, ...words) {
+  parsePluginArgs("badmailfromto", words, {});
+};
 
 export const hook_mail: Hooks["mail"] = function (txn, sender) {
   if (sender.isNull() || !sender.host) return DECLINED;

@@ -1,7 +1,8 @@
 /**
  * content_log: appends a copy of every message to an archive file (mbox format), when enabled.
  *
- * Hooks: data_post.
+ * Hooks: data_post. Arguments: none (a word other than the engine's `timeout` and
+ * `loglevel` stops start-up).
  * Config files: `content_log_enabled` (1 to enable), `content_log_file` (strftime name, default
  * `mail/%Y%m%d`, relative to the working directory).
  * Each message is written as `From <sender> <date>`, the header, the body (lines starting with
@@ -9,7 +10,13 @@
  */
 import * as fs from "node:fs";
 import { dirname } from "node:path";
-import { DECLINED, type Hooks, linesOf, LOGERROR, strftime } from "qpsmtpd";
+import { DECLINED, type Hooks, linesOf, LOGERROR, parsePluginArgs, type Register, strftime } from "qpsmtpd";
+
+// No arguments but the engine's `timeout` and `loglevel`: any other word is a mistake in the
+// config line, and stops start-up with its file and line.
+export const register: Register = function (_server, ...words) {
+  parsePluginArgs("content_log", words, {});
+};
 
 export const hook_data_post: Hooks["data_post"] = async function (txn) {
   if (!/^(1|yes|true|on)$/i.test(this.qp.config("content_log_enabled") ?? "")) return DECLINED;

@@ -5,7 +5,7 @@
  * Hooks: data_post_headers (verification, with `dkim=` in Authentication-Results per
  * signature; or signing, with the DKIM-Signature at the top), data_post (the refusal).
  * Arguments (qpsmtpd's): `reject 0|1|naughty` (default 1: refuse a message whose signatures all
- * fail), `reject_type` (default perm), `loglevel`.
+ * fail), `reject_type` (default perm), `loglevel`. Any other word stops start-up.
  * Verification follows the RFCs exactly (mailauth's strict mode): a body or signed header that
  * changed is `fail`, an RSA key under 1024 bits is `fail` (RFC 8301), rsa-sha1 is `policy`, a
  * malformed signature or a missing key `neutral`/`permerror`, a DNS failure `temperror`. The
@@ -43,7 +43,9 @@ import {
   LOGERROR,
   LOGINFO,
   LOGWARN,
+  parsePluginArgs,
   type RecordType,
+  type Register,
   type Resolver,
   type Result,
   type Transaction,
@@ -274,6 +276,11 @@ async function sign(p: HookContext, txn: Transaction): Promise<void> {
 }
 
 // ---- hooks ----------------------------------------------------------------------------------
+
+// qpsmtpd's arguments (the hooks read them through `get_reject`); any other word stops start-up.
+export const register: Register = function (_server, ...words) {
+  parsePluginArgs("dkim", words, { values: ["reject", "reject_type"] });
+};
 
 export const hook_data_post_headers: Hooks["data_post_headers"] = async function (txn) {
   if (this.connection.relay_client()) await sign(this, txn);

@@ -7,7 +7,8 @@
  * and dkim, whose results it reads.
  * Arguments (qpsmtpd's): `reject 0|1|naughty` (default 1: refuse p=reject failures),
  * `reject_type` (default perm: `550 5.7.1`; temp, disconnect, temp_disconnect as usual),
- * `reporting` (accepted for qpsmtpd configs; no aggregate reports are sent), `loglevel`.
+ * `reporting` (accepted for qpsmtpd configs; no aggregate reports are sent, which is logged once
+ * at start-up unless it is `reporting 0`), `loglevel`. Any other word stops start-up.
  * Policy: the record at `_dmarc.<From domain>`, else at `_dmarc.<organisational domain>` (the
  * Public Suffix List, ICANN and private sections, from the tldts package) whose `sp` (else `p`)
  * applies to subdomains. `adkim`/`aspf` `r` (default: same organisational domain) or `s` (the
@@ -27,7 +28,20 @@
  */
 import { domainToASCII } from "node:url";
 import { getDomain } from "tldts";
-import { DECLINED, DENY, DnsError, DONE, type HookContext, type Hooks, isDomain, LOGINFO, LOGWARN, type Result } from "qpsmtpd";
+import {
+  DECLINED,
+  DENY,
+  DnsError,
+  DONE,
+  type HookContext,
+  type Hooks,
+  isDomain,
+  LOGINFO,
+  LOGWARN,
+  parsePluginArgs,
+  type Register,
+  type Result,
+} from "qpsmtpd";
 
 type Policy = "none" | "quarantine" | "reject";
 
@@ -253,6 +267,15 @@ function authResults(o: DmarcOutcome): string {
   const detail = o.policy ? ` (p=${o.policy} dis=${o.disposition})` : "";
   return `dmarc=${o.result}${detail} header.from=${o.domain}`;
 }
+
+// qpsmtpd's arguments (the hooks read `reject` and `reject_type` through `get_reject`); any other
+// word stops start-up. `reporting` is accepted so qpsmtpd configs load, but nothing is sent.
+export const register: Register = function (_server, ...words) {
+  const a = parsePluginArgs("dmarc", words, { values: ["reject", "reject_type", "reporting"] });
+  if (a.values.reporting !== undefined && a.values.reporting !== "0") {
+    this.log(LOGWARN, `reporting ${a.values.reporting} has no effect: no aggregate reports are sent`);
+  }
+};
 
 export const hook_data_post_headers: Hooks["data_post_headers"] = async function (txn) {
   if (this.connection.relay_client()) {

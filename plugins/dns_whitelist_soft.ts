@@ -2,11 +2,18 @@
  * dns_whitelist_soft: marks clients listed in DNS whitelists, so that other plugins treat
  * them as immune (it never accepts mail by itself).
  *
- * Hooks: connect.
+ * Hooks: connect. Arguments: none (a word other than the engine's `timeout` and
+ * `loglevel` stops start-up).
  * Config files: `whitelist_zones`: one zone a line.
  * Notes: sets connection `whitelisthost` (the zone's TXT text, or the zone).
  */
-import { DECLINED, type Hooks, LOGINFO, LOGWARN, reverseIp } from "qpsmtpd";
+import { DECLINED, type Hooks, LOGINFO, LOGWARN, parsePluginArgs, type Register, reverseIp } from "qpsmtpd";
+
+// No arguments but the engine's `timeout` and `loglevel`: any other word is a mistake in the
+// config line, and stops start-up with its file and line.
+export const register: Register = function (_server, ...words) {
+  parsePluginArgs("dns_whitelist_soft", words, {});
+};
 
 export const hook_connect: Hooks["connect"] = async function () {
   const rev = reverseIp(this.connection.remote_ip);

@@ -5,13 +5,23 @@
  * Hooks: connect (starts the lookups; the greeting does not wait), mail (waits for the result
  * and refuses there when rejecting), data_post_headers (adds the `iprev` fragment).
  * Arguments: `reject 0|1|naughty` (default 0: report only), `reject_type` (default
- * disconnect), `loglevel`.
+ * disconnect), `loglevel`, `timeout` (the engine's). Any other word stops start-up.
  * Results: pass (a PTR name resolves back to the address, or to its /24 for IPv4 server pools),
  * fail, permerror (no PTR), temperror (DNS failure). On pass the connection's `remote_host` is
  * the PTR name. Karma +1 on pass, -1 on fail or permerror. Relay clients and localhost skip.
  * Notes: connection `fcrdns` (the result).
  */
-import { DECLINED, DENY_DISCONNECT, type HookContext, type Hooks, LOGINFO, type Result, sameNet24 } from "qpsmtpd";
+import {
+  DECLINED,
+  DENY_DISCONNECT,
+  type HookContext,
+  type Hooks,
+  LOGINFO,
+  parsePluginArgs,
+  type Register,
+  type Result,
+  sameNet24,
+} from "qpsmtpd";
 
 declare module "qpsmtpd" {
   interface ConnectionNotes {
@@ -41,6 +51,11 @@ async function evaluate(p: HookContext): Promise<Verdict> {
   }
   return "fail";
 }
+
+// qpsmtpd's arguments, read by the hooks; any other word stops start-up.
+export const register: Register = function (_server, ...words) {
+  parsePluginArgs("fcrdns", words, { values: ["reject", "reject_type"] });
+};
 
 export const hook_connect: Hooks["connect"] = function () {
   const ip = this.connection.remote_ip;

@@ -4,15 +4,25 @@
  *
  * Hooks: data_post.
  * Arguments: `require From,Date,…` (default From), `future N` and `past N` (days; unset = not
- * checked), `reject 0|1|naughty` (default 1), `reject_type` (default perm), `loglevel`.
+ * checked), `reject 0|1|naughty` (default 1), `reject_type` (default perm), `loglevel`. Any other
+ * word stops start-up.
  * Singular fields: Date From Sender Reply-To To Cc Bcc Message-Id In-Reply-To References Subject.
  * Whitelisted and relay clients skip the field checks.
  * Replies: `550 We require a valid From header`, `550 Only one Subject header allowed. See RFC
  * 5322, Section 3.6`, `550 The Date header is too far in the past|future`; karma -1 each.
  */
-import { DECLINED, type Hooks, LOGINFO } from "qpsmtpd";
+import { DECLINED, type Hooks, LOGINFO, parsePluginArgs, type Register } from "qpsmtpd";
 
 const SINGULAR = ["Date", "From", "Sender", "Reply-To", "To", "Cc", "Bcc", "Message-Id", "In-Reply-To", "References", "Subject"];
+
+// qpsmtpd's arguments, read by the hook; any other word stops start-up.
+export const register: Register = function (_server, ...words) {
+  const a = parsePluginArgs("headers", words, { values: ["require", "future", "past", "reject", "reject_type"] });
+  for (const k of ["future", "past"] as const) {
+    const v = a.values[k];
+    if (v !== undefined && !/^\d+(\.\d+)?$/.test(v)) throw new Error(`headers: ${k} is a number of days, not "${v}"`);
+  }
+};
 
 export const hook_data_post: Hooks["data_post"] = function (txn) {
   if (txn.data_size() === 0) return this.get_reject("You must send some data first", "no data");

@@ -4,17 +4,31 @@
  * Hooks: help.
  * Arguments: `help_dir DIR` (a file per command, lower case, and `default` for plain HELP);
  * `COMMAND FILE` pairs for single commands; `not_implemented 1` answers `502` instead.
- * Relative paths are relative to the config directory.
+ * Relative paths are relative to the config directory. Arguments are pairs; COMMAND is a word of
+ * letters, digits and `-` (SMTP's keyword syntax), so a misspelt key such as `help_dri` stops
+ * start-up, as does a word without its value.
  * Replies: `214` with the file's lines; `504 Unknown HELP topic` when there is none; `502
  * Not implemented` with not_implemented.
  */
 import * as fs from "node:fs";
 import { isAbsolute, join } from "node:path";
-import { DECLINED, DONE, type HookContext, type Hooks } from "qpsmtpd";
+import { DECLINED, DONE, type HookContext, type Hooks, type Register } from "qpsmtpd";
 
 function path(p: HookContext, f: string): string {
   return isAbsolute(f) ? f : join(p.server.config_dir, f);
 }
+
+const KEYS = new Set(["not_implemented", "help_dir", "timeout", "loglevel"]);
+const TAKES = "it takes: not_implemented VALUE, help_dir VALUE, COMMAND FILE";
+
+// Not parsePluginArgs: any command word may be a key. The pairs are read by the hook.
+export const register: Register = function (_server, ...words) {
+  for (let i = 0; i < words.length; i += 2) {
+    const key = words[i]!;
+    if (!KEYS.has(key) && !/^[A-Za-z0-9-]+$/.test(key)) throw new Error(`help: unknown argument "${key}" (${TAKES})`);
+    if (i + 1 >= words.length) throw new Error(`help: "${key}" needs a value (${TAKES})`);
+  }
+};
 
 export const hook_help: Hooks["help"] = function (_txn, ...words) {
   const o = this.options;

@@ -1,7 +1,8 @@
 /**
  * hosts_allow: decides at accept time, before any SMTP, by the client's address.
  *
- * Hooks: pre-connection.
+ * Hooks: pre-connection. Arguments: none (a word other than the engine's `timeout` and
+ * `loglevel` stops start-up).
  * Config files: `hosts_allow`: lines of `CIDR CODE [message]` (IPv4 or IPv6; CODE is a return
  * code name such as DENY, DENYSOFT or OK); the first matching line decides, and OK lets the
  * client past the per-address limit.
@@ -9,7 +10,13 @@
  * the file, and refuses with its own text when a client holds more than `max_conn_ip`.
  * Replies: `550`/`451` with the message (default "Sorry, service not available for you").
  */
-import { cidrContains, DECLINED, DENYSOFT, type Hooks, LOGERROR, LOGINFO, OK, return_code } from "qpsmtpd";
+import { cidrContains, DECLINED, DENYSOFT, type Hooks, LOGERROR, LOGINFO, OK, parsePluginArgs, type Register, return_code } from "qpsmtpd";
+
+// No arguments but the engine's `timeout` and `loglevel`: any other word is a mistake in the
+// config line, and stops start-up with its file and line.
+export const register: Register = function (_server, ...words) {
+  parsePluginArgs("hosts_allow", words, {});
+};
 
 export const hook_pre_connection: Hooks["pre-connection"] = function (_txn, info) {
   const ip = info.remote_ip;

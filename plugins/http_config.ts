@@ -13,13 +13,14 @@
  * Hooks: config, connect (the fetches).
  * Arguments: `URL...` (each containing `://`), `ttl SECONDS` (how long an answer is used before
  * it is fetched again, default 300), and the core's `timeout N`, which bounds the fetches of one
- * connection (default `plugin_timeout`; `timeout 2` is a good value).
+ * connection (default `plugin_timeout`; `timeout 2` is a good value). Any other word stops
+ * start-up.
  * Failure policy: fail open. A server that is down, refuses or answers an error leaves the old
  * values in use (or the files, for a name never fetched) and is asked again after a minute at
  * the most; one that does not answer holds that one greeting until the time limit, never
  * longer. Each failure is logged at LOGWARN. `qpsmtpd check` asks each URL for `me`.
  */
-import { type Check, DECLINED, type Hooks, type Init, LOGINFO, LOGWARN, OK, type PluginContext } from "qpsmtpd";
+import { type Check, DECLINED, type Hooks, type Init, LOGINFO, LOGWARN, OK, parsePluginArgs, type PluginContext } from "qpsmtpd";
 
 interface Entry {
   /** The values, empty when no URL had any; undefined until a fetch answered. */
@@ -39,26 +40,20 @@ interface Data {
 }
 
 export const init: Init<Data> = function (_server, ...args) {
-  const urls: string[] = [];
-  let ttl = 300;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === "ttl" || a === "timeout" || a === "loglevel") {
-      const v = args[++i];
-      if (a === "ttl") {
-        if (v === undefined || !/^\d+$/.test(v)) throw new Error(`http_config: ttl wants seconds, not "${v ?? ""}"`);
-        ttl = Number(v);
-      }
-    } else if (a.includes("://")) {
-      try {
-        new URL(a);
-      } catch {
-        throw new Error(`http_config: "${a}" is not a URL`);
-      }
-      urls.push(a);
-    } else throw new Error(`http_config: unknown argument "${a}"`);
+  const a = parsePluginArgs("http_config", args, { values: ["ttl"], positional: [0, args.length], usage: "URL..." });
+  const urls = [...a.positional];
+  for (const url of urls) {
+    if (!url.includes("://")) throw new Error(`http_config: unknown argument "${url}" (it takes: URL..., ttl VALUE)`);
+    try {
+      new URL(url);
+    } catch {
+      throw new Error(`http_config: "${url}" is not a URL`);
+    }
   }
   if (urls.length === 0) throw new Error("http_config needs at least one URL prefix");
+  const v = a.values.ttl ?? "300";
+  if (!/^\d+$/.test(v)) throw new Error(`http_config: ttl wants seconds, not "${v}"`);
+  const ttl = Number(v);
   Object.assign(this.data, { urls, ttlMs: ttl * 1000, cache: new Map() } satisfies Data);
 };
 

@@ -5,11 +5,12 @@
  * Arguments: `max_load N` (default 7: the 1-minute load average above which connections are
  * deferred), `cache_time S` (default 10: how long a reading is reused), `uptime PROGRAM`
  * (read the load from this program's "load average:" output instead of the kernel's figure).
+ * Any other word stops start-up.
  * Replies: `450 Server load too high (N), please try again later` and disconnect.
  */
 import { execFile } from "node:child_process";
 import { loadavg } from "node:os";
-import { DECLINED, DENYSOFT_DISCONNECT, type HookContext, type Hooks, LOGINFO } from "qpsmtpd";
+import { DECLINED, DENYSOFT_DISCONNECT, type HookContext, type Hooks, LOGINFO, parsePluginArgs, type Register } from "qpsmtpd";
 
 interface Data {
   /** The last reading of the load, kept for `cache_time` seconds. */
@@ -30,6 +31,15 @@ async function currentLoad(p: HookContext<Data>): Promise<number> {
   p.data.reading = { at: p.server.now(), load };
   return load;
 }
+
+// qpsmtpd's arguments, read by the hook; any other word stops start-up.
+export const register: Register<Data> = function (_server, ...words) {
+  const a = parsePluginArgs("loadcheck", words, { values: ["max_load", "cache_time", "uptime"] });
+  for (const k of ["max_load", "cache_time"] as const) {
+    const v = a.values[k];
+    if (v !== undefined && !/^\d+(\.\d+)?$/.test(v)) throw new Error(`loadcheck: ${k} is a number, not "${v}"`);
+  }
+};
 
 export const hook_connect: Hooks<Data>["connect"] = async function () {
   const max = Number(this.options["max_load"] ?? 7);

@@ -2,10 +2,17 @@
  * parse_addr_withhelo: after a plain HELO (RFC 821 client), MAIL and RCPT may carry no ESMTP
  * parameters; after EHLO they parse as usual.
  *
- * Hooks: mail_parse, rcpt_parse. No config, no arguments.
+ * Hooks: mail_parse, rcpt_parse. No config, no arguments (a word other than the
+ * engine's `timeout` and `loglevel` stops start-up).
  * Replies: `501 Syntax error in command` for parameters after HELO.
  */
-import { DECLINED, type Hooks, type LineParser, OK, parsePathArgument } from "qpsmtpd";
+import { DECLINED, type Hooks, type LineParser, OK, parsePathArgument, parsePluginArgs, type Register } from "qpsmtpd";
+
+// No arguments but the engine's `timeout` and `loglevel`: any other word is a mistake in the
+// config line, and stops start-up with its file and line.
+export const register: Register = function (_server, ...words) {
+  parsePluginArgs("parse_addr_withhelo", words, {});
+};
 
 function parser(): LineParser {
   return (verb, line) => {

@@ -13,8 +13,9 @@
  * Arguments: `server HOST:PORT` (default 127.0.0.1:8998); `server smtproutes:[HOST:]PORT` uses
  * the host that qmail's `smtproutes` names for the recipient's domain (exact, then `.parent`
  * wildcards, then the `:host` default line), else HOST, else no check; `vpopmail_ext 0|1` is
- * accepted and ignored (it is the daemon's setting); `reject 0|1|naughty` (default 1),
- * `reject_type` (default perm).
+ * accepted and has no effect (it is the daemon's setting; logged at start-up);
+ * `reject 0|1|naughty` (default 1), `reject_type` (default perm). Any other word (but the
+ * engine's `timeout` and `loglevel`) stops start-up; qpsmtpd fell back to its defaults instead.
  * Config files: `smtproutes` (qmail's, found through the config search path, which ends in
  * /var/qmail/control), read at start-up.
  * Skips relay clients and whitelisted hosts and senders.
@@ -25,7 +26,7 @@
  * time limit (`timeout N`, else `plugin_timeout`) lets the recipient pass, logged at LOGWARN.
  * `qpsmtpd check` asks the daemon about `postmaster`.
  */
-import { type Check, DECLINED, DENY, type Hooks, type Init, LOGINFO, LOGWARN, type PluginContext } from "qpsmtpd";
+import { type Check, DECLINED, DENY, type Hooks, type Init, LOGINFO, LOGWARN, parsePluginArgs, type PluginContext } from "qpsmtpd";
 
 interface Data {
   /** `host:port`, or a function of the recipient's domain (smtproutes); undefined = no check. */
@@ -76,8 +77,11 @@ function route(routes: Map<string, string>, domain: string): string | undefined 
 }
 
 export const init: Init<Data> = function (server, ...args) {
-  const spec = this.options["server"] ?? "127.0.0.1:8998";
-  if (args.length % 2) this.log(LOGWARN, "odd number of arguments, using the defaults");
+  const a = parsePluginArgs("qmail_deliverable", args, { values: ["server", "vpopmail_ext", "reject", "reject_type"] });
+  const spec = a.values.server ?? "127.0.0.1:8998";
+  if (a.values.vpopmail_ext !== undefined) {
+    this.log(LOGWARN, `vpopmail_ext ${a.values.vpopmail_ext} has no effect here: it is qmail-deliverabled's setting`);
+  }
   const m = /^smtproutes:(?:(.*?):)?(\d+)$/.exec(spec);
   if (m) {
     const routes = parseRoutes(server.config_all("smtproutes"));

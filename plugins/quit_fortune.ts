@@ -3,16 +3,29 @@
  * automated ESMTP senders are not slowed down), when `fortune` is installed.
  *
  * Hooks: quit.
- * Arguments: the fortune program (default /usr/games/fortune).
+ * Arguments: the fortune program, a path (default /usr/games/fortune; qpsmtpd's has no
+ * arguments). Any other word (but the engine's `timeout` and `loglevel`) stops start-up.
  * Replies: `221` with the fortune's lines, then disconnect.
  */
 import { execFile } from "node:child_process";
 import * as fs from "node:fs";
-import { DECLINED, DONE, type Hooks } from "qpsmtpd";
+import { DECLINED, DONE, type Hooks, parsePluginArgs, type Register } from "qpsmtpd";
 
-export const hook_quit: Hooks["quit"] = async function () {
+interface Data {
+  prog: string;
+}
+
+export const register: Register<Data> = function (_server, ...words) {
+  const a = parsePluginArgs("quit_fortune", words, { positional: [0, words.length], usage: "PROGRAM" });
+  // One PROGRAM, a path: a word without a `/` is a mistake, not a program.
+  const odd = a.positional.find((w, i) => i > 0 || !w.includes("/"));
+  if (odd !== undefined) throw new Error(`quit_fortune: unknown argument "${odd}" (it takes: PROGRAM, a path)`);
+  this.data.prog = a.positional[0] ?? "/usr/games/fortune";
+};
+
+export const hook_quit: Hooks<Data>["quit"] = async function () {
   if (this.connection.hello !== "helo") return DECLINED;
-  const prog = this.args[0] ?? "/usr/games/fortune";
+  const prog = this.data.prog;
   if (!fs.existsSync(prog)) return DECLINED;
   const text = await new Promise<string>((resolve) =>
     execFile(prog, ["-s"], { timeout: 2000, maxBuffer: 65536 }, (err, out) => resolve(err ? "" : String(out)))

@@ -4,13 +4,25 @@
  *
  * Hooks: rcpt.
  * Arguments: `domain DOMAIN file PATH [default CODE=MESSAGE]` (the message uses `_` for spaces;
- * default `DENY=No_such_user.`). Load it once per domain with `rcpt_map:N`.
+ * default `DENY=No_such_user.`). Load it once per domain with `rcpt_map:N`. Any other word (but
+ * the engine's `timeout` and `loglevel`) stops start-up.
  * The file: lines of `address CODE [message]` (`address` is `user@domain` or just `user`);
  * CODE a return-code name. It is re-read when it changes.
  * Recipients of other domains are left alone (DECLINED).
  */
 import * as fs from "node:fs";
-import { DECLINED, type HookContext, type Hooks, type Init, LOGERROR, OK, type Result, return_code, type ReturnCode } from "qpsmtpd";
+import {
+  DECLINED,
+  type HookContext,
+  type Hooks,
+  type Init,
+  LOGERROR,
+  OK,
+  parsePluginArgs,
+  type Result,
+  return_code,
+  type ReturnCode,
+} from "qpsmtpd";
 
 interface MapState {
   mtimeMs: number;
@@ -24,8 +36,9 @@ interface Data {
   state?: MapState;
 }
 
-export const register: Init<Data> = function () {
-  const o = this.options;
+export const register: Init<Data> = function (_server, ...words) {
+  // The hook and load() read the same pairs from this.options.
+  const o = parsePluginArgs("rcpt_map", words, { values: ["domain", "file", "default"] }).values;
   if (!o["domain"] || !o["file"]) throw new Error("rcpt_map needs `domain DOMAIN file PATH`");
   const [codeName, msg] = (o["default"] ?? "DENY=No_such_user.").split("=");
   const code = return_code(codeName ?? "");

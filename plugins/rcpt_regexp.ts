@@ -1,12 +1,19 @@
 /**
  * rcpt_regexp: answers recipients matching a pattern with a chosen code.
  *
- * Hooks: rcpt.
+ * Hooks: rcpt. Arguments: none (a word other than the engine's `timeout` and
+ * `loglevel` stops start-up).
  * Config files: `rcpt_regexp`: lines of `PATTERN CODE [message]`, where PATTERN is `/regex/`
  * (with optional `i`) or an exact address, and CODE a return-code name (DENY, DENYSOFT, OK, …).
  * The first match wins.
  */
-import { DECLINED, type Hooks, LOGERROR, return_code } from "qpsmtpd";
+import { DECLINED, type Hooks, LOGERROR, parsePluginArgs, type Register, return_code } from "qpsmtpd";
+
+// No arguments but the engine's `timeout` and `loglevel`: any other word is a mistake in the
+// config line, and stops start-up with its file and line.
+export const register: Register = function (_server, ...words) {
+  parsePluginArgs("rcpt_regexp", words, {});
+};
 
 export const hook_rcpt: Hooks["rcpt"] = function (_txn, rcpt) {
   const addr = rcpt.address();

@@ -7,14 +7,14 @@
  * Config files: `invalid_resolvable_fromhost`: CIDRs that do not count (default 0.0.0.0/8,
  * 127.0.0.0/8, 169.254.0.0/16, 224.0.0.0/4, 240.0.0.0/4, ::1/128).
  * Arguments: `reject 0|1|naughty` (default 1), `reject_type` (default temp, because DNS can be
- * wrong for a while), `loglevel`.
+ * wrong for a while), `loglevel`. Any other word stops start-up.
  * Skips the null sender and relay clients. A DNS failure is a temporary refusal only when
  * rejecting; it never stalls the session beyond the resolver's time limit.
  * Notes: transaction `resolvable_fromhost` (the result).
  * Replies: `450 FQDN required in the envelope sender`, `450 Could not resolve <domain>`.
  */
 import { isIP } from "node:net";
-import { cidrContains, DECLINED, DENYSOFT, type HookContext, type Hooks, LOGINFO } from "qpsmtpd";
+import { cidrContains, DECLINED, DENYSOFT, type HookContext, type Hooks, LOGINFO, parsePluginArgs, type Register } from "qpsmtpd";
 
 declare module "qpsmtpd" {
   interface TransactionNotes {
@@ -29,6 +29,11 @@ async function addresses(p: HookContext, host: string): Promise<string[]> {
   const [a, aaaa] = await Promise.all([p.dns.resolve_a(host), p.dns.resolve_aaaa(host)]);
   return [...a, ...aaaa];
 }
+
+// qpsmtpd's arguments (the hook reads them through `get_reject`); any other word stops start-up.
+export const register: Register = function (_server, ...words) {
+  parsePluginArgs("resolvable_fromhost", words, { values: ["reject", "reject_type"] });
+};
 
 export const hook_mail: Hooks["mail"] = async function (txn, sender) {
   if (sender.isNull() || this.is_immune()) return DECLINED;

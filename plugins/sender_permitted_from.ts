@@ -15,7 +15,7 @@
  *  - `no_dmarc_policy N` (default 0): when the dmarc plugin found no DMARC record for the From
  *    domain, refuse at data_post on 1 fail, 2 also softfail, 3 also neutral, 4 also none and
  *    permerror. Meant for `reject 1` next to `dmarc`.
- *  - `loglevel`.
+ *  - `loglevel`. Any other word stops start-up.
  * The check follows RFC 7208 exactly (mailauth's strict mode): 10 DNS-querying terms and 2 void
  * lookups at most (then permerror), 20 s for the whole evaluation (then temperror). Every lookup
  * goes through the server's resolver (`dns_servers`, `dns_timeout`, its cache).
@@ -40,6 +40,7 @@ import {
   type Hooks,
   type Init,
   LOGINFO,
+  parsePluginArgs,
   type RecordType,
   type Resolver,
   type Result,
@@ -81,8 +82,8 @@ interface Data {
   noDmarcPolicy: number;
 }
 
-export const init: Init<Data> = function (server) {
-  const o = this.options;
+export const init: Init<Data> = function (server, ...args) {
+  const o = parsePluginArgs("sender_permitted_from", args, { values: ["reject", "spf_deny", "no_dmarc_policy"] }).values;
   const reject = o["reject"] ?? (o["spf_deny"] === "1" ? "3" : o["spf_deny"] === "2" ? "4" : server.config("spfbehavior") ?? "0");
   if (!/^[0-6]$/.test(reject)) throw new Error(`sender_permitted_from: reject "${reject}" is not a level from 0 to 6`);
   const ndp = o["no_dmarc_policy"] ?? "0";

@@ -3,7 +3,8 @@
  *
  * Hooks: ehlo (advertises STARTTLS until TLS is up), unrecognized_command (STARTTLS).
  * Arguments: `cert key [ca]` paths, absolute or relative to the config directory
- * (default `ssl/qpsmtpd-server.crt` and `ssl/qpsmtpd-server.key`).
+ * (default `ssl/qpsmtpd-server.crt` and `ssl/qpsmtpd-server.key`); qpsmtpd's fourth, the dhparam
+ * file, is accepted and has no effect (logged at start-up). A fifth word stops start-up.
  * Config files: `tls_ciphers` (OpenSSL cipher list for TLS 1.2), `tls_protocols` is ignored:
  * TLS 1.2 is the minimum.
  * Replies: `220 Go ahead with TLS`; `501 5.5.4 Syntax error (no parameters allowed)`;
@@ -12,16 +13,20 @@
  */
 import * as fs from "node:fs";
 import { isAbsolute, join } from "node:path";
-import { DECLINED, DONE, type Hooks, type Init, LOGINFO } from "qpsmtpd";
+import { DECLINED, DONE, type Hooks, type Init, LOGINFO, LOGWARN, parsePluginArgs } from "qpsmtpd";
 
-export const init: Init = function (server, cert, key, ca) {
+export const init: Init = function (server, ...args) {
+  const a = parsePluginArgs("tls", args, { positional: [0, 4], usage: "CERT KEY CA DHPARAM" });
+  const [cert, key, ca, dhparam] = a.positional;
+  // Node offers ECDHE (and TLS 1.3), not finite-field DHE, so qpsmtpd's dhparam file is not needed.
+  if (dhparam !== undefined) this.log(LOGWARN, `dhparam ${dhparam} has no effect: ECDHE and TLS 1.3 need no DH parameters`);
   const resolvePath = (f: string): string => isAbsolute(f) ? f : server.config_path(f) ?? join(server.config_dir, f);
   const read = (f: string): Buffer => {
     const path = resolvePath(f);
     try {
       return fs.readFileSync(path);
     } catch (e) {
-      throw new Error(`cannot read ${path}: ${(e as Error).message}`);
+      throw new Error(`tls: cannot read ${path}: ${(e as Error).message}`);
     }
   };
   const ciphers = server.config("tls_ciphers");

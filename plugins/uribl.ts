@@ -8,16 +8,19 @@
  *    bits matched against the last octet of the 127.0.0.X answer (default: any answer);
  *    `action` is `add-header` (default: `X-URIBL` headers), `deny` or `denysoft`.
  *  - `uribl_whitelist_domains`: domains never looked up.
- * Arguments: `action` (the default action), `scan-headers 1` (also scan the header),
- * `checkip 1` (also look up IP-address links, reversed), `max_lookups N` (default 30),
- * `loglevel`. Only the first 1 MB of the message is scanned.
+ * Arguments: `action` (the default action: add-header, deny or denysoft), `scan-headers 1` (also
+ * scan the header; qpsmtpd's other name `check-headers` too), `checkip 1` (also look up
+ * IP-address links, reversed; default off), `max_lookups N` (default 30), `loglevel`. The
+ * switches take 1/yes/true/on or 0/no/false/off (qpsmtpd wrote `checkip yes`). Any other word,
+ * or a value that is none of these, stops start-up. Only the first 1 MB of the message is
+ * scanned.
  * Domains are reduced to their registered part by the Public Suffix List (`www.x.example.co.uk`
  * → `x.example.co.uk`; the tldts package).
  * Replies: `550 <domain> is listed by <zone>` (451 for denysoft).
  */
 import { isIPv4 } from "node:net";
 import { getDomain } from "tldts";
-import { DECLINED, DENY, DENYSOFT, type Hooks, LOGINFO, LOGWARN, type Result, reverseIp } from "qpsmtpd";
+import { DECLINED, DENY, DENYSOFT, type Hooks, LOGINFO, LOGWARN, parsePluginArgs, type Register, type Result, reverseIp } from "qpsmtpd";
 
 /**
  * The registered domain of a host by the Public Suffix List (ICANN and private sections, from
@@ -46,13 +49,41 @@ function bitsOf(mask: string | undefined): number | undefined {
   return mask.split(",").reduce((a, b) => a | Number(b), 0);
 }
 
-export const hook_data_post: Hooks["data_post"] = async function (txn): Promise<Result> {
+const ACTIONS = ["add-header", "deny", "denysoft"];
+
+interface Data {
+  action: string;
+  scanHeaders: boolean;
+  checkip: boolean;
+  maxLookups: number;
+}
+
+/** A switch's value: qpsmtpd's truthy words, or its falsy ones. */
+function onOff(key: string, word: string | undefined): boolean {
+  if (word === undefined || /^(0|no|false|off)$/i.test(word)) return false;
+  if (/^(1|yes|true|on)$/i.test(word)) return true;
+  throw new Error(`uribl: ${key} is 1 or 0 (yes or no), not "${word}"`);
+}
+
+export const register: Register<Data> = function (_server, ...words) {
+  const a = parsePluginArgs("uribl", words, { values: ["action", "scan-headers", "check-headers", "checkip", "max_lookups"] });
+  const action = a.values.action ?? "add-header";
+  if (!ACTIONS.includes(action)) throw new Error(`uribl: action is add-header, deny or denysoft, not "${action}"`);
+  const max = a.values.max_lookups ?? "30";
+  if (!/^\d+$/.test(max)) throw new Error(`uribl: max_lookups is a number, not "${max}"`);
+  this.data.action = action;
+  this.data.scanHeaders = onOff("scan-headers", a.values["scan-headers"]) || onOff("check-headers", a.values["check-headers"]);
+  this.data.checkip = onOff("checkip", a.values.checkip);
+  this.data.maxLookups = Number(max);
+};
+
+export const hook_data_post: Hooks<Data>["data_post"] = async function (txn): Promise<Result> {
   const zones = this.qp.config_all("uribl_zones").map((l) => {
     const [zone, mask, action] = l.split(/\s+/);
-    return { zone: zone!, mask: bitsOf(mask === "-" ? undefined : mask), action: action ?? this.options["action"] ?? "add-header" };
+    return { zone: zone!, mask: bitsOf(mask === "-" ? undefined : mask), action: action ?? this.data.action };
   });
   if (zones.length === 0) return DECLINED;
-  let text = this.options["scan-headers"] === "1" ? txn.header()?.as_string() ?? "" : "";
+  let text = this.data.scanHeaders ? txn.header()?.as_string() ?? "" : "";
   for await (const chunk of txn.body_stream()) {
     text += Buffer.from(chunk).toString("latin1");
     if (text.length > 1 << 20) break;
@@ -61,10 +92,10 @@ export const hook_data_post: Hooks["data_post"] = async function (txn): Promise<
   const names = new Set<string>();
   for (const host of linkHosts(text)) {
     if (isIPv4(host)) {
-      if (this.options["checkip"] === "1") names.add(reverseIp(host)!);
+      if (this.data.checkip) names.add(reverseIp(host)!);
     } else if (!white.has(registeredDomain(host))) names.add(registeredDomain(host));
   }
-  const max = Number(this.options["max_lookups"] ?? 30);
+  const max = this.data.maxLookups;
   const lookups = [...names].slice(0, max).flatMap((name) => zones.map((z) => ({ name, ...z })));
   const hits = await Promise.all(lookups.map(async (l) => {
     try {

@@ -7,16 +7,29 @@
  * `whitelisthelo` (names), `whitelistsenders` (addresses or `@domain`), `whitelistrcpt`
  * (addresses or `@domain`).
  * Environment: `WHITELISTCLIENT` set whitelists every client.
+ * Arguments: qpsmtpd's `per_recipient` and `merge` (per-recipient whitelists from per-user config
+ * directories) are accepted and have no effect (logged at start-up); any other word (but the
+ * engine's `timeout` and `loglevel`) stops start-up.
  * Notes: connection `whitelisthost`, `whitelisthelo`; transaction `whitelistsender`,
  * `whitelistrcpt`.
  */
-import { type Address, DECLINED, type Hooks, LOGINFO, matchesClientEntry } from "qpsmtpd";
+import { type Address, DECLINED, type Hooks, LOGINFO, LOGWARN, matchesClientEntry, parsePluginArgs, type Register } from "qpsmtpd";
 
 function listed(list: readonly string[], addr: Address): boolean {
   const a = addr.address().toLowerCase();
   const host = `@${(addr.host ?? "").toLowerCase()}`;
   return list.some((e) => e.toLowerCase() === a || e.toLowerCase() === host);
 }
+
+// qpsmtpd's `per_recipient` and `merge` need its per-user config directories, which are not
+// here: accepted so its configs load, and said once. Any other word stops start-up.
+export const register: Register = function (_server, ...words) {
+  const a = parsePluginArgs("whitelist", words, { values: ["per_recipient", "merge"] });
+  const ignored = (["per_recipient", "merge"] as const).filter((k) => a.values[k] !== undefined);
+  if (ignored.length) {
+    this.log(LOGWARN, `${ignored.join(" and ")} ${ignored.length > 1 ? "have" : "has"} no effect: there are no per-recipient whitelists`);
+  }
+};
 
 export const hook_connect: Hooks["connect"] = function () {
   const ip = this.connection.remote_ip;

@@ -6,16 +6,28 @@
  * Hooks: auth-plain, auth-login.
  * Arguments: `checkpw PROGRAM true PROGRAM` (qpsmtpd's: the checker, then what it should run on
  * success, normally /bin/true); or the config file `smtpauth-checkpassword` holding
- * `PROGRAM TRUE-PROGRAM`.
+ * `PROGRAM TRUE-PROGRAM`. Any other word (but the engine's `timeout` and `loglevel`) stops
+ * start-up.
  * Replies: OK on exit 0; DENY otherwise (535). The password never reaches a command line.
  * The program gets 15 seconds.
  */
 import { spawn } from "node:child_process";
-import { DECLINED, DENY, type HookContext, type Hooks, LOGERROR, LOGINFO, OK } from "qpsmtpd";
+import { DECLINED, DENY, type HookContext, type Hooks, LOGERROR, LOGINFO, OK, parsePluginArgs, type Register } from "qpsmtpd";
 
-function programs(p: HookContext): [string, string] | undefined {
-  const o = p.options;
-  if (o["checkpw"] && o["true"]) return [o["checkpw"], o["true"]];
+interface Data {
+  checkpw?: string;
+  true?: string;
+}
+
+export const register: Register<Data> = function (_server, ...words) {
+  const a = parsePluginArgs("auth/auth_checkpassword", words, { values: ["checkpw", "true"] });
+  if (a.values.checkpw) this.data.checkpw = a.values.checkpw;
+  if (a.values.true) this.data.true = a.values.true;
+};
+
+function programs(p: HookContext<Data>): [string, string] | undefined {
+  const { checkpw, true: truePath } = p.data;
+  if (checkpw && truePath) return [checkpw, truePath];
   const line = p.qp.config("smtpauth-checkpassword");
   const [a, b] = (line ?? "").split(/\s+/);
   return a && b ? [a, b] : undefined;
@@ -37,7 +49,7 @@ function check(prog: string, truePath: string, user: string, pass: string): Prom
   });
 }
 
-export const hook_auth_plain: Hooks["auth-plain"] = async function (_txn, _mech, user, passClear) {
+export const hook_auth_plain: Hooks<Data>["auth-plain"] = async function (_txn, _mech, user, passClear) {
   const progs = programs(this);
   if (!progs) {
     this.log(LOGERROR, "no checkpassword program configured");

@@ -8,6 +8,7 @@
  * with `port PORT`; `service NAME` (`smtp`: what Dovecot's passdb sees as `%s`);
  * `dovecot_timeout SECONDS` (10): the time limit for connecting and for each answer. Keep it
  * below `plugin_timeout` (30): a call cut off there counts as declined, which ends in 535.
+ * Any other word (but the engine's `timeout` and `loglevel`) stops start-up.
  * Each attempt is its own connection, so a slow answer for one client holds up no other. The
  * client's mechanism is used when Dovecot offers it (PLAIN with the initial response, LOGIN
  * through CONT), else the other one; Dovecot gets `rip`/`lip` (its brute-force penalty is per
@@ -34,6 +35,7 @@ import {
   LOGINFO,
   LOGWARN,
   OK,
+  parsePluginArgs,
   type Result,
 } from "qpsmtpd";
 
@@ -46,14 +48,8 @@ interface Data {
   timeoutMs: number;
 }
 
-const KEYS = new Set(["socket", "host", "port", "service", "dovecot_timeout", "timeout", "loglevel"]);
-
 export const init: Init<Data> = function (_server, ...args) {
-  if (args.length % 2 !== 0) {
-    throw new Error("auth/auth_dovecot: arguments are key/value pairs (socket, host, port, service, dovecot_timeout)");
-  }
-  const o = this.options;
-  for (const k of Object.keys(o)) if (!KEYS.has(k)) throw new Error(`auth/auth_dovecot: unknown argument "${k}"`);
+  const o = parsePluginArgs("auth/auth_dovecot", args, { values: ["socket", "host", "port", "service", "dovecot_timeout"] }).values;
   if (o["socket"] !== undefined && o["host"] !== undefined) throw new Error("auth/auth_dovecot: give socket or host, not both");
   const port = o["port"] ?? "";
   if (o["host"] !== undefined && (!/^\d{1,5}$/.test(port) || Number(port) > 65535)) {

@@ -1,13 +1,20 @@
 /**
  * auth/auth_flat_file: checks AUTH PLAIN, LOGIN and CRAM-MD5 against a flat file.
  *
- * Hooks: auth-plain, auth-login, auth-cram-md5.
+ * Hooks: auth-plain, auth-login, auth-cram-md5. Arguments: none (any word but the engine's
+ * `timeout` and `loglevel` stops start-up).
  * Config files: `flat_auth_pw`, lines of `user@example.org:password` (the user must be a full
  * e-mail address; clear-text passwords are what CRAM-MD5 needs).
  * Replies: OK on a match; DENY on a wrong password; DECLINED for an unknown user (the next auth
  * plugin may know it).
  */
-import { DECLINED, DENY, type Hooks, LOGINFO, validate_password } from "qpsmtpd";
+import { DECLINED, DENY, type Hooks, LOGINFO, parsePluginArgs, type Register, validate_password } from "qpsmtpd";
+
+// No arguments but the engine's `timeout` and `loglevel`: any other word is a mistake in the
+// config line, and stops start-up with its file and line.
+export const register: Register = function (_server, ...words) {
+  parsePluginArgs("auth/auth_flat_file", words, {});
+};
 
 export const hook_auth_plain: Hooks["auth-plain"] = function (_txn, _mech, user, passClear, passHash, ticket) {
   if (!user.includes("@")) {

@@ -8,7 +8,8 @@
  * trust besides the system's, e.g. a self-signed server's certificate; relative to the config
  * directory); `tls_verify 0` turns certificate checking off (don't); `imap_timeout SECONDS`
  * (10): the time limit for connecting and for each answer. Keep it below `plugin_timeout` (30):
- * a call cut off there counts as declined, which ends in 535.
+ * a call cut off there counts as declined, which ends in 535. Any other word (but the engine's
+ * `timeout` and `loglevel`) stops start-up.
  * With `tls starttls` the server must take STARTTLS before the password goes out; a server that
  * sends anything after its STARTTLS answer (a response injected before the handshake) is not
  * believed.
@@ -43,6 +44,7 @@ import {
   LOGINFO,
   LOGWARN,
   OK,
+  parsePluginArgs,
   type Result,
 } from "qpsmtpd";
 
@@ -57,20 +59,26 @@ interface Data {
   timeoutMs: number;
 }
 
-const KEYS = new Set(["tls", "tls_ca", "tls_verify", "imap_timeout", "timeout", "loglevel"]);
-
 export const init: Init<Data> = function (server, ...args) {
-  const rest = [...args];
-  const host = rest[0] !== undefined && !KEYS.has(rest[0]) ? rest.shift()! : "127.0.0.1";
+  const a = parsePluginArgs("auth/auth_imap", args, {
+    values: ["tls", "tls_ca", "tls_verify", "imap_timeout"],
+    positional: [0, args.length],
+    usage: "HOST [PORT]",
+  });
+  const [hostWord, portWord, ...extra] = a.positional;
+  const host = hostWord ?? "127.0.0.1";
   if (!/^[\w.:-]+$/.test(host)) throw new Error(`auth/auth_imap: bad IMAP server "${host}"`);
-  const port = rest[0] !== undefined && /^\d+$/.test(rest[0]) ? Number(rest.shift()) : 143;
-  if (port < 1 || port > 65535) throw new Error(`auth/auth_imap: bad port ${port}`);
-  if (rest.length % 2 !== 0) throw new Error("auth/auth_imap: after HOST [PORT], arguments are key/value pairs");
-  const o: Record<string, string> = {};
-  for (let i = 0; i < rest.length; i += 2) {
-    if (!KEYS.has(rest[i]!)) throw new Error(`auth/auth_imap: unknown argument "${rest[i]}"`);
-    o[rest[i]!] = rest[i + 1]!;
+  // HOST is a host name (no `_`) or an address, then only a port number: another word is a
+  // misspelt key (`imap_timout 5`), not a server or a port.
+  let odd = extra[0];
+  if (portWord !== undefined && !/^\d+$/.test(portWord)) odd = portWord;
+  if (host.includes("_") && net.isIP(host) === 0) odd = host;
+  if (odd !== undefined) {
+    throw new Error(`auth/auth_imap: unknown argument "${odd}" (it takes: HOST [PORT], tls, tls_ca, tls_verify, imap_timeout)`);
   }
+  const port = portWord === undefined ? 143 : Number(portWord);
+  if (port < 1 || port > 65535) throw new Error(`auth/auth_imap: bad port ${port}`);
+  const o = a.values;
   const mode = o["tls"] ?? (port === 993 ? "imaps" : "none");
   if (mode !== "none" && mode !== "imaps" && mode !== "starttls") {
     throw new Error(`auth/auth_imap: tls is none, imaps or starttls, not "${mode}"`);

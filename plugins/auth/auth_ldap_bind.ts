@@ -5,7 +5,7 @@
  *
  * Hooks: auth-plain, auth-login. Notes: none.
  * Config file: `ldap`, lines of `key value` (qpsmtpd's); the plugin's arguments, key/value
- * pairs, override it. Keys, with their defaults:
+ * pairs, override it; an unknown key in either stops start-up. Keys, with their defaults:
  * - `ldap_host` (127.0.0.1), `ldap_port` (389; 636 with `ldap_tls ldaps`);
  * - `ldap_base`: where to search (required: start-up fails without it);
  * - `ldap_bind_dn`, `ldap_bind_pwd`: who searches (anonymous when not set);
@@ -47,6 +47,7 @@ import {
   LOGINFO,
   LOGWARN,
   OK,
+  parsePluginArgs,
   type Result,
 } from "qpsmtpd";
 
@@ -62,7 +63,7 @@ interface Data {
   timeoutMs: number;
 }
 
-const KEYS = new Set([
+const KEYS = [
   "ldap_host",
   "ldap_port",
   "ldap_base",
@@ -74,7 +75,7 @@ const KEYS = new Set([
   "ldap_ca",
   "ldap_tls_verify",
   "ldap_user",
-]);
+] as const;
 
 export const init: Init<Data> = function (server, ...args) {
   const conf: Record<string, string> = {};
@@ -82,11 +83,11 @@ export const init: Init<Data> = function (server, ...args) {
     const m = /^(\S+)\s+(.*)$/.exec(line.trim());
     if (m) conf[m[1]!] = m[2]!;
   }
-  if (args.length % 2 !== 0) throw new Error("auth/auth_ldap_bind: arguments are key/value pairs (ldap_base, ldap_host, ...)");
-  for (let i = 0; i < args.length; i += 2) {
-    if (args[i] !== "timeout" && args[i] !== "loglevel") conf[args[i]!] = args[i + 1]!;
-  }
-  for (const k of Object.keys(conf)) if (!KEYS.has(k)) throw new Error(`auth/auth_ldap_bind: unknown setting "${k}"`);
+  const known = new Set<string>(KEYS);
+  for (const k of Object.keys(conf)) if (!known.has(k)) throw new Error(`auth/auth_ldap_bind: unknown setting "${k}" in config/ldap`);
+  // The arguments override the file's lines.
+  const given = parsePluginArgs("auth/auth_ldap_bind", args, { values: KEYS }).values;
+  for (const k of KEYS) if (given[k] !== undefined) conf[k] = given[k];
   const base = conf["ldap_base"];
   if (!base) throw new Error("auth/auth_ldap_bind: ldap_base is required (an argument or a line of config/ldap)");
   const host = conf["ldap_host"] ?? "127.0.0.1";

@@ -8,6 +8,7 @@
  * Arguments (key/value, qpsmtpd's): `host` (localhost), `port` (89);
  * `vpopmaild_timeout SECONDS` (10): the time limit for connecting and for each answer. Keep it
  * below `plugin_timeout` (30): a call cut off there counts as declined, which ends in 535.
+ * Any other word (but the engine's `timeout` and `loglevel`) stops start-up.
  * Replies: OK (235) on `+OK`; DENY (535 5.7.8) on `-ERR`; DENYSOFT (454 4.7.0) when vpopmaild
  * cannot answer: down, refusing, silent, closing, a greeting other than `+OK`, or an answer that
  * is neither. The protocol splits words on white space and ends commands at a line end, so a
@@ -32,6 +33,7 @@ import {
   LOGINFO,
   LOGWARN,
   OK,
+  parsePluginArgs,
   type Result,
 } from "qpsmtpd";
 
@@ -41,12 +43,8 @@ interface Data {
   timeoutMs: number;
 }
 
-const KEYS = new Set(["host", "port", "vpopmaild_timeout", "timeout", "loglevel"]);
-
 export const init: Init<Data> = function (_server, ...args) {
-  if (args.length % 2 !== 0) throw new Error("auth/auth_vpopmaild: arguments are key/value pairs (host, port, vpopmaild_timeout)");
-  const o = this.options;
-  for (const k of Object.keys(o)) if (!KEYS.has(k)) throw new Error(`auth/auth_vpopmaild: unknown argument "${k}"`);
+  const o = parsePluginArgs("auth/auth_vpopmaild", args, { values: ["host", "port", "vpopmaild_timeout"] }).values;
   const host = o["host"] ?? "localhost";
   if (!/^[\w.:-]+$/.test(host)) throw new Error(`auth/auth_vpopmaild: bad host "${host}"`);
   const port = o["port"] ?? "89";

@@ -15,7 +15,7 @@
  * `distance IP` (this server's public address: the great-circle distance to the client is
  * computed from the two cities' coordinates), `too_far KM` (karma -1 past it),
  * `add_headers true|false` (default true: `X-GeoIP-Country`, `X-GeoIP-Continent`,
- * `X-GeoIP-City`, `X-GeoIP-ASN` at the top of the header).
+ * `X-GeoIP-City`, `X-GeoIP-ASN` at the top of the header). Any other word stops start-up.
  * Notes: connection `geoip_country` (2-letter code), `geoip_country_name`, `geoip_continent`
  * (2-letter code), `geoip_city`, `geoip_distance` (km), `geoip_asn` (network number).
  * Log: `EU, GB, London, 	587 km` at LOGINFO, `skip, no results` when the address is unknown.
@@ -27,7 +27,7 @@ import * as fs from "node:fs";
 import { isIP } from "node:net";
 import { join } from "node:path";
 import { type CityResponse, Reader } from "mmdb-lib";
-import { type Check, DECLINED, type Hooks, type Init, LOGERROR, LOGINFO, LOGNOTICE, type PluginContext } from "qpsmtpd";
+import { type Check, DECLINED, type Hooks, type Init, LOGERROR, LOGINFO, LOGNOTICE, parsePluginArgs, type PluginContext } from "qpsmtpd";
 
 declare module "qpsmtpd" {
   interface ConnectionNotes {
@@ -104,8 +104,7 @@ function load(log: Log, d: Partial<Data>, now: number): void {
 }
 
 export const init: Init<Data> = function (server, ...args) {
-  const opt: Record<string, string> = {};
-  for (let i = 0; i + 1 < args.length; i += 2) opt[args[i]!] = args[i + 1]!;
+  const opt = parsePluginArgs("ident/geoip", args, { values: ["db_dir", "distance", "too_far", "add_headers"] }).values;
   const dir = opt["db_dir"] ?? "/usr/local/share/GeoIP";
   const dirs = (opt["db_dir"] !== undefined || find([dir], PLACE_FILES)) ? [dir] : [dir, ...FALLBACK_DIRS];
   if (opt["distance"] !== undefined && !isIP(opt["distance"])) {

@@ -11,6 +11,7 @@
  * is not supported: Debian ships p0f 3), `local_ip` (accepted, unused: p0f 3 needs only the
  * client's address), `smite_os REGEX` (karma -1 when the OS genre matches, case-insensitive),
  * `add_headers true|false` (default true: `X-P0F-Genre` and `X-P0F-Link-Type` at the top).
+ * `local_ip` is logged at start-up as having no effect; any other word stops start-up.
  * Config files: `p0f_blocked_operating_systems`: genres refused at RCPT with `550 OS Blocked`,
  * each an exact genre (`Windows XP`) or a `/regex/` (case-insensitive); relay clients and
  * whitelisted hosts and senders pass.
@@ -36,6 +37,8 @@ import {
   LOGDEBUG,
   LOGERROR,
   LOGINFO,
+  LOGWARN,
+  parsePluginArgs,
   type PluginContext,
 } from "qpsmtpd";
 
@@ -90,10 +93,16 @@ const RESPONSE_SIZE = 232;
 /** p0f hands packets over in batches (pcap's 250 ms buffer): ask again after these delays. */
 const RETRY_MS = [250, 500];
 
-export const init: Init<Data> = function (server, socket, ...rest) {
-  if (!socket || socket === "version") throw new Error("ident/p0f needs the path of p0f's API socket as its first argument");
-  const opt: Record<string, string> = {};
-  for (let i = 0; i + 1 < rest.length; i += 2) opt[rest[i]!] = rest[i + 1]!;
+export const init: Init<Data> = function (server, ...args) {
+  const a = parsePluginArgs("ident/p0f", args, {
+    values: ["version", "local_ip", "smite_os", "add_headers"],
+    positional: [0, 1],
+    usage: "SOCKET",
+  });
+  const socket = a.positional[0];
+  if (!socket) throw new Error("ident/p0f needs the path of p0f's API socket as its first argument");
+  const opt = a.values;
+  if (opt.local_ip !== undefined) this.log(LOGWARN, `local_ip ${opt.local_ip} has no effect: p0f 3 needs only the client's address`);
   if ((opt["version"] ?? "3") !== "3") throw new Error("ident/p0f: only p0f 3's API is supported (version 3)");
   const blocked: string[] = [];
   const blockedRe: RegExp[] = [];

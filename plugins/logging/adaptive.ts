@@ -7,9 +7,19 @@
  * flush), disconnect (flush the rest).
  * Arguments: `accept L` (default LOGWARN), `reject L` (default LOGINFO), `prefix C` (default
  * `-`). Lines outside a connection are written at once at the accept level. At most 2000 lines
- * are kept per connection.
+ * are kept per connection. A level that is not one, or any other word, stops start-up.
  */
-import { DECLINED, formatLogLine, type HookContext, type Hooks, type Init, LOGINFO, LOGWARN, parseLogLevel } from "qpsmtpd";
+import {
+  DECLINED,
+  formatLogLine,
+  type HookContext,
+  type Hooks,
+  type Init,
+  LOGINFO,
+  LOGWARN,
+  parseLogLevel,
+  parsePluginArgs,
+} from "qpsmtpd";
 
 interface Buffered {
   rejected: boolean;
@@ -24,11 +34,17 @@ interface Data {
   buffers: Map<string, Buffered>;
 }
 
-export const init: Init<Data> = function () {
-  const o = this.options;
-  this.data.accept = parseLogLevel(o["accept"] ?? "") ?? LOGWARN;
-  this.data.reject = parseLogLevel(o["reject"] ?? "") ?? LOGINFO;
-  this.data.prefix = o["prefix"] ?? "-";
+export const init: Init<Data> = function (_server, ...args) {
+  const o = parsePluginArgs("logging/adaptive", args, { values: ["accept", "reject", "prefix"] }).values;
+  const level = (key: "accept" | "reject", fallback: number): number => {
+    const word = o[key];
+    const n = word === undefined ? fallback : parseLogLevel(word);
+    if (n === undefined) throw new Error(`logging/adaptive: ${key} "${word}" is not a log level`);
+    return n;
+  };
+  this.data.accept = level("accept", LOGWARN);
+  this.data.reject = level("reject", LOGINFO);
+  this.data.prefix = o.prefix ?? "-";
   this.data.buffers = new Map();
 };
 

@@ -12,13 +12,13 @@
  * Arguments: `[loglevel L] [PATH]`: the highest level written (a number or a name, as Apache's
  * LogLevel; default LOGWARN) and the file (default `/var/log/apache2/qpsmtpd.log`, the ErrorLog
  * of qpsmtpd's example; made with its directory if missing, appended to, reopened on SIGHUP).
- * Its own lines are not written.
+ * Its own lines are not written. Any other word stops start-up.
  * Failure policy: a file that cannot be opened stops start-up (the admin asked for this log);
  * a write that fails later drops that line and says so once on stderr, so mail goes on.
  */
 import * as fs from "node:fs";
 import { dirname } from "node:path";
-import { DECLINED, type Hooks, type Init, LOGWARN, parseLogLevel } from "qpsmtpd";
+import { DECLINED, type Hooks, type Init, LOGWARN, parseLogLevel, parsePluginArgs } from "qpsmtpd";
 
 interface Data {
   level: number;
@@ -34,15 +34,15 @@ const files = new Map<string, number>();
 let complained = false;
 
 export const init: Init<Data> = function (_server, ...args) {
-  let level = LOGWARN;
-  let path = "/var/log/apache2/qpsmtpd.log";
-  for (let i = 0; i < args.length; i++) {
-    if (args[i] === "loglevel") {
-      const n = parseLogLevel(args[++i] ?? "");
-      if (n === undefined) throw new Error(`logging/apache: "${args[i]}" is not a log level`);
-      level = n;
-    } else path = args[i]!;
+  const a = parsePluginArgs("logging/apache", args, { positional: [0, args.length], usage: "PATH" });
+  if (a.positional.length > 1) {
+    // One PATH: of two words, the one that is not a path is the mistake (`logleve LOGINFO /x`).
+    const odd = a.positional.find((w) => !w.includes("/")) ?? a.positional[1];
+    throw new Error(`logging/apache: unknown argument "${odd}" (it takes: PATH, loglevel VALUE)`);
   }
+  const path = a.positional[0] ?? "/var/log/apache2/qpsmtpd.log";
+  const level = a.values.loglevel === undefined ? LOGWARN : parseLogLevel(a.values.loglevel);
+  if (level === undefined) throw new Error(`logging/apache: "${a.values.loglevel}" is not a log level`);
   const old = files.get(path);
   if (old !== undefined) fs.closeSync(old);
   try {

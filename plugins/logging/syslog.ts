@@ -5,12 +5,14 @@
  * Lines are `<PRI>Mmm dd hh:mm:ss HOST ident[pid]: CONNECTION (hook) plugin: message`.
  * Arguments: `loglevel L` (default LOGWARN), `ident NAME` (default qpsmtpd), `facility NAME`
  * (default LOG_MAIL), `priority NAME` (a fixed severity for every line instead of the line's
- * level), `logsock udp:HOST:PORT` (default udp:127.0.0.1:514; rsyslog needs its imudp module).
+ * level: LOG_NOTICE and the other syslog(3) names, a qpsmtpd level name, or 0-7), `logsock
+ * udp:HOST:PORT` (default udp:127.0.0.1:514; rsyslog needs its imudp module). Any other word, or
+ * a priority that is none of these, stops start-up.
  */
 import * as dgram from "node:dgram";
 import { isIPv6 } from "node:net";
 import { hostname } from "node:os";
-import { DECLINED, type Hooks, type Init, parseLogLevel, strftime } from "qpsmtpd";
+import { DECLINED, type Hooks, type Init, parseLogLevel, parsePluginArgs, strftime } from "qpsmtpd";
 
 const HOST = hostname().split(".")[0] ?? "localhost";
 
@@ -33,6 +35,25 @@ const FACILITIES: Record<string, number> = {
   LOG_LOCAL7: 23,
 };
 
+/** syslog(3)'s severities by name, as qpsmtpd's `priority LOG_NOTICE` gives them. */
+const SEVERITIES: Record<string, number> = {
+  LOG_EMERG: 0,
+  LOG_ALERT: 1,
+  LOG_CRIT: 2,
+  LOG_ERR: 3,
+  LOG_WARNING: 4,
+  LOG_NOTICE: 5,
+  LOG_INFO: 6,
+  LOG_DEBUG: 7,
+};
+
+/** A `priority`: a syslog severity name, a qpsmtpd level name, or 0-7. */
+function priorityOf(word: string): number {
+  const n = SEVERITIES[word.toUpperCase()] ?? parseLogLevel(word);
+  if (n === undefined) throw new Error(`logging/syslog: priority "${word}" is not a syslog severity (LOG_NOTICE, ...) or a log level`);
+  return n;
+}
+
 interface Data {
   level: number;
   ident: string;
@@ -43,8 +64,8 @@ interface Data {
   sock: dgram.Socket;
 }
 
-export const init: Init<Data> = function () {
-  const o = this.options;
+export const init: Init<Data> = function (_server, ...args) {
+  const o = parsePluginArgs("logging/syslog", args, { values: ["priority", "ident", "facility", "logsock"] }).values;
   const level = parseLogLevel(o["loglevel"] ?? "LOGWARN");
   if (level === undefined) throw new Error(`logging/syslog: "${o["loglevel"]}" is not a log level`);
   const facility = FACILITIES[(o["facility"] ?? "LOG_MAIL").toUpperCase().replace(/^(?!LOG_)/, "LOG_")];
@@ -61,7 +82,7 @@ export const init: Init<Data> = function () {
       level,
       ident: o["ident"] ?? "qpsmtpd",
       facility,
-      priority: o["priority"] === undefined ? undefined : parseLogLevel(o["priority"]),
+      priority: o["priority"] === undefined ? undefined : priorityOf(o["priority"]),
       host,
       port: Number(m[2]),
       sock,

@@ -10,13 +10,14 @@
  * second message on the same connection `.2`; the server's own lines carry `???`.
  *
  * Hooks: logging; mail (counts the transactions; it declines, deciding nothing).
- * Arguments: `[loglevel]`, the highest level written, a number (0-7) or a name; default LOGWARN.
+ * Arguments: `[LEVEL]`, the highest level written, a number (0-7) or a name; default LOGWARN.
+ * `loglevel L` says the same. Any other word stops start-up.
  * Its own lines are not written.
  * Failure policy: none needed (stderr); a bad level stops start-up. The counters of the last
  * 65536 connections are kept, so a connection outliving 65536 newer ones starts again at `.0`.
  * qpsmtpd 0.94's plugin died at load ("currently unsupported": Transaction->id was removed).
  */
-import { DECLINED, type Hooks, type Init, LOGWARN, parseLogLevel, type Transaction } from "qpsmtpd";
+import { DECLINED, type Hooks, type Init, LOGWARN, parseLogLevel, parsePluginArgs, type Transaction } from "qpsmtpd";
 
 interface Data {
   level: number;
@@ -32,7 +33,15 @@ interface Count {
 const counts = new Map<string, Count>();
 const KEEP = 65536;
 
-export const init: Init<Data> = function (_server, level) {
+export const init: Init<Data> = function (_server, ...args) {
+  // The level alone (qpsmtpd's form), or as `loglevel L` like logging/file's and syslog's.
+  const a = parsePluginArgs("logging/transaction_id", args, { positional: [0, args.length], usage: "LEVEL" });
+  if (a.positional.length > 1) {
+    // One LEVEL: of two words, the one that is not a level is the mistake (`levl LOGINFO`).
+    const odd = a.positional.find((w) => parseLogLevel(w) === undefined) ?? a.positional[1];
+    throw new Error(`logging/transaction_id: unknown argument "${odd}" (it takes: LEVEL, loglevel VALUE)`);
+  }
+  const level = a.positional[0] ?? a.values.loglevel;
   const n = level === undefined ? LOGWARN : parseLogLevel(level);
   if (n === undefined) throw new Error(`logging/transaction_id: "${level}" is not a log level`);
   this.data.level = n;

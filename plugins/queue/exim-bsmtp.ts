@@ -6,7 +6,8 @@
  * Hooks: queue. Config files: none. Notes: none.
  * Arguments (key/value, qpsmtpd's): `exim_path PATH` (`/usr/sbin/rsmtp`; `-bS` is added, as
  * qpsmtpd does); `exim_timeout SECONDS` (30): how long Exim may take; it is killed after that,
- * and when the plugin's own time limit (`plugin_timeout`, `timeout N`) passes.
+ * and when the plugin's own time limit (`plugin_timeout`, `timeout N`) passes. Any other word
+ * stops start-up.
  * Installation: the user qpsmtpd runs as must be in Exim's `trusted_users`, or Exim ignores the
  * envelope sender and uses that user's address (qpsmtpd's note). Exim runs no SMTP ACLs for
  * batched input, only `acl_not_smtp`.
@@ -34,6 +35,7 @@ import {
   LOGERROR,
   LOGINFO,
   OK,
+  parsePluginArgs,
   type Result,
   type Transaction,
 } from "qpsmtpd";
@@ -43,12 +45,8 @@ interface Data {
   timeoutMs: number;
 }
 
-const KEYS = new Set(["exim_path", "exim_timeout", "timeout", "loglevel"]);
-
 export const init: Init<Data> = function (_server, ...args) {
-  if (args.length % 2 !== 0) throw new Error("queue/exim-bsmtp: arguments are key/value pairs (exim_path, exim_timeout)");
-  const o = this.options;
-  for (const k of Object.keys(o)) if (!KEYS.has(k)) throw new Error(`queue/exim-bsmtp: unknown argument "${k}"`);
+  const o = parsePluginArgs("queue/exim-bsmtp", args, { values: ["exim_path", "exim_timeout"] }).values;
   const path = o["exim_path"] ?? "/usr/sbin/rsmtp";
   if (!/^\/[\w/.-]*$/.test(path)) throw new Error(`queue/exim-bsmtp: exim_path must be an absolute path, not "${path}"`);
   const seconds = o["exim_timeout"] ?? "30";

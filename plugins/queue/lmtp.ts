@@ -8,17 +8,16 @@
  * Arguments (key/value): `socket PATH` (a unix socket), or `host HOST` with `port PORT` (24);
  * `lmtp_timeout SECONDS` (30): the time limit for connecting and for each reply. Without
  * `socket` or `host`, the socket is Dovecot's `/var/run/dovecot/lmtp`. The whole delivery is
- * also bounded by the plugin's time limit (`plugin_timeout`, or `timeout N` on its line).
+ * also bounded by the plugin's time limit (`plugin_timeout`, or `timeout N` on its line). Any
+ * other word stops start-up.
  * Notes: transaction `lmtp_failed` (the recipients not delivered, each `<addr> CODE text`), for
  * `queue_post` plugins.
  * Replies:
  * - every recipient delivered → `250 Queued: <the server's last reply>`;
- * - some delivered, the others refused for good (5xx, at RCPT or after the data) → `250` saying
- *   how many got it, and a log line per recipient that did not, with its code (SMTP has one reply
- *   per message, and there is no queue here to send a bounce from: check recipients at RCPT time,
- *   e.g. with auth_ldap_bind's directory or qmail_deliverable, so this does not happen);
- * - some delivered, one deferred after the data (4xx) → `452`: the sender retries, and the
- *   mailboxes that took it may get it twice (a duplicate is better than a loss);
+ * - some delivered, some refused after the data (4xx or 5xx) → `250` saying how many got it, and a
+ *   log line per recipient that did not, with its code, as Postfix's lmtp client does (SMTP has
+ *   one reply per message, and there is no queue here to retry or bounce from: check recipients
+ *   at RCPT time, e.g. with qmail_deliverable, so that this is rare);
  * - none delivered → the server's refusal as it was: `552 <its text>` when every refusal was
  *   permanent, `452 <its text>` when one was temporary, so the sender retries;
  * - a temporary refusal at RCPT while others were accepted → `452` before any data is sent:
@@ -44,6 +43,7 @@ import {
   LOGINFO,
   LOGWARN,
   OK,
+  parsePluginArgs,
   type Result,
   SmtpClient,
   type Transaction,
@@ -63,12 +63,8 @@ interface Data {
   timeoutMs: number;
 }
 
-const KEYS = new Set(["host", "port", "socket", "lmtp_timeout", "timeout", "loglevel"]);
-
 export const init: Init<Data> = function (_server, ...args) {
-  if (args.length % 2 !== 0) throw new Error("queue/lmtp: arguments are key/value pairs (host, port, socket, lmtp_timeout)");
-  const o = this.options;
-  for (const k of Object.keys(o)) if (!KEYS.has(k)) throw new Error(`queue/lmtp: unknown argument "${k}"`);
+  const o = parsePluginArgs("queue/lmtp", args, { values: ["host", "port", "socket", "lmtp_timeout"] }).values;
   const port = o["port"] ?? "24";
   if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) throw new Error(`queue/lmtp: bad port "${port}"`);
   const seconds = o["lmtp_timeout"] ?? "30";
@@ -144,11 +140,6 @@ export const hook_queue: Hooks<Data>["queue"] = async function (txn): Promise<Re
     logFailures(this, failed, "");
     txn.notes("lmtp_failed", failed.map(([rcpt, r]) => `${rcpt} ${text(r)}`));
     this.log(LOGWARN, `delivered to ${delivered.length} of ${rcpts.length} recipients at ${where}`);
-    if (failed.some(([, r]) => !permanent(r))) {
-      // A mailbox that may take it later must get it: the retry may reach the others twice.
-      this.log(LOGWARN, `a mailbox deferred the message: asking for a retry; ${delivered.length} mailbox(es) may get it twice`);
-      return [DENYSOFT, `delivered to ${delivered.length} of ${rcpts.length} recipients; the rest deferred, try again later`];
-    }
     return [OK, `Queued: delivered to ${delivered.length} of ${rcpts.length} recipients`];
   } catch (e) {
     const why = (e as Error).message;

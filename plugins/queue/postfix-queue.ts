@@ -15,7 +15,7 @@
  * `FLAG_MAP_OK`, `FLAG_MILTER`, `FLAG_FILTER_ALL`, `FLAG_MASK_EXTERNAL` (what Postfix's smtpd
  * uses: filters, milters, BCC and address maps; probably what you want), `FLAG_MASK_INTERNAL`;
  * an unknown flag stops start-up. `postfix_timeout SECONDS` (30): the time limit for connecting
- * and for each answer.
+ * and for each answer. Any other word stops start-up too (qpsmtpd ignored unknown flags, logged).
  * Notes: transaction `postfix-queue-flags` (qpsmtpd's): a plugin that runs earlier may set it to
  * a number; its flags are added to the configured ones (e.g. `FLAG_HOLD` for suspect mail).
  * Records: the arrival time, `rewrite_context=remote` (the message came from outside, as for
@@ -44,6 +44,7 @@ import {
   LOGERROR,
   LOGINFO,
   OK,
+  parsePluginArgs,
   type Result,
   type Transaction,
 } from "qpsmtpd";
@@ -93,24 +94,24 @@ interface Data {
 }
 
 export const init: Init<Data> = function (_server, ...args) {
-  let socket = "/var/spool/postfix/public/cleanup";
-  let seconds = "30";
-  let flags = 0;
-  const rest = [...args];
-  if (rest[0] !== undefined && (rest[0].startsWith("/") || /^[\w.-]+:\d+$/.test(rest[0]))) socket = rest.shift()!;
-  while (rest.length > 0) {
-    const word = rest.shift()!;
-    if (word.startsWith("FLAG_")) {
-      if (FLAGS[word] === undefined) throw new Error(`queue/postfix-queue: unknown cleanup flag ${word}`);
-      flags |= FLAGS[word]!;
-      continue;
-    }
-    const value = rest.shift();
-    if (value === undefined) throw new Error(`queue/postfix-queue: ${word} needs a value`);
-    if (word === "cleanup_socket") socket = value;
-    else if (word === "postfix_timeout") seconds = value;
-    else if (word !== "timeout" && word !== "loglevel") throw new Error(`queue/postfix-queue: unknown argument "${word}"`);
+  const a = parsePluginArgs("queue/postfix-queue", args, {
+    values: ["cleanup_socket", "postfix_timeout"],
+    flags: Object.keys(FLAGS),
+    positional: [0, args.length],
+    usage: "SOCKET",
+  });
+  // One SOCKET (a path or host:port); a misspelt flag gets its own message.
+  const odd = a.positional.find((w, i) => i > 0 || !target(w));
+  if (odd?.startsWith("FLAG_")) throw new Error(`queue/postfix-queue: unknown cleanup flag ${odd}`);
+  if (odd !== undefined) {
+    throw new Error(
+      `queue/postfix-queue: unknown argument "${odd}" (it takes: SOCKET, FLAG_..., cleanup_socket VALUE, postfix_timeout VALUE)`,
+    );
   }
+  const socket = a.values.cleanup_socket ?? a.positional[0] ?? "/var/spool/postfix/public/cleanup";
+  const seconds = a.values.postfix_timeout ?? "30";
+  let flags = 0;
+  for (const f of a.flags) flags |= FLAGS[f]!;
   if (!target(socket)) throw new Error(`queue/postfix-queue: "${socket}" is neither a socket path nor host:port`);
   if (!/^\d+(\.\d+)?$/.test(seconds) || Number(seconds) <= 0) throw new Error(`queue/postfix-queue: bad postfix_timeout "${seconds}"`);
   this.data.socket = socket;

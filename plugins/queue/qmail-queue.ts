@@ -8,7 +8,8 @@
  * Arguments: `[PATH]` (qpsmtpd's; default `$QMAIL/bin/qmail-queue`, QMAIL being `/var/qmail`;
  * the environment variable `QMAILQUEUE` overrides both, as in qpsmtpd), then
  * `qmail_timeout SECONDS` (30): how long the program may take; it is killed after that, and when
- * the plugin's own time limit (`plugin_timeout`, `timeout N`) passes.
+ * the plugin's own time limit (`plugin_timeout`, `timeout N`) passes. Any other word stops
+ * start-up.
  * Replies, from the exit code as qmail-smtpd maps them:
  * - 0 → `250 Queued! <time> qp <pid> <Message-Id>` (qpsmtpd's text);
  * - 11–40, permanent (11 address too long, 31 refused...) → `552` with qmail's text;
@@ -34,6 +35,7 @@ import {
   LOGERROR,
   LOGINFO,
   OK,
+  parsePluginArgs,
   type Result,
   type Transaction,
 } from "qpsmtpd";
@@ -44,14 +46,12 @@ interface Data {
 }
 
 export const init: Init<Data> = function (_server, ...args) {
-  const rest = [...args];
-  const given = rest[0] !== undefined && !["qmail_timeout", "timeout", "loglevel"].includes(rest[0]) ? rest.shift() : undefined;
-  if (rest.length % 2 !== 0) throw new Error("queue/qmail-queue: after PATH, arguments are key/value pairs (qmail_timeout)");
-  let seconds = "30";
-  for (let i = 0; i < rest.length; i += 2) {
-    if (rest[i] === "qmail_timeout") seconds = rest[i + 1]!;
-    else if (rest[i] !== "timeout" && rest[i] !== "loglevel") throw new Error(`queue/qmail-queue: unknown argument "${rest[i]}"`);
-  }
+  const a = parsePluginArgs("queue/qmail-queue", args, { values: ["qmail_timeout"], positional: [0, args.length], usage: "PATH" });
+  // One PATH, absolute: any other word is a mistake (`qmail_timout 5`), named as such.
+  const odd = a.positional.find((w, i) => i > 0 || !w.startsWith("/"));
+  if (odd !== undefined) throw new Error(`queue/qmail-queue: unknown argument "${odd}" (it takes: PATH, qmail_timeout VALUE)`);
+  const given = a.positional[0];
+  const seconds = a.values.qmail_timeout ?? "30";
   if (!/^\d+(\.\d+)?$/.test(seconds) || Number(seconds) <= 0) throw new Error(`queue/qmail-queue: bad qmail_timeout "${seconds}"`);
   const path = process.env["QMAILQUEUE"] || given || `${process.env["QMAIL"] || "/var/qmail"}/bin/qmail-queue`;
   // qpsmtpd's rule: an absolute path of plain characters, so nothing odd reaches exec.

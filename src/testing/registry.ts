@@ -31,7 +31,8 @@ export function testHost(config: ConfigDir, opts: Pick<SetupOptions, "dns" | "cl
 /** Loads a registry as the server would, from `opts` instead of a config directory. */
 export async function testRegistry(opts: SetupOptions): Promise<Registry> {
   const config = new ConfigDir({ dirs: opts.configDirs ?? [] });
-  config.overrides.set("plugins", opts.plugins ?? []);
+  // As lines read from a file are: trimmed.
+  config.overrides.set("plugins", (opts.plugins ?? []).map((l) => l.trim()));
   if (!opts.config?.["logging"]) config.overrides.set("logging", []);
   for (const [k, v] of Object.entries(opts.config ?? {})) config.overrides.set(k, typeof v === "string" ? [v] : v);
   const host = testHost(config, opts);

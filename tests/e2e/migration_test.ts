@@ -43,14 +43,14 @@ describe("Debian's qpsmtpd 0.94 configuration, copied", () => {
     // 127.0.0.1 is in Debian's relayclients; 127.0.0.2 (still loopback) is an outsider.
     const out = ["--local-interface", "127.0.0.2"];
     const local = await swaks(d.port, ...out, "--to", "user@example.org", "--from", "someone@example.net", "--helo", "client.example.net");
-    expect(local.out).toContain("<-  250 <user@example.org>, recipient ok");
-    expect(local.out).toContain("<** 451 Queuing declined or disabled; try again later");
+    expect(local.out).toContain("<-  250 2.1.5 <user@example.org>, recipient ok");
+    expect(local.out).toContain("<** 451 4.3.0 Queuing declined or disabled; try again later");
     const relay = await swaks(d.port, ...out, "--to", "victim@elsewhere.test", "--from", "someone@example.net", "--quit-after", "RCPT");
-    expect(relay.out).toContain("<** 550 Relaying denied (#5.7.1)");
+    expect(relay.out).toContain("<** 550 5.7.1 Relaying denied (#5.7.1)");
     const friend = await swaks(d.port, "--to", "victim@elsewhere.test", "--from", "someone@example.net", "--quit-after", "RCPT");
-    expect(friend.out).toContain("<-  250 <victim@elsewhere.test>, recipient ok"); // a relay client
+    expect(friend.out).toContain("<-  250 2.1.5 <victim@elsewhere.test>, recipient ok"); // a relay client
     const bad = await swaks(d.port, ...out, "--to", "user@example.org", "--from", "spammer@example.net", "--quit-after", "MAIL");
-    expect(bad.out).toContain("<** 550 Your envelope sender is in my badmailfrom list");
+    expect(bad.out).toContain("<** 550 5.7.1 Your envelope sender is in my badmailfrom list");
     const helo = await swaks(d.port, ...out, "--helo", "yahoo.com", "--quit-after", "HELO");
     expect(helo.out).toContain("<** 550 I do not believe you are yahoo.com.");
     // logging/file from Debian's config/logging, at LOGINFO, names the old plugin names.
@@ -138,7 +138,7 @@ describe("qpsmtpd tls-cert and qpsmtpd karma", () => {
     const d = await daemon(dir);
     const peer = join(mkdtempSync(join(tmpdir(), "qppeer-")), "peer.pem");
     const r = await swaks(d.port, "--tls", "--tls-get-peer-cert", peer, "--to", "user@example.org");
-    expect(r.out).toContain("250 Queued (discarded)");
+    expect(r.out).toContain("250 2.0.0 Queued (discarded)");
     expect(existsSync(peer)).toBe(true);
     const norm = (s: string) => s.replace(/\s+/g, "");
     expect(norm(readFileSync(peer, "utf8"))).toBe(norm(readFileSync(join(dir, "ssl", "qpsmtpd-server.crt"), "utf8")));
@@ -148,7 +148,7 @@ describe("qpsmtpd tls-cert and qpsmtpd karma", () => {
     const db = mkdtempSync(join(tmpdir(), "qpkarmadb-"));
     const dir = configDir({ rcpthosts: "example.org\n", plugins: `karma db_dir ${db} penalty_days 3\nrcpt_ok\nqueue/discard\n` });
     const d = await daemon(dir);
-    expect((await swaks(d.port, "--to", "user@example.org")).out).toContain("250 Queued");
+    expect((await swaks(d.port, "--to", "user@example.org")).out).toContain("250 2.0.0 Queued");
     const cap = await run([BINARY, "karma", "--config", dir, "capture", "127.0.0.1"]);
     expect(cap.code).toBe(0);
     expect(cap.out).toContain("127.0.0.1 is in the penalty box until");
@@ -157,6 +157,6 @@ describe("qpsmtpd tls-cert and qpsmtpd karma", () => {
     const list = await run([BINARY, "karma", "--config", dir, "list"]);
     expect(list.out).toMatch(/^127\.0\.0\.1 +\d{4}-\d\d-\d\d \d\d:\d\d +1 +0 +\d+$/m);
     expect((await run([BINARY, "karma", "--config", dir, "release", "127.0.0.1"])).code).toBe(0);
-    expect((await swaks(d.port, "--to", "user@example.org")).out).toContain("250 Queued");
+    expect((await swaks(d.port, "--to", "user@example.org")).out).toContain("250 2.0.0 Queued");
   });
 });

@@ -12,6 +12,7 @@ import { TestSession, type TestSessionOptions } from "../../src/testing/harness.
 import { TestDnsServer } from "../helpers/dns_server.ts";
 import { arcpySign, arcpyVerify, makeKey } from "../helpers/dkimpy.ts";
 import { withDnsServer } from "../helpers/sessions.ts";
+import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 const relayKey = makeKey("arc1");
 const slowKey = makeKey("slow");
@@ -135,5 +136,12 @@ describe("arc seals relay clients' mail with the DKIM key", () => {
     expect(r.code).toBe(250);
     expect(queued).not.toContain("ARC-Seal");
     expect(t.logs.some((l) => l.plugin === "arc" && l.message.startsWith("skip, not signed by the dkim plugin"))).toBe(true);
+  });
+});
+
+describe("arc arguments", () => {
+  test("none but timeout and loglevel: a misspelt one stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("arc loglevl 7", "loglevl");
+    await TestSession.start({ plugins: ["arc loglevel 7 timeout 5"] }); // the engine's own
   });
 });

@@ -1,6 +1,7 @@
 /** badmailfromto: sender and recipient pairs. */
 import { describe, expect, test } from "bun:test";
 import { greeted as session } from "../helpers/sessions.ts";
+import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 describe("badmailfromto", () => {
   test("refuses only the listed pair", async () => {
@@ -10,5 +11,11 @@ describe("badmailfromto", () => {
     expect((await t.command("RCPT TO:<other@example.org>")).code).toBe(450);
     await t.command("MAIL FROM:<friend@example.net>");
     expect((await t.command("RCPT TO:<boss@example.org>")).code).toBe(450);
+  });
+});
+
+describe("badmailfromto arguments", () => {
+  test("it takes none: a word stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("badmailfromto reject_type temp", "reject_type");
   });
 });

@@ -3,6 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { OK } from "qpsmtpd";
 import { TestSession } from "../../src/testing/harness.ts";
 import { sendMessage as send } from "../helpers/sessions.ts";
+import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 describe("bogus_bounce", () => {
   test("a bounce to two recipients is logged by default, refused with deny or denysoft", async () => {
@@ -32,5 +33,19 @@ describe("bogus_bounce reject arguments", () => {
     await t.command("RCPT TO:<b@example.org>");
     await t.command("DATA");
     expect((await t.data("Subject: b\n\nx\n")).code).toBe(452);
+  });
+});
+
+describe("bogus_bounce: unknown arguments", () => {
+  test("a misspelt action or key stops the load, naming the word; an action with reject pairs too", async () => {
+    await expectUnknownArgument("bogus_bounce dney", "dney");
+    await expectUnknownArgument("bogus_bounce rejct 1", "rejct");
+    await expectUnknownArgument("bogus_bounce deny denysoft", "denysoft");
+    await expect(TestSession.start({ plugins: ["bogus_bounce deny reject_type temp"] })).rejects.toThrow(
+      "(override plugins):1: plugin bogus_bounce failed to load: bogus_bounce: give an action (deny) or reject/reject_type, not both",
+    );
+    // The engine's own keys go with the action: still `deny`.
+    const two = { from: "<>", to: ["<a@example.org>", "<b@example.org>"] };
+    expect((await send(["bogus_bounce DENY loglevel 7"], "Subject: bounce\n\nb\n", two)).r.code).toBe(552);
   });
 });

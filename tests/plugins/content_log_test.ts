@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { OK } from "qpsmtpd";
 import { TestSession } from "../../src/testing/harness.ts";
+import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 describe("content_log", () => {
   test("archives messages in mbox form when enabled", async () => {
@@ -33,5 +34,11 @@ describe("content_log", () => {
     await off.command("DATA");
     await off.data("Subject: x\n\ny\n");
     expect(existsSync(join(dir, "off"))).toBe(false);
+  });
+});
+
+describe("content_log arguments", () => {
+  test("it takes none (its settings are config files): a word stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("content_log content_log_enabled 1", "content_log_enabled");
   });
 });

@@ -13,6 +13,7 @@ import { findKey } from "../../plugins/dkim.ts";
 import { TestDnsServer } from "../helpers/dns_server.ts";
 import { dkimpySign, dkimpyVerify, makeKey, type TestKey } from "../helpers/dkimpy.ts";
 import { withDnsServer } from "../helpers/sessions.ts";
+import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 const rsa = makeKey("rsa");
 const ed = makeKey("ed", "ed25519");
@@ -248,5 +249,11 @@ describe("dkim signs for relay clients; dkimpy verifies", () => {
     // A domain from a message never becomes a path outside config/dkim.
     expect(findKey(dir, "x..")).toBeUndefined();
     expect(findKey(dir, "../dkim/example.com")).toBeUndefined();
+  });
+});
+
+describe("dkim: unknown arguments", () => {
+  test("a misspelt key stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("dkim rejcet 0", "rejcet");
   });
 });

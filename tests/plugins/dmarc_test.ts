@@ -10,6 +10,7 @@ import { organisationalDomain, parseAddresses, parseRecord } from "../../plugins
 import { TestDnsServer } from "../helpers/dns_server.ts";
 import { dkimpySign, makeKey } from "../helpers/dkimpy.ts";
 import { withDnsServer } from "../helpers/sessions.ts";
+import { expectUnknownArgument, loadWarnings } from "../helpers/plugin_args.ts";
 
 const key = makeKey("k1");
 let dns: TestDnsServer;
@@ -224,5 +225,16 @@ describe("dmarc: bad input gets a result, a log line, no crash", () => {
       pct: 50,
     });
     expect(parseRecord("v=DMARC1; sp=reject")).toBeUndefined();
+  });
+});
+
+describe("dmarc: unknown arguments", () => {
+  test("a misspelt key stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("dmarc reprting 1", "reprting");
+  });
+  test("qpsmtpd's reporting loads and says once that it does nothing; reporting 0 says nothing", async () => {
+    const on = await loadWarnings("dmarc reporting 1");
+    expect(on.log.match(/dmarc: reporting 1 has no effect: no aggregate reports are sent/g)).toHaveLength(1);
+    expect((await loadWarnings("dmarc reporting 0 reject 0")).log).not.toContain("no effect");
   });
 });

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { TestSession, type TestSessionOptions } from "../../src/testing/harness.ts";
 import { TestDnsServer } from "../helpers/dns_server.ts";
 import { withDnsServer } from "../helpers/sessions.ts";
+import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 let dns: TestDnsServer;
 beforeAll(async () => {
@@ -23,5 +24,11 @@ describe("dns_whitelist_soft", () => {
     expect((await t.command("EHLO localhost")).code).toBe(250);
     const u = await start({ ip: "192.0.2.51", plugins: ["dns_whitelist_soft"], config: { whitelist_zones: "wl.example" } });
     expect(u.connection.notes("whitelisthost")).toBeUndefined();
+  });
+});
+
+describe("dns_whitelist_soft arguments", () => {
+  test("it takes none (the zones are a config file): a word stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("dns_whitelist_soft whitelist_zones list.example", "whitelist_zones");
   });
 });

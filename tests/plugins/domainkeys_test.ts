@@ -4,6 +4,7 @@ import { OK } from "qpsmtpd";
 import { TestSession } from "../../src/testing/harness.ts";
 import * as domainkeys from "../../plugins/domainkeys.ts";
 import { captureStderr } from "../helpers/sessions.ts";
+import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 describe("domainkeys", () => {
   test("loads with qpsmtpd's arguments, says once that it checks nothing, and the mail goes on", async () => {
@@ -21,5 +22,12 @@ describe("domainkeys", () => {
     expect((await t.data("DomainKey-Signature: a=rsa-sha1; d=example.net; s=x; b=broken\nFrom: a@example.net\n\nhi\n")).code).toBe(250);
     expect(t.logs.filter((l) => l.plugin === "domainkeys")).toEqual([]); // silent afterwards
     expect(Object.keys(domainkeys).filter((k) => k.startsWith("hook_"))).toEqual([]);
+  });
+});
+
+describe("domainkeys arguments", () => {
+  test("qpsmtpd's warn_only is accepted; a misspelt key stops the load, naming the line and the word", async () => {
+    await TestSession.start({ plugins: ["domainkeys reject 0 reject_type temp warn_only 1"] });
+    await expectUnknownArgument("domainkeys warnonly 1", "warnonly");
   });
 });

@@ -7,6 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { OK } from "qpsmtpd";
 import { FakeClock } from "../../src/testing/fake_clock.ts";
 import { TestSession } from "../../src/testing/harness.ts";
+import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 /** Lets the session reach its wait: resolves once a timer is pending on `clock`. */
 async function waiting(clock: FakeClock): Promise<void> {
@@ -74,5 +75,30 @@ describe("earlytalker reject arguments", () => {
     expect((await a.send("EHLO eager\r\n")).map((r) => r.code)).toEqual([220, 250]);
     const b = await TestSession.start({ clock, plugins: ["earlytalker wait 1 reject_type temp"], waitForGreeting: false });
     expect((await b.send("EHLO eager\r\n"))[0]!.code).toBe(450);
+  });
+});
+
+describe("earlytalker: unknown arguments", () => {
+  test("check-at may be given twice (either case); each stage is checked", async () => {
+    const clock = new FakeClock();
+    const t = await TestSession.start({ clock, plugins: ["earlytalker wait 0.3 check-at CONNECT check-at data"], waitForGreeting: false });
+    await waiting(clock);
+    await clock.advance(300);
+    expect(t.greeting?.code).toBe(220);
+    t.mockHook("rcpt", () => OK);
+    await t.command("EHLO c");
+    await t.command("MAIL FROM:<a@example.net>");
+    await t.command("RCPT TO:<b@example.org>");
+    expect((await t.send("DATA\r\nSubject: too early\r\n"))[0]!.code).toBe(554);
+  });
+  test("a misspelt key, a stage that is not one, or check_earlytalker's action stops the load, naming it", async () => {
+    await expectUnknownArgument("earlytalker wiat 1", "wiat");
+    await expect(TestSession.start({ plugins: ["earlytalker check-at CONECT"] })).rejects.toThrow(
+      '(override plugins):1: plugin earlytalker failed to load: earlytalker: check-at is CONNECT or DATA, not "CONECT"',
+    );
+    await expect(TestSession.start({ plugins: ["earlytalker action log"] })).rejects.toThrow(
+      'earlytalker: "action" is check_earlytalker\'s: write reject 0 for log',
+    );
+    await expect(TestSession.start({ plugins: ["earlytalker wait soon"] })).rejects.toThrow('wait is a number of seconds, not "soon"');
   });
 });

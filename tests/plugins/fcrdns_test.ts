@@ -4,6 +4,7 @@ import { OK } from "qpsmtpd";
 import { TestSession, type TestSessionOptions } from "../../src/testing/harness.ts";
 import { TestDnsServer } from "../helpers/dns_server.ts";
 import { ehloMailFrom, withDnsServer } from "../helpers/sessions.ts";
+import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 let dns: TestDnsServer;
 beforeAll(async () => {
@@ -72,5 +73,11 @@ describe("fcrdns reject arguments", () => {
     expect(n.code).toBe(250);
     expect(String(n.t.connection.notes("naughty"))).toContain("iprev=fail");
     expect((await mailFrom({ plugins: ["fcrdns reject 1 reject_type temp"], remoteIp: "192.0.2.11" })).code).toBe(450);
+  });
+});
+
+describe("fcrdns: unknown arguments", () => {
+  test("a misspelt key stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("fcrdns reject_tpye temp", "reject_tpye");
   });
 });

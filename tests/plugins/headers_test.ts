@@ -1,6 +1,8 @@
 /** headers: required and singular fields, Date bounds, reject arguments. */
 import { describe, expect, test } from "bun:test";
 import { sendMessage as send } from "../helpers/sessions.ts";
+import { TestSession } from "../../src/testing/harness.ts";
+import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 const day = 24 * 3600 * 1000;
 const date = (offsetDays: number): string => new Date(Date.now() + offsetDays * day).toUTCString();
@@ -32,5 +34,14 @@ describe("headers", () => {
   test("reject 0 only logs; reject_type temp defers", async () => {
     expect((await send(["headers reject 0"], "Subject: x\n\nb\n")).r.code).toBe(250);
     expect((await send(["headers reject_type temp"], "Subject: x\n\nb\n")).r.code).toBe(452);
+  });
+});
+
+describe("headers: unknown arguments", () => {
+  test("a misspelt key, or days that are not a number, stop the load, naming the line and the word", async () => {
+    await expectUnknownArgument("headers requre From,Date", "requre");
+    await expect(TestSession.start({ plugins: ["headers future two"] })).rejects.toThrow(
+      '(override plugins):1: plugin headers failed to load: headers: future is a number of days, not "two"',
+    );
   });
 });

@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TestSession } from "../../src/testing/harness.ts";
+import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 describe("help", () => {
   test("help serves files per topic, and not_implemented", async () => {
@@ -28,5 +29,15 @@ describe("help arguments", () => {
     const t = await TestSession.start({ plugins: ["help RCPT rcpt.txt"], configDirs: [dir] });
     expect((await t.command("HELP rcpt")).text).toBe("RCPT TO:<address>");
     expect((await t.command("HELP")).code).toBe(214);
+  });
+});
+
+describe("help: unknown arguments", () => {
+  test("a misspelt key stops the load, naming the line and the word; so does a command without its file", async () => {
+    await expectUnknownArgument("help help_dri /usr/share/qpsmtpd/help", "help_dri");
+    await expectUnknownArgument("help not_implmented 1", "not_implmented");
+    await expect(TestSession.start({ plugins: ["help RCPT rcpt.txt MAIL"] })).rejects.toThrow(
+      '(override plugins):1: plugin help failed to load: help: "MAIL" needs a value',
+    );
   });
 });

@@ -2,6 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { RawClient } from "../e2e/helpers.ts";
 import { startServer } from "../helpers/server.ts";
+import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 describe("hosts_allow", () => {
   test("the first matching line decides before any SMTP", async () => {
@@ -24,5 +25,11 @@ describe("hosts_allow", () => {
         await s.stop();
       }
     }
+  });
+});
+
+describe("hosts_allow arguments", () => {
+  test("it takes none (the limit is -m, the rules a config file): a word stops the load, naming it", async () => {
+    await expectUnknownArgument("hosts_allow max_conn_ip 2", "max_conn_ip");
   });
 });

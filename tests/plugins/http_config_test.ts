@@ -11,6 +11,7 @@ import { TestSession } from "../../src/testing/harness.ts";
 import { testRegistry } from "../../src/testing/registry.ts";
 import { freePort, RawClient } from "../e2e/helpers.ts";
 import { type HttpServer, startHttpServer } from "../helpers/http_server.ts";
+import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 interface Running {
   port: number;
@@ -127,5 +128,11 @@ describe("http_config", () => {
     expect(w[0]).toStartWith(`http://127.0.0.1:${dead}/ does not answer`);
     expect(TestSession.start({ plugins: ["http_config"] })).rejects.toThrow("needs at least one URL prefix");
     expect(TestSession.start({ plugins: ["http_config http://x/ ttl soon"] })).rejects.toThrow('ttl wants seconds, not "soon"');
+  });
+});
+
+describe("http_config: unknown arguments", () => {
+  test("a misspelt key stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("http_config http://127.0.0.1:1/conf/ tll 60", "tll");
   });
 });

@@ -7,6 +7,7 @@ import { TestSession } from "../../src/testing/harness.ts";
 import { RawClient } from "../e2e/helpers.ts";
 import { startServer } from "../helpers/server.ts";
 import { script } from "../helpers/sessions.ts";
+import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 describe("loadcheck", () => {
   test("defers connections above max_load, reading the uptime program", async () => {
@@ -43,5 +44,14 @@ describe("loadcheck arguments", () => {
         await s.stop();
       }
     }
+  });
+});
+
+describe("loadcheck: unknown arguments", () => {
+  test("a misspelt key, or a load that is not a number, stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("loadcheck max_laod 5", "max_laod");
+    await expect(TestSession.start({ plugins: ["loadcheck max_load high"] })).rejects.toThrow(
+      'loadcheck: max_load is a number, not "high"',
+    );
   });
 });

@@ -3,6 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { DECLINED, OK } from "qpsmtpd";
 import type { Hooks } from "qpsmtpd";
 import { TestSession } from "../../src/testing/harness.ts";
+import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 describe("naughty", () => {
   const hook_connect: Hooks["connect"] = function () {
@@ -55,5 +56,11 @@ describe("naughty", () => {
     });
     await r.command("EHLO c");
     expect((await r.command("MAIL FROM:<u@example.org>")).code).toBe(250);
+  });
+});
+
+describe("naughty: unknown arguments", () => {
+  test("a misspelt key stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("naughty rejcet data", "rejcet");
   });
 });

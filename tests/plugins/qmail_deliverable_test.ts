@@ -9,6 +9,7 @@ import { FakeClock } from "../../src/testing/fake_clock.ts";
 import { TestSession } from "../../src/testing/harness.ts";
 import { freePort } from "../e2e/helpers.ts";
 import { type Deliverabled, startDeliverabled } from "../helpers/qmail_deliverabled.ts";
+import { expectUnknownArgument, loadWarnings } from "../helpers/plugin_args.ts";
 
 let qd: Deliverabled;
 beforeAll(async () => {
@@ -127,5 +128,16 @@ describe("qmail_deliverable", () => {
 
   test("a server that is not HOST:PORT stops start-up", async () => {
     expect(TestSession.start({ plugins: ["qmail_deliverable server localhost"] })).rejects.toThrow('server "localhost" is not HOST:PORT');
+  });
+});
+
+describe("qmail_deliverable: unknown arguments", () => {
+  test("a misspelt key stops the load, naming the line and the word (qpsmtpd fell back to its defaults)", async () => {
+    await expectUnknownArgument("qmail_deliverable sever 127.0.0.1:8998", "sever");
+    await expect(TestSession.start({ plugins: ["qmail_deliverable server"] })).rejects.toThrow('qmail_deliverable: "server" needs a value');
+  });
+  test("qpsmtpd's vpopmail_ext loads and says once that it has no effect", async () => {
+    const { log } = await loadWarnings("qmail_deliverable server 127.0.0.1:8998 vpopmail_ext 1");
+    expect(log.match(/qmail_deliverable: vpopmail_ext 1 has no effect here/g)).toHaveLength(1);
   });
 });

@@ -4,6 +4,7 @@ import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TestSession } from "../../src/testing/harness.ts";
+import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 describe("quit_fortune", () => {
   test("quit_fortune answers HELO-only sessions with the fortune", async () => {
@@ -18,5 +19,12 @@ describe("quit_fortune", () => {
     const e = await TestSession.start({ plugins: [`quit_fortune ${prog}`] });
     await e.command("EHLO c");
     expect((await e.command("QUIT")).text).toContain("closing connection");
+  });
+});
+
+describe("quit_fortune arguments", () => {
+  test("a word that is not a program path, or a second word, stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("quit_fortune fortune", "fortune");
+    await expectUnknownArgument("quit_fortune /usr/games/fortune -s", "-s");
   });
 });

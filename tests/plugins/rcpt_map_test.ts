@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TestSession } from "../../src/testing/harness.ts";
+import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 describe("rcpt_map", () => {
   test("known addresses get their code, unknown ones the default; other domains pass by", async () => {
@@ -21,5 +22,13 @@ describe("rcpt_map", () => {
     const { utimesSync } = await import("node:fs");
     utimesSync(file, new Date(), new Date(Date.now() + 5000));
     expect((await t.command("RCPT TO:<carol@example.org>")).code).toBe(250);
+  });
+});
+
+describe("rcpt_map: unknown arguments", () => {
+  test("a misspelt key stops the load, naming the line and the word", async () => {
+    const file = join(mkdtempSync(join(tmpdir(), "qpmap-")), "map");
+    writeFileSync(file, "a@example.org OK\n");
+    await expectUnknownArgument(`rcpt_map domain example.org file ${file} defualt DENY=No`, "defualt");
   });
 });

@@ -1,6 +1,7 @@
 /** rcpt_regexp: the first matching line decides. */
 import { describe, expect, test } from "bun:test";
 import { greeted as session } from "../helpers/sessions.ts";
+import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 describe("rcpt_regexp", () => {
   test("first matching line decides, with its code and text", async () => {
@@ -15,5 +16,11 @@ describe("rcpt_regexp", () => {
     expect((await t.command("RCPT TO:<info@example.org>")).code).toBe(250);
     expect((await t.command("RCPT TO:<temp1@example.org>")).code).toBe(450);
     expect((await t.command("RCPT TO:<other@example.org>")).text).toBe("No plugin decided if relaying is allowed");
+  });
+});
+
+describe("rcpt_regexp arguments", () => {
+  test("it takes none (the patterns are a config file): a word stops the load, naming it", async () => {
+    await expectUnknownArgument("rcpt_regexp rcpt_regexp /etc/qpsmtpd/rcpt_regexp", "rcpt_regexp");
   });
 });

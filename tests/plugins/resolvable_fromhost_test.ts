@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { TestSession, type TestSessionOptions } from "../../src/testing/harness.ts";
 import { TestDnsServer } from "../helpers/dns_server.ts";
 import { ehloMailFrom, withDnsServer } from "../helpers/sessions.ts";
+import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 let dns: TestDnsServer;
 beforeAll(async () => {
@@ -50,5 +51,11 @@ describe("resolvable_fromhost arguments", () => {
       (await mailFrom({ plugins: ["resolvable_fromhost"], config: { invalid_resolvable_fromhost: "10.0.0.0/8" } }, "<a@private.example>"))
         .code,
     ).toBe(450);
+  });
+});
+
+describe("resolvable_fromhost: unknown arguments", () => {
+  test("a misspelt key stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("resolvable_fromhost rejcet 0", "rejcet");
   });
 });

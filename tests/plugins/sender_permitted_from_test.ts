@@ -13,6 +13,7 @@ import { TestDnsServer, type Zone } from "../helpers/dns_server.ts";
 import { withDnsServer } from "../helpers/sessions.ts";
 import { conforms, loadSuite, SUITE_PATH } from "../helpers/spf_suite.ts";
 import { run } from "../e2e/helpers.ts";
+import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 const V4 = "192.0.2.10";
 const V6 = "2001:db8::10";
@@ -440,9 +441,8 @@ describe("sender_permitted_from: bad input gets a result, a log line, no crash",
 
 describe("sender_permitted_from: no_dmarc_policy with the dmarc plugin", () => {
   const send = async (from: string, fromHeader: string, args: string) => {
-    const t = await TestSession.start(opts(`sender_permitted_from reject 1 ${args}`, V4, {
-      plugins: [`sender_permitted_from reject 1 ${args}`, "dmarc reject 0", "rcpt_ok"],
-    }));
+    const line = `sender_permitted_from reject 1 ${args}`.trim(); // no empty last word
+    const t = await TestSession.start(opts(line, V4, { plugins: [line, "dmarc reject 0", "rcpt_ok"] }));
     t.mockHook("queue", () => OK);
     await t.command("EHLO client.example");
     await t.command(`MAIL FROM:<${from}>`);
@@ -491,5 +491,11 @@ describe("sender_permitted_from: pyspf (Debian python3-spf) agrees", () => {
     const ours: string[] = [];
     for (const [ip, from, helo] of cases) ours.push((await mail(from, { ip, helo })).spf!.result);
     expect(ours).toEqual(theirs);
+  });
+});
+
+describe("sender_permitted_from: unknown arguments", () => {
+  test("a misspelt key stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("sender_permitted_from spf_dney 1", "spf_dney");
   });
 });

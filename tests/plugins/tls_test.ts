@@ -4,6 +4,7 @@ import { copyFileSync, mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TestSession } from "../../src/testing/harness.ts";
+import { expectUnknownArgument, loadWarnings } from "../helpers/plugin_args.ts";
 
 const TLS = join(import.meta.dir, "../fixtures/tls");
 const tls = [`tls ${TLS}/server.crt ${TLS}/server.key`];
@@ -64,5 +65,16 @@ describe("tls", () => {
     await expect(TestSession.start({ plugins: [`tls ${TLS}/server.crt ${dir}/missing.key`] })).rejects.toThrow(
       `cannot read ${dir}/missing.key`,
     );
+  });
+});
+
+describe("tls: unknown arguments", () => {
+  test("qpsmtpd's fourth path, dhparam, loads and says once that it has no effect", async () => {
+    const { log, t } = await loadWarnings(`tls ${TLS}/server.crt ${TLS}/server.key ${TLS}/server.crt ssl/qpsmtpd-dhparam.pem`);
+    expect(log.match(/tls: dhparam ssl\/qpsmtpd-dhparam\.pem has no effect/g)).toHaveLength(1);
+    expect((await t.command("EHLO c")).lines).toContain("STARTTLS");
+  });
+  test("a fifth word stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument(`tls ${TLS}/server.crt ${TLS}/server.key ${TLS}/server.crt dh.pem ciphers`, "ciphers");
   });
 });

@@ -5,6 +5,7 @@ import { TestSession, type TestSessionOptions } from "../../src/testing/harness.
 import { linkHosts, registeredDomain } from "../../plugins/uribl.ts";
 import { TestDnsServer } from "../helpers/dns_server.ts";
 import { withDnsServer } from "../helpers/sessions.ts";
+import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 let dns: TestDnsServer;
 beforeAll(async () => {
@@ -92,5 +93,31 @@ describe("uribl arguments", () => {
     expect(await send(" action deny", "Subject: http://spam.example/\n\nclean\n")).toBe(250);
     expect(await send(" action deny scan-headers 1", "Subject: http://spam.example/\n\nclean\n")).toBe(552);
     expect(await send(" action deny max_lookups 1", "Subject: x\n\nhttp://a.example/ http://spam.example/\n")).toBe(250);
+  });
+});
+
+describe("uribl: unknown arguments", () => {
+  const send = async (args: string, message: string) => {
+    const t = await TestSession.start(withDns({ plugins: [`uribl${args}`], config: { uribl_zones: "uri.example" } }));
+    t.mockHook("rcpt", () => OK);
+    t.mockHook("queue", () => OK);
+    await t.command("EHLO c");
+    await t.command("MAIL FROM:<a@example.net>");
+    await t.command("RCPT TO:<b@example.org>");
+    await t.command("DATA");
+    return (await t.data(message)).code;
+  };
+  test("qpsmtpd's spellings: check-headers, and yes/no for the switches", async () => {
+    expect(await send(" action deny check-headers yes", "Subject: http://spam.example/\n\nclean\n")).toBe(552);
+    expect(await send(" action deny scan-headers no", "Subject: http://spam.example/\n\nclean\n")).toBe(250);
+  });
+  test("a misspelt key, action or switch stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("uribl scan_headers 1", "scan_headers");
+    await expect(TestSession.start({ plugins: ["uribl action reject"] })).rejects.toThrow(
+      'uribl: action is add-header, deny or denysoft, not "reject"',
+    );
+    await expect(TestSession.start({ plugins: ["uribl checkip maybe"] })).rejects.toThrow(
+      'uribl: checkip is 1 or 0 (yes or no), not "maybe"',
+    );
   });
 });

@@ -1,6 +1,7 @@
 /** whitelist: hosts, HELO names, senders, recipients and WHITELISTCLIENT. */
 import { describe, expect, test } from "bun:test";
 import { TestSession } from "../../src/testing/harness.ts";
+import { expectUnknownArgument, loadWarnings } from "../helpers/plugin_args.ts";
 
 describe("whitelist", () => {
   test("hosts, HELO names, senders and recipients get their notes; no relaying follows", async () => {
@@ -35,5 +36,16 @@ describe("whitelist arguments", () => {
     } finally {
       delete process.env["WHITELISTCLIENT"];
     }
+  });
+});
+
+describe("whitelist: unknown arguments", () => {
+  test("qpsmtpd's per_recipient and merge load and say once that they have no effect", async () => {
+    const { log } = await loadWarnings("whitelist per_recipient 1 merge 0");
+    expect(log.match(/whitelist: per_recipient and merge have no effect/g)).toHaveLength(1);
+    expect((await loadWarnings("whitelist")).log).not.toContain("no effect");
+  });
+  test("a misspelt key stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("whitelist per_recipent 1", "per_recipent");
   });
 });

@@ -2,6 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { TestSession } from "../../../src/testing/harness.ts";
 import { script } from "../../helpers/sessions.ts";
+import { expectUnknownArgument } from "../../helpers/plugin_args.ts";
 
 const b64 = (s: string): string => Buffer.from(s).toString("base64");
 
@@ -34,5 +35,11 @@ exit 1`);
     });
     await t.command("EHLO c");
     expect((await t.command(`AUTH PLAIN ${b64("\0u@example.org\0s3 cret")}`)).code).toBe(235);
+  });
+});
+
+describe("auth/auth_checkpassword arguments", () => {
+  test("a misspelt key stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("auth/auth_checkpassword chekpw /bin/false true /bin/true", "chekpw");
   });
 });

@@ -12,6 +12,7 @@ import { testRegistry } from "../../../src/testing/registry.ts";
 import { authLogin, authPlain, authSession, logsMention, tryPlain } from "../../helpers/auth.ts";
 import { type Dovecot, startDovecot } from "../../helpers/dovecot.ts";
 import { fakePeer, refusingPort } from "../../helpers/fake_peers.ts";
+import { expectUnknownArgument } from "../../helpers/plugin_args.ts";
 
 const USERS = [
   { name: "alice", password: "s3cret-pw" },
@@ -154,5 +155,11 @@ describe("auth/auth_dovecot failure modes", () => {
     for (const line of ["auth/auth_dovecot host 127.0.0.1", "auth/auth_dovecot socket /s host h port 1", "auth/auth_dovecot sokcet /s"]) {
       await expect(TestSession.start({ plugins: [line] })).rejects.toThrow();
     }
+  });
+});
+
+describe("auth/auth_dovecot arguments", () => {
+  test("a misspelt key stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("auth/auth_dovecot host 127.0.0.1 prot 12345", "prot");
   });
 });

@@ -3,6 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { createHmac } from "node:crypto";
 import { LOGINFO, OK } from "qpsmtpd";
 import { TestSession } from "../../../src/testing/harness.ts";
+import { expectUnknownArgument } from "../../helpers/plugin_args.ts";
 
 const b64 = (s: string): string => Buffer.from(s).toString("base64");
 const config = { flat_auth_pw: ["# users", "u@example.org:secret", "other@example.org:pw2"], me: "mx.example.org" };
@@ -67,5 +68,11 @@ describe("auth/auth_flat_file", () => {
     await bare.command("EHLO c");
     expect((await bare.command(`AUTH PLAIN ${b64("\0u\0secret")}`)).code).toBe(235);
     expect(bare.logs.some((l) => l.message === "fail, u is not a full e-mail address")).toBe(true);
+  });
+});
+
+describe("auth/auth_flat_file arguments", () => {
+  test("it takes none: a word (the config file's name, say) stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("auth/auth_flat_file flat_auth_pw /etc/passwd", "flat_auth_pw");
   });
 });

@@ -13,6 +13,7 @@ import { testRegistry } from "../../../src/testing/registry.ts";
 import { authLogin, authPlain, authSession, logsMention, tryPlain } from "../../helpers/auth.ts";
 import { type Dovecot, startDovecot } from "../../helpers/dovecot.ts";
 import { fakePeer, lineScript, refusingPort } from "../../helpers/fake_peers.ts";
+import { expectUnknownArgument } from "../../helpers/plugin_args.ts";
 
 const USERS = [
   { name: "alice", password: "s3cret-pw" },
@@ -200,5 +201,14 @@ describe("auth/auth_imap failure modes", () => {
     ) {
       await expect(TestSession.start({ plugins: [line] })).rejects.toThrow();
     }
+  });
+});
+
+describe("auth/auth_imap arguments", () => {
+  test("a misspelt key stops the load, naming the word, after HOST PORT or in HOST's place", async () => {
+    await expectUnknownArgument("auth/auth_imap 127.0.0.1 143 imap_timout 5", "imap_timout");
+    await expectUnknownArgument("auth/auth_imap imap.example.org imap_timout 5", "imap_timout");
+    await expectUnknownArgument("auth/auth_imap imap_timout 5", "imap_timout"); // a host name has no `_`
+    await expectUnknownArgument("auth/auth_imap 127.0.0.1 143 993", "993");
   });
 });

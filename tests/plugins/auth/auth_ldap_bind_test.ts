@@ -13,6 +13,7 @@ import { testRegistry } from "../../../src/testing/registry.ts";
 import { authLogin, authPlain, authSession, logsMention, tryPlain } from "../../helpers/auth.ts";
 import { fakePeer, refusingPort } from "../../helpers/fake_peers.ts";
 import { type Slapd, startSlapd, SUFFIX } from "../../helpers/slapd.ts";
+import { expectUnknownArgument } from "../../helpers/plugin_args.ts";
 
 const person = (dn: string, uid: string, password?: string, extra = "") =>
   `dn: ${dn}\nobjectClass: inetOrgPerson\nuid: ${uid}\ncn: ${uid}\nsn: ${uid}\n${
@@ -214,5 +215,11 @@ describe("auth/auth_ldap_bind failure modes", () => {
     ) {
       await expect(TestSession.start({ plugins: [line] })).rejects.toThrow();
     }
+  });
+});
+
+describe("auth/auth_ldap_bind arguments", () => {
+  test("a misspelt key stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("auth/auth_ldap_bind ldap_base dc=example,dc=org ldap_timout 2", "ldap_timout");
   });
 });

@@ -11,6 +11,7 @@ import { testRegistry } from "../../../src/testing/registry.ts";
 import { authLogin, authSession, logsMention, tryPlain } from "../../helpers/auth.ts";
 import { fakePeer, lineScript, refusingPort } from "../../helpers/fake_peers.ts";
 import { startVpopmaild, type Vpopmaild } from "../../helpers/vpopmaild.ts";
+import { expectUnknownArgument } from "../../helpers/plugin_args.ts";
 
 const USERS = { "alice@example.org": "s3cret-pw", "slow@example.org": "slow-pw" };
 
@@ -119,5 +120,11 @@ describe("auth/auth_vpopmaild failure modes", () => {
     ) {
       await expect(TestSession.start({ plugins: [line] })).rejects.toThrow();
     }
+  });
+});
+
+describe("auth/auth_vpopmaild arguments", () => {
+  test("a misspelt key stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("auth/auth_vpopmaild host 127.0.0.1 prot 89", "prot");
   });
 });

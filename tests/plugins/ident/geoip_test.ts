@@ -11,6 +11,7 @@ import { OK } from "qpsmtpd";
 import { distanceKm } from "../../../plugins/ident/geoip.ts";
 import { TestSession } from "../../../src/testing/harness.ts";
 import { type MmdbEntry, writeMmdb } from "../../helpers/mmdb.ts";
+import { expectUnknownArgument } from "../../helpers/plugin_args.ts";
 
 const place = (iso: string, country: string, continent: string, city: string, lat: number, lon: number) => ({
   country: { iso_code: iso, names: { en: country } },
@@ -115,5 +116,11 @@ describe("ident/geoip", () => {
       "distance wants this server's IP address",
     );
     expect(TestSession.start({ plugins: [`ident/geoip db_dir ${dir} too_far far`] })).rejects.toThrow("too_far wants kilometres");
+  });
+});
+
+describe("ident/geoip: unknown arguments", () => {
+  test("a misspelt key stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("ident/geoip db_dri /usr/share/GeoIP", "db_dri");
   });
 });

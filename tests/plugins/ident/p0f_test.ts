@@ -15,6 +15,7 @@ import { TestSession } from "../../../src/testing/harness.ts";
 import { swaks } from "../../e2e/helpers.ts";
 import { type P0f, p0fSocketPath, startP0f } from "../../helpers/p0f.ts";
 import { type RunningServer, startServer } from "../../helpers/server.ts";
+import { expectUnknownArgument, loadWarnings } from "../../helpers/plugin_args.ts";
 
 const turns = async (n = 50) => {
   for (let i = 0; i < n; i++) await new Promise<void>((r) => setImmediate(r));
@@ -164,5 +165,16 @@ describe("ident/p0f's wire format", () => {
     });
     b.writeUInt32LE(1, 0);
     expect(() => parseP0fResponse(b)).toThrow("bad response magic");
+  });
+});
+
+describe("ident/p0f: unknown arguments", () => {
+  test("a misspelt key stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("ident/p0f /run/p0f.sock smiteos windows", "smiteos");
+    await expectUnknownArgument("ident/p0f /run/p0f.sock /run/p0f2.sock", "/run/p0f2.sock");
+  });
+  test("qpsmtpd's local_ip loads and says once that it has no effect", async () => {
+    const { log } = await loadWarnings("ident/p0f /run/p0f.sock local_ip 192.0.2.1");
+    expect(log.match(/ident::p0f: local_ip 192\.0\.2\.1 has no effect/g)).toHaveLength(1);
   });
 });

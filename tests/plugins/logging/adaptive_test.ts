@@ -2,6 +2,8 @@
 import { describe, expect, test } from "bun:test";
 import { OK } from "qpsmtpd";
 import { captureStderr, logged } from "../../helpers/sessions.ts";
+import { TestSession } from "../../../src/testing/harness.ts";
+import { expectUnknownArgument } from "../../helpers/plugin_args.ts";
 
 describe("logging/adaptive", () => {
   test("an accepted message logs at the accept level; a refusal at the reject level, marked", async () => {
@@ -27,5 +29,14 @@ describe("logging/adaptive", () => {
       await t.done;
     });
     expect(refused).toMatch(/^!\d+ test \(rcpt\) rcpt_ok: fail, evil\.test is not a local domain$/m);
+  });
+});
+
+describe("logging/adaptive: unknown arguments", () => {
+  test("a misspelt key, or a level that is not one, stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("logging/adaptive acept LOGINFO", "acept");
+    await expect(TestSession.start({ plugins: ["logging/adaptive reject LOGINF0"] })).rejects.toThrow(
+      'logging/adaptive: reject "LOGINF0" is not a log level',
+    );
   });
 });

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { apacheTime } from "../../../plugins/logging/apache.ts";
 import { TestSession } from "../../../src/testing/harness.ts";
 import { logged } from "../../helpers/sessions.ts";
+import { expectUnknownArgument } from "../../helpers/plugin_args.ts";
 
 describe("logging/apache", () => {
   test("writes `[time] [qpsmtpd:level] [pid P] P CONNECTION PLUGIN plugin: message` at or below its level", async () => {
@@ -39,5 +40,12 @@ describe("logging/apache", () => {
     expect(TestSession.start({ config: { logging: "logging/apache /dev/null/qpsmtpd.log" } })).rejects.toThrow(
       "logging/apache: cannot open /dev/null/qpsmtpd.log",
     );
+  });
+});
+
+describe("logging/apache: unknown arguments", () => {
+  test("a misspelt key stops the load, naming the line and the word, not the path", async () => {
+    await expectUnknownArgument("logging/apache logleve LOGINFO /tmp/qpsmtpd-apache.log", "logleve");
+    await expectUnknownArgument("logging/apache /tmp/qpsmtpd-apache.log /tmp/other.log", "/tmp/other.log");
   });
 });

@@ -2,6 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { TestSession } from "../../../src/testing/harness.ts";
 import { captureStderr, logged } from "../../helpers/sessions.ts";
+import { expectUnknownArgument } from "../../helpers/plugin_args.ts";
 
 describe("logging/connection_id", () => {
   test("writes `ID PLUGIN plugin: message` at or below its level", async () => {
@@ -29,5 +30,16 @@ describe("logging/connection_id", () => {
 
   test("a bad level stops start-up", async () => {
     expect(TestSession.start({ config: { logging: "logging/connection_id loud" } })).rejects.toThrow('"loud" is not a log level');
+  });
+});
+
+describe("logging/connection_id: unknown arguments", () => {
+  test("a misspelt key stops the load, naming the line and the word; `loglevel L` is the level", async () => {
+    await expectUnknownArgument("logging/connection_id levl LOGINFO", "levl");
+    const err = await captureStderr(async () => {
+      const t = await logged("logging/connection_id loglevel LOGINFO");
+      t.qp.log(6, "an info line");
+    });
+    expect(err).toContain("an info line");
   });
 });

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TestSession } from "../../../src/testing/harness.ts";
 import { captureStderr } from "../../helpers/sessions.ts";
+import { expectUnknownArgument } from "../../helpers/plugin_args.ts";
 
 /** A refused recipient: rcpt_ok logs `fail, evil.test is not a local domain` at LOGINFO. */
 async function refuse(t: TestSession): Promise<void> {
@@ -41,5 +42,11 @@ describe("logging/devnull", () => {
     });
     await refuse(t);
     expect(readFileSync(join(dir, "qp.log"), "utf8")).toContain("rcpt_ok: fail, evil.test is not a local domain");
+  });
+});
+
+describe("logging/devnull arguments", () => {
+  test("it takes none: a word stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("logging/devnull loglvl 7", "loglvl");
   });
 });

@@ -2,7 +2,8 @@
 import { describe, expect, test } from "bun:test";
 import { TestSession } from "../../../src/testing/harness.ts";
 import { transactionId } from "../../../plugins/logging/transaction_id.ts";
-import { captureStderr } from "../../helpers/sessions.ts";
+import { captureStderr, logged } from "../../helpers/sessions.ts";
+import { expectUnknownArgument } from "../../helpers/plugin_args.ts";
 
 describe("logging/transaction_id", () => {
   test("each MAIL starts the next transaction number; lines carry CONNECTION.N", async () => {
@@ -42,5 +43,16 @@ describe("logging/transaction_id", () => {
 
   test("a bad level stops start-up", async () => {
     expect(TestSession.start({ config: { logging: "logging/transaction_id 12" } })).rejects.toThrow('"12" is not a log level');
+  });
+});
+
+describe("logging/transaction_id: unknown arguments", () => {
+  test("a misspelt key stops the load, naming the line and the word; `loglevel L` is the level", async () => {
+    await expectUnknownArgument("logging/transaction_id levl LOGINFO", "levl");
+    const err = await captureStderr(async () => {
+      const t = await logged("logging/transaction_id loglevel LOGINFO");
+      t.qp.log(6, "an info line");
+    });
+    expect(err).toContain("an info line");
   });
 });

@@ -11,6 +11,7 @@ import { pluginChecks } from "../../../src/core/checks.ts";
 import { testRegistry } from "../../../src/testing/registry.ts";
 import { type Exim, eximUsable, startExim } from "../../helpers/exim.ts";
 import { script } from "../../helpers/sessions.ts";
+import { expectUnknownArgument } from "../../helpers/plugin_args.ts";
 
 async function send(plugin: string, message = "Subject: hi\n\nhello\n", from = "<s@example.net>") {
   const t = await TestSession.start({ plugins: [plugin] });
@@ -133,5 +134,11 @@ describe("queue/exim-bsmtp failure modes", () => {
     ) {
       await expect(TestSession.start({ plugins: [line] })).rejects.toThrow();
     }
+  });
+});
+
+describe("queue/exim-bsmtp: unknown arguments", () => {
+  test("a misspelt key stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("queue/exim-bsmtp exim_path /usr/sbin/rsmtp exim_timout 5", "exim_timout");
   });
 });

@@ -15,6 +15,7 @@ import { testRegistry } from "../../../src/testing/registry.ts";
 import { sharedTempDir } from "../../helpers/daemons.ts";
 import { fakePeer } from "../../helpers/fake_peers.ts";
 import { type Postfix, postfixUsable, startPostfix } from "../../helpers/postfix.ts";
+import { expectUnknownArgument } from "../../helpers/plugin_args.ts";
 
 async function send(plugin: string, message: string, opts: Partial<TestSessionOptions> & { from?: string } = {}) {
   const t = await TestSession.start({ plugins: [plugin, ...Object.keys(opts.modules ?? {})], ...opts });
@@ -188,5 +189,14 @@ describe("queue/postfix-queue failure modes", () => {
     ) {
       await expect(TestSession.start({ plugins: [line] })).rejects.toThrow();
     }
+  });
+});
+
+describe("queue/postfix-queue: unknown arguments", () => {
+  test("a misspelt key stops the load, naming the line and the word; a misspelt flag is named as a flag", async () => {
+    await expectUnknownArgument("queue/postfix-queue /var/spool/postfix/public/cleanup postfix_timout 5", "postfix_timout");
+    await expect(TestSession.start({ plugins: ["queue/postfix-queue /s FLAG_MASK_EXTERNL"] })).rejects.toThrow(
+      "(override plugins):1: plugin queue/postfix-queue failed to load: queue/postfix-queue: unknown cleanup flag FLAG_MASK_EXTERNL",
+    );
   });
 });

@@ -11,6 +11,7 @@ import { FakeClock, TestSession, type TestSessionOptions } from "qpsmtpd/testing
 import { pluginChecks } from "../../../src/core/checks.ts";
 import { testRegistry } from "../../../src/testing/registry.ts";
 import { type QmailQueue, qmailQueueStandIn } from "../../helpers/qmail_queue.ts";
+import { expectUnknownArgument } from "../../helpers/plugin_args.ts";
 
 let qq: QmailQueue;
 beforeAll(() => {
@@ -147,5 +148,12 @@ describe("queue/qmail-queue", () => {
     for (const line of ["queue/qmail-queue relative/path", "queue/qmail-queue /p qmail_timeout x", "queue/qmail-queue /p bogus 1"]) {
       await expect(TestSession.start({ plugins: [line] })).rejects.toThrow();
     }
+  });
+});
+
+describe("queue/qmail-queue: unknown arguments", () => {
+  test("a misspelt key stops the load, naming the line and the word (not the path)", async () => {
+    await expectUnknownArgument("queue/qmail-queue /var/qmail/bin/qmail-queue qmail_timout 5", "qmail_timout");
+    await expectUnknownArgument("queue/qmail-queue qmail_timout 5", "qmail_timout");
   });
 });
