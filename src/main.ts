@@ -9,11 +9,9 @@ import { parseArgs } from "node:util";
 import * as api from "./api/mod.ts";
 import { join } from "node:path";
 import { configDirs, createHost, homeDir, loadPlugins } from "./app.ts";
-import { LOGCRIT, LOGERROR, LOGINFO, LOGNOTICE } from "./api/codes.ts";
-import { connectLogging } from "./core/logging.ts";
+import { LOGERROR, LOGINFO, LOGNOTICE } from "./api/codes.ts";
 import type { ServerHost } from "./core/server_host.ts";
-import { cleanStaleSpool } from "./core/spool.ts";
-import { type DaemonSettings, DEFAULT_SETTINGS, listenSpecs, readSettingsFile } from "./config/settings.ts";
+import { type DaemonSettings, DEFAULT_SETTINGS, listenSpecs, MAX_WORKERS, readSettingsFile } from "./config/settings.ts";
 import { installPluginModules } from "./runtime/runtime.ts";
 import { SmtpServer } from "./server/server.ts";
 import { checkConfig } from "./plugin/check.ts";
@@ -28,6 +26,8 @@ import { testFiles } from "./cli/test.ts";
 import { writeTypes } from "./cli/types.ts";
 import * as testing from "./testing/mod.ts";
 import { dropPrivileges } from "./server/privileges.ts";
+import { catchStrayErrors, firstGeneration, Reloader } from "./server/daemon.ts";
+import { WORKER_ENV, type WorkerConfig } from "./server/messages.ts";
 import { VERSION } from "./api/version.ts";
 
 const HELP = `qpsmtpd ${VERSION}: the qpsmtpd SMTP daemon, in one executable
@@ -53,6 +53,8 @@ Options (as qpsmtpd-forkserver; defaults may also come from smtpd.yaml in the co
   -c, --limit-connections N         connections at once [1000]
   -m, --max-from-ip N               connections at once from one address [20]
   -u, --user USER                   run as USER after binding (when started as root)
+      --workers N                   processes serving connections, sharing the ports [cores: ${DEFAULT_SETTINGS.workers}];
+                                    1 = one process, no cluster
       --pid-file PATH               write the pid here; refuse to start if it names a live process
       --config DIR                  config directory (else $QPSMTPD_CONFIG, ./config beside the program)
   -h, --help                        this text
@@ -61,7 +63,8 @@ Options (as qpsmtpd-forkserver; defaults may also come from smtpd.yaml in the co
 PROXY protocol (HAProxy send-proxy/-v2) has no flags: smtpd.yaml proxy_ports, proxy_trusted, proxy_timeout.
 
 Signals: HUP reloads config and plugins for new connections; TERM and INT stop accepting, let open
-transactions finish (shutdown_grace, 30 s), then answer 421.
+transactions finish (shutdown_grace, 30 s), then answer 421. With workers, signal the primary (the
+pid in --pid-file): it passes HUP and TERM on to every worker and replaces a worker that dies.
 `;
 
 function fail(message: string): never {
@@ -70,6 +73,10 @@ function fail(message: string): never {
 }
 
 async function main(argv: string[]): Promise<void> {
+  // A worker of the cluster takes its configuration from the primary, never from its arguments
+  // (in the compiled binary they are the binary's path twice, under Deno they are absent).
+  const workerConfig = process.env[WORKER_ENV];
+  if (workerConfig !== undefined && typeof process.send === "function") return worker(workerConfig);
   // These two have options of their own, so they come first on the line.
   if (argv[0] === "tls-cert") return tlsCert(argv.slice(1));
   if (argv[0] === "karma") return karma(argv.slice(1));
@@ -85,6 +92,7 @@ async function main(argv: string[]): Promise<void> {
       "max-from-ip": { type: "string", short: "m" },
       user: { type: "string", short: "u" },
       "pid-file": { type: "string" },
+      workers: { type: "string" },
       config: { type: "string" },
       help: { type: "boolean", short: "h" },
       version: { type: "boolean", short: "v" },
@@ -148,6 +156,10 @@ async function main(argv: string[]): Promise<void> {
   if (values["max-from-ip"]) settings.maxFromIp = num("max-from-ip", values["max-from-ip"]);
   if (values.user) settings.user = values.user;
   if (values["pid-file"]) settings.pidFile = values["pid-file"];
+  if (values.workers) {
+    settings.workers = num("workers", values.workers);
+    if (settings.workers < 1 || settings.workers > MAX_WORKERS) fail(`--workers wants 1 to ${MAX_WORKERS}, not ${settings.workers}`);
+  }
 
   switch (command) {
     case "check":
@@ -300,23 +312,14 @@ async function hooks(host: ServerHost): Promise<void> {
 
 async function serve(host: ServerHost, settings: DaemonSettings): Promise<void> {
   if (settings.pidFile) claimPidFile(settings.pidFile);
-  const stale = cleanStaleSpool(host.spoolDir());
-  if (stale) host.log(LOGNOTICE, `removed ${stale} spool file(s) left by a process that is gone`, "server");
-  let generation = 0;
+  if (settings.workers > 1) return primary(host, settings);
   let registry;
   try {
-    registry = await loadPlugins(host, generation);
+    registry = await firstGeneration(host, loadPlugins);
   } catch (e) {
     fail((e as Error).message);
   }
-  connectLogging(registry);
-  // A plugin's stray asynchronous error (a timer, an event without a handler) is logged, and the
-  // server goes on serving: one broken plugin must not take every connection down.
-  process.on("uncaughtException", (e) => host.log(LOGCRIT, `uncaught error (a plugin's?): ${e.stack ?? e.message}`, "server"));
-  process.on(
-    "unhandledRejection",
-    (e) => host.log(LOGCRIT, `unhandled rejection (a plugin's?): ${e instanceof Error ? e.stack ?? e.message : String(e)}`, "server"),
-  );
+  catchStrayErrors(host);
   const server = new SmtpServer(registry, {
     listen: listenSpecs(settings),
     limitConnections: settings.limitConnections,
@@ -338,38 +341,85 @@ async function serve(host: ServerHost, settings: DaemonSettings): Promise<void> 
   server.open();
   host.log(LOGNOTICE, `qpsmtpd ${VERSION} listening on ${bound.map((a) => `${a.address}:${a.port}`).join(", ")}`, "server");
 
-  process.on("SIGHUP", () => {
-    void (async () => {
-      try {
-        host.configDir.invalidate();
-        const next = await loadPlugins(host, ++generation);
-        server.registry = next;
-        connectLogging(next);
-        host.log(LOGNOTICE, `reloaded: ${next.plugins.length} plugins`, "server");
-      } catch (e) {
-        host.log(LOGERROR, `reload failed, keeping the running plugins: ${(e as Error).message}`, "server");
-      }
-    })();
-  });
+  const reloader = new Reloader(host, server, loadPlugins);
+  process.on("SIGHUP", () => void reloader.reload());
   let stopping = false;
   const stop = (sig: string): void => {
     if (stopping) return;
     stopping = true;
     host.log(LOGNOTICE, `${sig}: stopping; open transactions get ${settings.shutdownGrace}s`, "server");
     void server.stop(settings.shutdownGrace * 1000).then(() => {
-      if (settings.pidFile) {
-        try {
-          fs.rmSync(settings.pidFile, { force: true });
-        } catch (e) {
-          host.log(LOGERROR, `cannot remove ${settings.pidFile}: ${(e as Error).message}`, "server");
-        }
-      }
+      removePidFile(host, settings);
       host.log(LOGINFO, "stopped", "server");
       process.exit(0);
     });
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+}
+
+/** `workers` > 1: this process is the cluster's primary; the workers serve. */
+async function primary(host: ServerHost, settings: DaemonSettings): Promise<void> {
+  const { Primary, portTaken } = await import("./server/cluster.ts");
+  const listen = listenSpecs(settings);
+  const taken = portTaken(listen);
+  if (taken) {
+    removePidFile(host, settings);
+    fail(`cannot listen: ${taken}`);
+  }
+  const p = new Primary({
+    host,
+    workers: settings.workers,
+    dirs: host.configDir.dirs,
+    listen,
+    limitConnections: settings.limitConnections,
+    maxFromIp: settings.maxFromIp,
+    user: settings.user,
+    shutdownGrace: settings.shutdownGrace,
+    stopped: () => {
+      removePidFile(host, settings);
+      host.log(LOGINFO, "stopped", "server");
+      process.exit(0);
+    },
+    failed: (message) => {
+      removePidFile(host, settings);
+      fail(message);
+    },
+    // The sockets are bound (by this process, for the workers): now the primary drops root too.
+    listening: () => {
+      if (settings.user) dropPrivileges(settings.user, settings.pidFile ? [settings.pidFile] : []);
+    },
+  });
+  // The primary runs no plugin; an error of its own is logged, and it goes on supervising.
+  catchStrayErrors(host);
+  await p.start();
+}
+
+/** A worker of the cluster, configured by the primary. */
+async function worker(json: string): Promise<void> {
+  delete process.env[WORKER_ENV]; // not for the programs plugins start
+  const { runWorker } = await import("./server/worker.ts");
+  installPluginModules({
+    ...PLUGIN_DEPENDENCIES,
+    qpsmtpd: api as unknown as Record<string, unknown>,
+    "qpsmtpd/testing": testing as unknown as Record<string, unknown>,
+  });
+  const cfg = JSON.parse(json) as WorkerConfig;
+  await runWorker(cfg, {
+    createHost,
+    loadPlugins,
+    send: (batch, done) => void process.send!(batch, undefined, {}, done ? () => done() : undefined),
+    onMessage: (handler) => process.on("message", (m) => Array.isArray(m) && handler(m)),
+  });
+}
+
+function removePidFile(host: ServerHost, settings: DaemonSettings): void {
+  if (!settings.pidFile) return;
+  try {
+    fs.rmSync(settings.pidFile, { force: true });
+  } catch (e) {
+    host.log(LOGERROR, `cannot remove ${settings.pidFile}: ${(e as Error).message}`, "server");
+  }
 }
 
 function claimPidFile(path: string): void {

@@ -28,7 +28,7 @@ echo "== fuzz (20 s against dist/qpsmtpd: crashes, hangs, open relay, memory)"
 if $BIN/bun tools/fuzz.ts --seconds 20 >"$log/fuzz.txt" 2>&1; then passed=$((passed + 1)); tail -1 "$log/fuzz.txt"; else cat "$log/fuzz.txt"; failed=$((failed + 1)); fi
 
 echo "== deno (the server runs under Deno)"
-NO_COLOR=1 $BIN/deno test -A --no-check --config deno.json tests/runtime/deno/smoke.ts tests/runtime/deno/proxy_smoke.ts 2>&1 | tee "$log/deno.txt"
+NO_COLOR=1 $BIN/deno test -A --no-check --config deno.json tests/runtime/deno/smoke.ts tests/runtime/deno/proxy_smoke.ts tests/runtime/deno/workers_smoke.ts 2>&1 | tee "$log/deno.txt"
 dp=$(grep -Eo "[0-9]+ passed" "$log/deno.txt" | tail -1 | tr -dc 0-9)
 df=$(grep -Eo "[0-9]+ failed" "$log/deno.txt" | tail -1 | tr -dc 0-9)
 if [ -z "$dp$df" ]; then echo "deno test printed no summary"; failed=$((failed + 1)); fi

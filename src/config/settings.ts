@@ -5,6 +5,7 @@
  */
 import * as fs from "node:fs";
 import { isIP } from "node:net";
+import * as os from "node:os";
 import { parse as parseYaml } from "yaml";
 import { ConfigError } from "./errors.ts";
 
@@ -52,6 +53,17 @@ export interface DaemonSettings {
   proxyTrusted: string[];
   /** Seconds a proxy has to send the whole header. @default 10 */
   proxyTimeout: number;
+  /**
+   * Processes that serve connections (node:cluster), sharing the ports; 1 is one process and no
+   * cluster at all. @default the number of cores
+   */
+  workers: number;
+}
+
+/** The cores this process may use (`os.availableParallelism`, else the CPU count). */
+export function cores(): number {
+  const n = typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
+  return Math.max(1, n || 1);
 }
 
 export const DEFAULT_SETTINGS: DaemonSettings = {
@@ -66,7 +78,11 @@ export const DEFAULT_SETTINGS: DaemonSettings = {
   proxyPorts: [],
   proxyTrusted: [],
   proxyTimeout: 10,
+  workers: cores(),
 };
+
+/** More workers than this is a typo, not a machine. */
+export const MAX_WORKERS = 256;
 
 const KEYS: Record<string, keyof DaemonSettings> = {
   listen: "listen",
@@ -87,6 +103,7 @@ const KEYS: Record<string, keyof DaemonSettings> = {
   proxy_ports: "proxyPorts",
   proxy_trusted: "proxyTrusted",
   proxy_timeout: "proxyTimeout",
+  workers: "workers",
 };
 
 /** Reads `smtpd.yaml`; an unknown key or a wrong type is a ConfigError naming the file and line. */
@@ -136,6 +153,9 @@ export function readSettingsFile(path: string): Partial<DaemonSettings> {
         break;
       case "proxyTimeout":
         out.proxyTimeout = typeof value === "number" && value > 0 && value <= 3600 ? value : bad();
+        break;
+      case "workers":
+        out.workers = Number.isInteger(value) && (value as number) >= 1 && (value as number) <= MAX_WORKERS ? (value as number) : bad();
         break;
     }
   }

@@ -1,6 +1,7 @@
 /**
  * The listeners: accepts connections, applies the connection limits and the pre-connection
  * hooks, runs a Session per connection, swaps plugin generations on reload and drains on shutdown.
+ * In a cluster each worker runs one, with a Gate and Peers that count across the workers.
  * @module
  */
 import { randomBytes } from "node:crypto";
@@ -8,6 +9,7 @@ import { LOGERROR, LOGINFO, LOGNOTICE, LOGWARN } from "../api/codes.ts";
 import { STALL_MS } from "../core/hook_runner.ts";
 import { cidrContains, normaliseIp } from "../api/ip.ts";
 import type { ListenSpec, ProxyListen } from "../config/settings.ts";
+import { type Gate, LocalGate } from "./admission.ts";
 import type { Timer } from "../core/clock.ts";
 import type { Endpoints } from "../core/connection.ts";
 import { preConnection } from "../core/pre_connection.ts";
@@ -24,6 +26,18 @@ export interface ServerOptions {
   readonly limitConnections: number;
   /** `-m`: connections at once from one IP address, 0 = unlimited. */
   readonly maxFromIp: number;
+  /** Counts connections against `-c` and `-m`: this process's own by default. */
+  readonly gate?: Gate;
+  /** The other workers of a cluster: their sessions, and stress decided by the primary. */
+  readonly peers?: Peers;
+}
+
+/** What a worker learns of, and tells, the other workers of its cluster. */
+export interface Peers {
+  /** The remote addresses of the other workers' sessions, one per session (`child_addrs`). */
+  addrs(): readonly string[];
+  /** This process's sessions as they start (1) and end (-1). */
+  session(ip: string, d: 1 | -1): void;
 }
 
 export class SmtpServer {
@@ -31,7 +45,7 @@ export class SmtpServer {
   readonly #opts: ServerOptions;
   readonly #listeners: Listener[] = [];
   readonly sessions = new Set<Session>();
-  readonly #perIp = new Map<string, number>();
+  readonly #gate: Gate;
   #stopping = false;
   #monitor: ReturnType<typeof setInterval> | undefined;
   #open!: () => void;
@@ -41,6 +55,7 @@ export class SmtpServer {
   constructor(registry: Registry, opts: ServerOptions) {
     this.registry = registry;
     this.#opts = opts;
+    this.#gate = opts.gate ?? new LocalGate(opts);
     registry.host.maxConnIp = opts.maxFromIp;
   }
 
@@ -92,6 +107,7 @@ export class SmtpServer {
    * started under stress does), so the last tricklers do not escape when the others are cut.
    */
   #updateStress(): void {
+    if (this.#opts.peers) return; // the primary decides, from every worker's sessions
     const host = this.registry.host;
     const limit = this.#opts.limitConnections;
     let percent = 75;
@@ -105,6 +121,14 @@ export class SmtpServer {
       LOGNOTICE,
       stressed ? `under stress: ${this.sessions.size} of ${limit} connections; reads now time out sooner` : "stress over",
     );
+    for (const s of this.sessions) s.poke();
+  }
+
+  /** Stress as the primary of a cluster decided it (it logs the change). */
+  setStressed(on: boolean): void {
+    const host = this.registry.host;
+    if (host.stressed === on) return;
+    host.stressed = on;
     for (const s of this.sessions) s.poke();
   }
 
@@ -191,28 +215,32 @@ export class SmtpServer {
       this.#refuse(c, REPLIES.shuttingDown(registry.host.me));
       return;
     }
-    const { limitConnections, maxFromIp } = this.#opts;
-    if (limitConnections > 0 && this.sessions.size >= limitConnections) {
-      this.#log(LOGNOTICE, `too many connections (${this.sessions.size}), refusing ${remote}`);
-      this.#refuse(c, REPLIES.tooManyConnections);
+    // Counted from here to the end of the session, pre-connection hooks and TLS handshake included.
+    const admitted = this.#gate.admit(remote);
+    const verdict = admitted instanceof Promise ? await admitted : admitted;
+    if (!verdict.ok) {
+      if (verdict.limit === "total") {
+        this.#log(LOGNOTICE, `too many connections (${verdict.count}), refusing ${remote}`);
+        this.#refuse(c, REPLIES.tooManyConnections);
+      } else {
+        this.#log(LOGNOTICE, `too many connections from ${remote} (${verdict.count})`);
+        this.#refuse(c, REPLIES.tooManyFromIp);
+      }
       return;
     }
-    const fromIp = this.#perIp.get(remote) ?? 0;
-    if (maxFromIp > 0 && fromIp >= maxFromIp) {
-      this.#log(LOGNOTICE, `too many connections from ${remote} (${fromIp})`);
-      this.#refuse(c, REPLIES.tooManyFromIp);
-      return;
-    }
-    this.#perIp.set(remote, fromIp + 1);
+    const peers = this.#opts.peers;
     try {
-      const refusal = await preConnection(registry, {
-        ...endpoints,
-        max_conn_ip: maxFromIp,
-        child_addrs: [...this.sessions].map((s) => s.connection.remote_ip),
-      });
-      if (refusal) {
-        c.refuse(refusal);
-        return;
+      if (registry.has("pre-connection")) {
+        const own = [...this.sessions].map((s) => s.connection.remote_ip);
+        const refusal = await preConnection(registry, {
+          ...endpoints,
+          max_conn_ip: this.#opts.maxFromIp,
+          child_addrs: peers ? own.concat(peers.addrs()) : own,
+        });
+        if (refusal) {
+          c.refuse(refusal);
+          return;
+        }
       }
       let cipher: string | undefined;
       if (spec.tls) {
@@ -237,17 +265,17 @@ export class SmtpServer {
       });
       if (via) session.connection.notes("proxy", via);
       this.sessions.add(session);
+      peers?.session(remote, 1);
       this.#updateStress();
       try {
         await session.run();
       } finally {
         this.sessions.delete(session);
+        peers?.session(remote, -1);
         this.#updateStress();
       }
     } finally {
-      const n = (this.#perIp.get(remote) ?? 1) - 1;
-      if (n <= 0) this.#perIp.delete(remote);
-      else this.#perIp.set(remote, n);
+      this.#gate.release(remote);
     }
   }
 

@@ -1,10 +1,10 @@
-/** smtpd.yaml's PROXY settings: proxy_ports, proxy_trusted, proxy_timeout, and the listeners they make. */
+/** smtpd.yaml: the PROXY settings (proxy_ports, proxy_trusted, proxy_timeout) and the listeners they make; workers. */
 import { describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError } from "../../src/config/errors.ts";
-import { DEFAULT_SETTINGS, listenSpecs, readSettingsFile } from "../../src/config/settings.ts";
+import { cores, DEFAULT_SETTINGS, listenSpecs, readSettingsFile } from "../../src/config/settings.ts";
 
 function yaml(text: string): string {
   const f = join(mkdtempSync(join(tmpdir(), "qpsettings-")), "smtpd.yaml");
@@ -97,5 +97,21 @@ describe("PROXY listeners in smtpd.yaml", () => {
     // Settings built in code get the same refusals from listenSpecs.
     expect(() => listenSpecs({ ...DEFAULT_SETTINGS, proxyPorts: [2526] })).toThrow("proxy_ports needs proxy_trusted");
     expect(() => listenSpecs({ ...DEFAULT_SETTINGS, tlsPorts: [465], proxyPorts: [465], proxyTrusted: ["::1"] })).toThrow("port 465");
+  });
+});
+
+describe("workers in smtpd.yaml", () => {
+  test("defaults to the number of cores; `workers: N` sets it", () => {
+    expect(DEFAULT_SETTINGS.workers).toBe(cores());
+    expect(cores()).toBeGreaterThanOrEqual(1);
+    expect(readSettingsFile(yaml("workers: 1\n")).workers).toBe(1);
+    expect(readSettingsFile(yaml("port: 25\nworkers: 8\n")).workers).toBe(8);
+  });
+
+  test("0, a fraction, a word or more than 256 is an error naming the file and the line", () => {
+    for (const v of ["0", "1.5", "all", "-2", "257"]) {
+      const f = yaml(`port: 25\nworkers: ${v}\n`);
+      expect(() => readSettingsFile(f)).toThrow(`${f}:2: bad value for workers`);
+    }
   });
 });

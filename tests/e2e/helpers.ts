@@ -1,5 +1,5 @@
 /** Running dist/qpsmtpd and real SMTP clients for the end-to-end tests. */
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -56,7 +56,12 @@ export async function startDaemon(
   opts: { cmd?: string[]; args?: string[]; env?: Record<string, string>; port?: number; waitPort?: number } = {},
 ): Promise<Daemon> {
   const port = opts.port ?? (await freePort());
-  const cmd = [...(opts.cmd ?? [BINARY]), "--config", config, "-l", "127.0.0.1", "-p", String(port), ...(opts.args ?? [])];
+  // One process unless a test asks for workers (a flag, or smtpd.yaml): /proc/<pid> then measures the server itself.
+  const yaml = join(config, "smtpd.yaml");
+  const asked = opts.args?.some((a) => a === "--workers" || a.startsWith("--workers=")) ||
+    (existsSync(yaml) && /^workers:/m.test(readFileSync(yaml, "utf8")));
+  const workers = asked ? [] : ["--workers", "1"];
+  const cmd = [...(opts.cmd ?? [BINARY]), "--config", config, "-l", "127.0.0.1", "-p", String(port), ...workers, ...(opts.args ?? [])];
   const proc = Bun.spawn(cmd, { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...opts.env }, cwd: config });
   let err = "";
   void (async () => {

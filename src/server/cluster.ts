@@ -1,0 +1,291 @@
+/**
+ * The primary of a cluster (`workers` > 1): it serves no connection and runs no plugin. It forks
+ * the workers with their configuration in the environment, binds the listening sockets when
+ * they ask (node:cluster's SCHED_NONE: one socket per port, shared by every worker, each
+ * accepting for itself; under Bun the default would pass every connection through the primary),
+ * counts for `-c` and `-m` (the Ledger) and for stress and `child_addrs` (the LoadBoard),
+ * passes SIGHUP and SIGTERM on to every worker, and replaces a worker that dies, with a
+ * back-off when they die young. Its own log lines go through a worker's logging plugins
+ * (stderr when no worker is up).
+ *
+ * Privileges (`-u`), as qpsmtpd-forkserver: the sockets are bound as root (by the primary, for
+ * the first workers), every worker switches to the user before it loads its plugins, and the
+ * primary switches once the first workers listen. A replacement worker gets the sockets the
+ * primary holds, so it needs no root to bind port 25.
+ * @module
+ */
+import type { Worker } from "node:cluster";
+import { LOGCRIT, LOGERROR, LOGNOTICE, LOGWARN } from "../api/codes.ts";
+import { VERSION } from "../api/version.ts";
+import type { ServerHost } from "../core/server_host.ts";
+import type { ListenSpec } from "../config/settings.ts";
+import { Ledger } from "./admission.ts";
+import { Backoff } from "./backoff.ts";
+import { LoadBoard } from "./load.ts";
+import { type Down, type Up, WORKER_ENV, type WorkerConfig } from "./messages.ts";
+import { BATCH_MS, Outbox } from "./outbox.ts";
+import { clashes, listeningNow } from "./ports.ts";
+
+export interface PrimaryOptions {
+  /** The primary's host: config (stress_threshold, loglevel) and the stderr logger. */
+  readonly host: ServerHost;
+  readonly workers: number;
+  readonly dirs: readonly string[];
+  readonly listen: readonly ListenSpec[];
+  readonly limitConnections: number;
+  readonly maxFromIp: number;
+  readonly user: string | undefined;
+  readonly shutdownGrace: number;
+  /** Called once every worker is gone after a stop (remove the pid file, exit). */
+  readonly stopped: () => void;
+  /** A worker could not start before any served: the message for stderr, then exit 1. */
+  readonly failed: (message: string) => void;
+  /** Every first worker listens: the primary drops privileges here (throws when it cannot). */
+  readonly listening: () => void;
+}
+
+/** One worker's place: it keeps its number and back-off across replacements. */
+interface Slot {
+  readonly n: number;
+  readonly backoff: Backoff;
+  worker: Worker | undefined;
+  out: Outbox<Down> | undefined;
+  startedAt: number;
+  ready: boolean;
+  fatal: string | undefined;
+  restart: ReturnType<typeof setTimeout> | undefined;
+}
+
+/** The first listener whose port something on this machine listens on already, as a message. */
+export function portTaken(specs: readonly ListenSpec[]): string | undefined {
+  const now = listeningNow();
+  for (const spec of specs) {
+    const clash = spec.port === 0 ? undefined : clashes(spec.host, spec.port, now);
+    if (clash) return `${spec.host}:${spec.port}: address in use (${clash.address}:${clash.port} is listening already)`;
+  }
+  return undefined;
+}
+
+export class Primary {
+  readonly #o: PrimaryOptions;
+  readonly #slots: Slot[] = [];
+  readonly #ledger: Ledger;
+  readonly #board: LoadBoard;
+  readonly #byId = new Map<number, Slot>();
+  #announced = false;
+  #stopping = false;
+  #flushScheduled = false;
+  /** node:cluster's fork, loaded when the primary starts. */
+  #forkFn: ((env: Record<string, string>) => Worker) | undefined;
+
+  constructor(o: PrimaryOptions) {
+    this.#o = o;
+    const send = (id: number, m: Down, urgent: boolean): void => this.#byId.get(id)?.out?.post(m, urgent);
+    this.#ledger = new Ledger({ ...o, send: (id, m) => send(id, m, true) });
+    this.#board = new LoadBoard({
+      limitConnections: o.limitConnections,
+      threshold: () => {
+        try {
+          return o.host.configDir.int("stress_threshold", 75);
+        } catch {
+          return 75;
+        }
+      },
+      send: (id, m) => send(id, m, false),
+      log: (level, message) => this.log(level, message),
+    });
+  }
+
+  /** Forks every worker and takes the signals. */
+  async start(): Promise<void> {
+    const cluster = (await import("node:cluster")).default;
+    // Workers accept on the primary's socket themselves: no IPC per connection.
+    cluster.schedulingPolicy = cluster.SCHED_NONE;
+    this.#forkFn = cluster.fork.bind(cluster);
+    for (let n = 1; n <= this.#o.workers; n++) {
+      const slot: Slot = {
+        n,
+        backoff: new Backoff(),
+        worker: undefined,
+        out: undefined,
+        startedAt: 0,
+        ready: false,
+        fatal: undefined,
+        restart: undefined,
+      };
+      this.#slots.push(slot);
+    }
+    for (const slot of this.#slots) this.#fork(slot);
+    process.on("SIGHUP", () => this.reload());
+    process.on("SIGTERM", () => this.stop("SIGTERM"));
+    process.on("SIGINT", () => this.stop("SIGINT"));
+  }
+
+  #fork(slot: Slot): void {
+    const cfg: WorkerConfig = {
+      slot: slot.n,
+      workers: this.#o.workers,
+      dirs: this.#o.dirs,
+      listen: this.#o.listen,
+      limitConnections: this.#o.limitConnections,
+      maxFromIp: this.#o.maxFromIp,
+      user: this.#o.user,
+      shutdownGrace: this.#o.shutdownGrace,
+    };
+    const w = this.#forkFn!({ [WORKER_ENV]: JSON.stringify(cfg) });
+    const id = w.id;
+    slot.worker = w;
+    slot.startedAt = Date.now();
+    slot.ready = false;
+    slot.fatal = undefined;
+    slot.out = new Outbox<Down>((batch) => {
+      try {
+        w.send(batch);
+      } catch { /* the worker is going; its exit is handled */ }
+    });
+    this.#byId.set(id, slot);
+    this.#board.join(id);
+    w.on("message", (batch: Up[]) => {
+      if (!Array.isArray(batch)) return;
+      for (const m of batch) this.#receive(slot, id, m);
+      if (this.#board.dirty && !this.#flushScheduled) {
+        this.#flushScheduled = true;
+        setTimeout(() => {
+          this.#flushScheduled = false;
+          this.#board.flush();
+        }, BATCH_MS);
+      }
+    });
+    w.on("exit", (code: number | null, signal: string | null) => this.#exited(slot, id, code, signal));
+    w.on("error", () => undefined); // a send to a worker that just died; its exit is handled
+  }
+
+  #receive(slot: Slot, id: number, m: Up): void {
+    switch (m.t) {
+      case "want":
+      case "locked":
+      case "closed":
+        this.#ledger.receive(id, m);
+        break;
+      case "session":
+      case "subscribe":
+        this.#board.receive(id, m);
+        break;
+      case "fatal":
+        slot.fatal = m.message;
+        break;
+      case "ready": {
+        if (this.#stopping) {
+          slot.out?.post({ t: "stop", signal: "SIGTERM" }, true);
+          break;
+        }
+        slot.ready = true;
+        if (this.#announced) {
+          this.#hello(slot, id);
+          this.log(LOGNOTICE, `worker ${slot.n} (pid ${slot.worker?.process.pid}) replaced the one that died`);
+          break;
+        }
+        if (!this.#slots.every((s) => s.ready)) break;
+        // Every first worker listens: the primary drops privileges, and only then does any worker
+        // serve (as one process serves nothing before it has switched).
+        this.#announced = true;
+        try {
+          this.#o.listening();
+        } catch (e) {
+          this.#stopping = true;
+          for (const s of this.#slots) s.worker?.process.kill("SIGKILL");
+          this.#o.failed((e as Error).message);
+          return;
+        }
+        for (const [wid, s] of this.#byId) this.#hello(s, wid);
+        const where = m.bound.map((a) => `${a.address}:${a.port}`).join(", ");
+        this.log(LOGNOTICE, `qpsmtpd ${VERSION} listening on ${where} (${this.#o.workers} workers, primary pid ${process.pid})`);
+        break;
+      }
+    }
+  }
+
+  /** A worker starts serving: it joins the ledger, holding its locked keys. */
+  #hello(slot: Slot, id: number): void {
+    const locked = this.#ledger.join(id);
+    slot.out?.post({ t: "hello", locked, stressed: this.#board.stressed }, true);
+  }
+
+  #exited(slot: Slot, id: number, code: number | null, signal: string | null): void {
+    this.#byId.delete(id);
+    this.#ledger.leave(id);
+    this.#board.leave(id);
+    this.#board.flush();
+    const pid = slot.worker?.process.pid;
+    slot.worker = undefined;
+    slot.out = undefined;
+    slot.ready = false;
+    if (this.#stopping) {
+      if (this.#slots.every((s) => !s.worker)) this.#o.stopped();
+      return;
+    }
+    const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+    if (!this.#announced) {
+      // Before any worker served, a worker that cannot start stops the daemon, as one process would.
+      this.#stopping = true;
+      for (const s of this.#slots) s.worker?.process.kill("SIGKILL");
+      this.#o.failed(slot.fatal ?? `worker ${slot.n} ${how} while starting`);
+      return;
+    }
+    const delay = slot.backoff.next(Date.now() - slot.startedAt);
+    const why = slot.fatal ? `: ${slot.fatal}` : "";
+    this.log(
+      slot.backoff.streak > 1 ? LOGCRIT : LOGERROR,
+      `worker ${slot.n} (pid ${pid}) ${how}${why}; starting a new one${delay ? ` in ${delay} ms` : ""}` +
+        (slot.backoff.streak > 1 ? ` (${slot.backoff.streak} died young in a row)` : ""),
+    );
+    slot.restart = setTimeout(() => {
+      slot.restart = undefined;
+      if (!this.#stopping) this.#fork(slot);
+    }, delay);
+  }
+
+  /** SIGHUP: every worker reloads config and plugins for its new connections. */
+  reload(): void {
+    this.#o.host.configDir.invalidate();
+    const n = this.#slots.filter((s) => s.worker).length;
+    this.log(LOGNOTICE, `SIGHUP: ${n} workers reload config and plugins`);
+    for (const s of this.#slots) s.out?.post({ t: "reload" }, true);
+  }
+
+  /** SIGTERM: every worker stops accepting and drains; the primary goes when they are gone. */
+  stop(signal: string): void {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.log(LOGNOTICE, `${signal}: stopping; open transactions get ${this.#o.shutdownGrace}s`);
+    for (const s of this.#slots) {
+      clearTimeout(s.restart);
+      s.out?.post({ t: "stop", signal }, true);
+    }
+    if (this.#slots.every((s) => !s.worker)) {
+      this.#o.stopped();
+      return;
+    }
+    // A worker that does not go after the grace and its own 421s is killed.
+    const timer = setTimeout(() => {
+      for (const s of this.#slots) {
+        if (!s.worker) continue;
+        this.log(LOGWARN, `worker ${s.n} (pid ${s.worker.process.pid}) still there after the grace; killing it`);
+        s.worker.process.kill("SIGKILL");
+      }
+    }, (this.#o.shutdownGrace + 10) * 1000);
+    (timer as { unref?: () => void }).unref?.();
+  }
+
+  /** A line of the primary's: through the first serving worker's logging plugins, else stderr. */
+  log(level: number, message: string): void {
+    const to = this.#slots.find((s) => s.ready && s.out);
+    if (to) to.out!.post({ t: "log", level, message }, true);
+    else this.#o.host.log(level, message, "server", "primary");
+  }
+
+  /** Worker pids by slot (for the log and tests). */
+  get pids(): number[] {
+    return this.#slots.map((s) => s.worker?.process.pid ?? 0);
+  }
+}
