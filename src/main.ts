@@ -14,6 +14,8 @@ import type { ServerHost } from "./core/server_host.ts";
 import { type DaemonSettings, DEFAULT_SETTINGS, listenSpecs, MAX_WORKERS, readSettingsFile } from "./config/settings.ts";
 import { installPluginModules } from "./runtime/runtime.ts";
 import { SmtpServer } from "./server/server.ts";
+import { formatStatus, startObservers, type StatusReport, viewOf } from "./server/observe.ts";
+import { askControl } from "./control/control.ts";
 import { checkConfig } from "./plugin/check.ts";
 import { PLUGIN_DEPENDENCIES } from "./plugin/dependencies.ts";
 import { BUILTINS } from "../plugins/mod.ts";
@@ -40,6 +42,8 @@ Usage:
   qpsmtpd tls-cert [--config DIR] [--CN NAME] [--days N] [--force]
                                a self-signed certificate and key in DIR/ssl/, where tls looks
   qpsmtpd karma [--config DIR] list|search|capture|release ...   the karma store (karma_tool)
+  qpsmtpd status [--config DIR] [--socket PATH] [--json]
+                               the running daemon: listeners, connections, messages, plugins' errors
   qpsmtpd dkim-keygen [--config DIR] DOMAIN [SELECTOR] [--ed25519] [--bits N] [--force]
                                a DKIM key in DIR/dkim/DOMAIN/ for the dkim plugin; prints the DNS record
   qpsmtpd new-plugin NAME [DIR] write NAME.ts and NAME_test.ts (a plugin and its test) into DIR
@@ -81,6 +85,7 @@ async function main(argv: string[]): Promise<void> {
   if (argv[0] === "tls-cert") return tlsCert(argv.slice(1));
   if (argv[0] === "karma") return karma(argv.slice(1));
   if (argv[0] === "dkim-keygen") return dkimKeygenCommand(argv.slice(1));
+  if (argv[0] === "status") return status(argv.slice(1));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -242,6 +247,34 @@ function tlsCert(argv: string[]): void {
   }
 }
 
+/** `qpsmtpd status`: asks the running daemon over its control socket. */
+async function status(argv: string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: { config: { type: "string" }, socket: { type: "string" }, json: { type: "boolean" } } });
+  } catch (e) {
+    fail(`${(e as Error).message}\nusage: qpsmtpd status [--config DIR] [--socket PATH] [--json]`);
+  }
+  const host = createHost(configDirs(parsed.values.config));
+  let configured: string | undefined;
+  const yamlPath = host.configDir.path("smtpd.yaml");
+  try {
+    if (yamlPath) configured = readSettingsFile(yamlPath).controlSocket;
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  const run = "/run/qpsmtpd/control.sock";
+  const path = parsed.values.socket ?? configured ?? (fs.existsSync(run) ? run : join(host.spoolDir(), "control.sock"));
+  let answer: unknown;
+  try {
+    answer = await askControl(path, "status");
+  } catch (e) {
+    fail(`${(e as Error).message} (is the daemon running? --socket or control_socket in smtpd.yaml names another socket)`);
+  }
+  if ((answer as { error?: string }).error) fail((answer as { error: string }).error);
+  process.stdout.write(parsed.values.json ? `${JSON.stringify(answer, null, 2)}\n` : formatStatus(answer as StatusReport));
+}
+
 /** `qpsmtpd dkim-keygen`: qpsmtpd's dkim_key_gen.sh. */
 function dkimKeygenCommand(argv: string[]): void {
   let parsed;
@@ -331,6 +364,14 @@ async function serve(host: ServerHost, settings: DaemonSettings): Promise<void> 
   } catch (e) {
     fail(`cannot listen: ${(e as Error).message}`);
   }
+  // Before dropping root: the control socket is then root's (and the daemon's own).
+  const observers = await startObservers({
+    host,
+    listen: listenSpecs(settings),
+    ...(settings.metricsListen ? { metricsListen: settings.metricsListen } : {}),
+    controlSocket: controlSocketPath(host, settings),
+    gather: () => Promise.resolve([viewOf(host, server)]),
+  });
   if (settings.user) {
     try {
       dropPrivileges(settings.user, settings.pidFile ? [settings.pidFile] : []);
@@ -348,6 +389,7 @@ async function serve(host: ServerHost, settings: DaemonSettings): Promise<void> 
     if (stopping) return;
     stopping = true;
     host.log(LOGNOTICE, `${sig}: stopping; open transactions get ${settings.shutdownGrace}s`, "server");
+    observers.close();
     void server.stop(settings.shutdownGrace * 1000).then(() => {
       removePidFile(host, settings);
       host.log(LOGINFO, "stopped", "server");
@@ -392,6 +434,14 @@ async function primary(host: ServerHost, settings: DaemonSettings): Promise<void
   });
   // The primary runs no plugin; an error of its own is logged, and it goes on supervising.
   catchStrayErrors(host);
+  // Made while still root, like the listening sockets.
+  await startObservers({
+    host,
+    listen,
+    ...(settings.metricsListen ? { metricsListen: settings.metricsListen } : {}),
+    controlSocket: controlSocketPath(host, settings),
+    gather: () => p.gather(),
+  });
   await p.start();
 }
 
@@ -411,6 +461,19 @@ async function worker(json: string): Promise<void> {
     send: (batch, done) => void process.send!(batch, undefined, {}, done ? () => done() : undefined),
     onMessage: (handler) => process.on("message", (m) => Array.isArray(m) && handler(m)),
   });
+}
+
+/** `control_socket`, else /run/qpsmtpd/control.sock when it can be used, else in the spool directory. */
+function controlSocketPath(host: ServerHost, settings: Pick<DaemonSettings, "controlSocket">): string {
+  if (settings.controlSocket) return settings.controlSocket;
+  const run = "/run/qpsmtpd";
+  try {
+    fs.mkdirSync(run, { recursive: true, mode: 0o700 });
+    fs.accessSync(run, fs.constants.W_OK);
+    return join(run, "control.sock");
+  } catch {
+    return join(host.spoolDir(), "control.sock");
+  }
 }
 
 function removePidFile(host: ServerHost, settings: DaemonSettings): void {

@@ -102,18 +102,21 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   config: [],
   dns: ["api", "config"],
   store: ["api"],
+  /** Counters and their text format; the control socket. */
+  metrics: ["api"],
+  control: [],
   /** The engine: protocol, contract and config, never sockets, runtimes, loaders or plugins. */
-  core: ["api", "smtp", "config"],
+  core: ["api", "smtp", "config", "metrics"],
   /** The plugin loader. */
   plugin: ["api", "core", "config"],
   /** The only place that knows sockets, TLS and the runtime. */
   runtime: ["api"],
-  server: ["api", "smtp", "config", "core", "runtime"],
+  server: ["api", "smtp", "config", "core", "runtime", "metrics", "control"],
   testing: ["api", "smtp", "config", "dns", "store", "core", "plugin", "runtime", "builtins"],
-  cli: ["api", "testing"],
+  cli: ["api", "testing", "control"],
   builtins: ["plugins", "api"],
   plugins: ["api"],
-  top: ["api", "smtp", "config", "dns", "store", "core", "plugin", "runtime", "server", "testing", "cli", "builtins"],
+  top: ["api", "smtp", "config", "dns", "store", "core", "plugin", "runtime", "server", "testing", "cli", "builtins", "metrics", "control"],
 };
 
 /** Packages a layer may import (besides `node:` built-ins). */

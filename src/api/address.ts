@@ -9,13 +9,14 @@
 import { isIPv4, isIPv6 } from "node:net";
 import { domainToASCII } from "node:url";
 import type { RcptDsn } from "./esmtp.ts";
-import { accessNote, type AddressNotes, notesStore, type NoteValue } from "./notes.ts";
+import { type AddressNotes, notesStore, type NoteValue } from "./notes.ts";
 
 const ATOM = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+$/;
 const DOT_STRING = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*$/;
 const LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$/;
 /** RFC 6531 local parts: atext plus any non-ASCII character. */
-const UTF8_DOT_STRING = /^(?:[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]|[\u0080-\u{10ffff}])+(?:\.(?:[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]|[\u0080-\u{10ffff}])+)*$/u;
+const UTF8_DOT_STRING =
+  /^(?:[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]|[\u0080-\u{10ffff}])+(?:\.(?:[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]|[\u0080-\u{10ffff}])+)*$/u;
 const GENERAL_LITERAL = /^[A-Za-z0-9-]*[A-Za-z0-9]:[\x21-\x5a\x5e-\x7e]+$/;
 
 export const MAX_LOCAL_PART = 64;
@@ -76,6 +77,9 @@ export class Address {
   /** A recipient's DSN parameters (NOTIFY, ORCPT), when the client gave any. */
   dsn: RcptDsn | undefined;
   readonly #notes = notesStore();
+  #formatted: string | undefined;
+  #formattedUser = "";
+  #formattedHost: string | undefined;
 
   constructor(user: string, host?: string) {
     this.user = user;
@@ -156,7 +160,13 @@ export class Address {
 
   /** `<user@host>`; `<>` for the null sender. */
   format(): string {
-    return `<${this.address()}>`;
+    // Made once and kept while user and host stay the same (replies and logs ask often).
+    if (this.#formatted === undefined || this.#formattedUser !== this.user || this.#formattedHost !== this.host) {
+      this.#formattedUser = this.user;
+      this.#formattedHost = this.host;
+      this.#formatted = `<${this.address()}>`;
+    }
+    return this.#formatted;
   }
 
   toString(): string {
@@ -165,6 +175,8 @@ export class Address {
 
   /** Notes on this address (qpsmtpd's `$address->notes`). */
   notes<K extends string>(key: K, ...value: [NoteValue<AddressNotes, K> | undefined] | []): NoteValue<AddressNotes, K> | undefined {
-    return accessNote(this.#notes, key, value) as NoteValue<AddressNotes, K> | undefined;
+    // accessNote's rule, inline: the hot path then makes no array for `value`.
+    if (value.length > 0) this.#notes[key] = value[0];
+    return this.#notes[key] as NoteValue<AddressNotes, K> | undefined;
   }
 }

@@ -9,8 +9,14 @@
 interface Field {
   /** Field name as written. */
   readonly name: string;
+  /** The name in lower case, for comparing (made once, not on every lookup). */
+  readonly lower: string;
   /** The whole field as written, continuation lines included, without the final LF. */
   readonly raw: string;
+}
+
+function field(name: string, raw: string): Field {
+  return { name, lower: name.toLowerCase(), raw };
 }
 
 const NAME = /^([!-9;-~]+):/;
@@ -26,16 +32,16 @@ export class Header {
     for (const line of lines) {
       const last = h.#fields[h.#fields.length - 1];
       if ((line[0] === " " || line[0] === "\t") && last) {
-        h.#fields[h.#fields.length - 1] = { name: last.name, raw: `${last.raw}\n${line}` };
+        h.#fields[h.#fields.length - 1] = { name: last.name, lower: last.lower, raw: `${last.raw}\n${line}` };
         continue;
       }
       // An mbox "From " line becomes Mail-From:, as Mail::Header's COERCE mode does.
       if (line.startsWith("From ")) {
-        h.#fields.push({ name: "Mail-From", raw: `Mail-From: ${line.slice(5)}` });
+        h.#fields.push(field("Mail-From", `Mail-From: ${line.slice(5)}`));
         continue;
       }
       const m = NAME.exec(line);
-      if (m) h.#fields.push({ name: m[1]!, raw: line });
+      if (m) h.#fields.push(field(m[1]!, line));
     }
     return h;
   }
@@ -43,9 +49,8 @@ export class Header {
   #indexes(tag: string): number[] {
     const t = tag.toLowerCase();
     const out: number[] = [];
-    this.#fields.forEach((f, i) => {
-      if (f.name.toLowerCase() === t) out.push(i);
-    });
+    const fields = this.#fields;
+    for (let i = 0; i < fields.length; i++) if (fields[i]!.lower === t) out.push(i);
     return out;
   }
 
@@ -62,37 +67,38 @@ export class Header {
    * `i` before the `i`th field named `tag` (at the end when there are not that many).
    */
   add(tag: string, value: string, index?: number): void {
-    const field = { name: tag, raw: `${tag}: ${value.replace(/\n+$/, "")}` };
-    if (index === undefined) this.#fields.push(field);
-    else if (index === 0) this.#fields.unshift(field);
+    const f = field(tag, `${tag}: ${value.replace(/\n+$/, "")}`);
+    if (index === undefined) this.#fields.push(f);
+    else if (index === 0) this.#fields.unshift(f);
     else {
       const at = this.#indexes(tag)[index];
-      if (at === undefined) this.#fields.push(field);
-      else this.#fields.splice(at, 0, field);
+      if (at === undefined) this.#fields.push(f);
+      else this.#fields.splice(at, 0, f);
     }
   }
 
   /** Replaces the `index`th (default first) `tag` field, or adds one. */
   replace(tag: string, value: string, index = 0): void {
     const at = this.#indexes(tag)[index];
-    const field = { name: tag, raw: `${tag}: ${value.replace(/\n+$/, "")}` };
-    if (at === undefined) this.#fields.push(field);
-    else this.#fields[at] = field;
+    const f = field(tag, `${tag}: ${value.replace(/\n+$/, "")}`);
+    if (at === undefined) this.#fields.push(f);
+    else this.#fields[at] = f;
   }
 
   /** Deletes every `tag` field, or only the `index`th one. Returns how many were deleted. */
   delete(tag: string, index?: number): number {
     const idx = this.#indexes(tag);
+    if (idx.length === 0) return 0;
     const gone = new Set(index === undefined ? idx : idx.slice(index, index + 1));
-    this.#fields = this.#fields.filter((_, i) => !gone.has(i));
+    if (gone.size > 0) this.#fields = this.#fields.filter((_, i) => !gone.has(i));
     return gone.size;
   }
 
   /** Renames the fields `from` to `to`, keeping their position and value. */
   rename(from: string, to: string): void {
-    this.#fields = this.#fields.map((f) =>
-      f.name.toLowerCase() === from.toLowerCase() ? { name: to, raw: `${to}:${f.raw.slice(f.name.length + 1)}` } : f
-    );
+    const t = from.toLowerCase();
+    if (!this.#fields.some((f) => f.lower === t)) return;
+    this.#fields = this.#fields.map((f) => f.lower === t ? field(to, `${to}:${f.raw.slice(f.name.length + 1)}`) : f);
   }
 
   count(tag: string): number {
@@ -104,7 +110,7 @@ export class Header {
     const seen = new Set<string>();
     const out: string[] = [];
     for (const f of this.#fields) {
-      const k = f.name.toLowerCase();
+      const k = f.lower;
       if (!seen.has(k)) {
         seen.add(k);
         out.push(f.name);

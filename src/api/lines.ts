@@ -7,7 +7,7 @@
 export async function* linesOf(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<string> {
   let carry: Buffer = Buffer.alloc(0);
   for await (const chunk of chunks) {
-    const c = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const c = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     const buf = carry.length ? Buffer.concat([carry, c]) : c;
     let start = 0;
     let lf: number;

@@ -58,6 +58,13 @@ export interface DaemonSettings {
    * cluster at all. @default the number of cores
    */
   workers: number;
+  /** `ADDR:PORT` for the Prometheus metrics listener (GET /metrics); none when unset. */
+  metricsListen: string | undefined;
+  /**
+   * The control socket `qpsmtpd status` asks. @default /run/qpsmtpd/control.sock when that
+   * directory can be made or written, else control.sock in the spool directory
+   */
+  controlSocket: string | undefined;
 }
 
 /** The cores this process may use (`os.availableParallelism`, else the CPU count). */
@@ -79,6 +86,8 @@ export const DEFAULT_SETTINGS: DaemonSettings = {
   proxyTrusted: [],
   proxyTimeout: 10,
   workers: cores(),
+  metricsListen: undefined,
+  controlSocket: undefined,
 };
 
 /** More workers than this is a typo, not a machine. */
@@ -104,6 +113,8 @@ const KEYS: Record<string, keyof DaemonSettings> = {
   proxy_trusted: "proxyTrusted",
   proxy_timeout: "proxyTimeout",
   workers: "workers",
+  metrics_listen: "metricsListen",
+  control_socket: "controlSocket",
 };
 
 /** Reads `smtpd.yaml`; an unknown key or a wrong type is a ConfigError naming the file and line. */
@@ -146,6 +157,7 @@ export function readSettingsFile(path: string): Partial<DaemonSettings> {
         break;
       case "user":
       case "pidFile":
+      case "controlSocket":
         out[field] = typeof value === "string" ? value : bad();
         break;
       case "proxyTrusted":
@@ -153,6 +165,9 @@ export function readSettingsFile(path: string): Partial<DaemonSettings> {
         break;
       case "proxyTimeout":
         out.proxyTimeout = typeof value === "number" && value > 0 && value <= 3600 ? value : bad();
+        break;
+      case "metricsListen":
+        out.metricsListen = typeof value === "string" && /^\[?[^\]\s]*\]?:\d{1,5}$/.test(value) ? value : bad();
         break;
       case "workers":
         out.workers = Number.isInteger(value) && (value as number) >= 1 && (value as number) <= MAX_WORKERS ? (value as number) : bad();

@@ -18,11 +18,16 @@ function authNeedsTls(s: SmtpSession): boolean {
   return !s.connection.tls && s.registry.tlsContext !== undefined && s.host.configDir.bool("tls_before_auth");
 }
 
+/** Each mechanism with the name of its own hook (made once, not on every EHLO). */
+const MECH_HOOKS = MECHS.map((m) => [m, `auth-${m.toLowerCase()}` as HookName] as const);
+
 /** The mechanisms to advertise: all three when a generic `auth` hook exists, else those hooked. */
 export function advertisedMechanisms(s: SmtpSession): Mech[] {
   if (authNeedsTls(s)) return [];
   if (s.registry.has("auth")) return [...MECHS];
-  return MECHS.filter((m) => s.registry.has(`auth-${m.toLowerCase()}` as HookName));
+  const out: Mech[] = [];
+  for (const [m, hook] of MECH_HOOKS) if (s.registry.has(hook)) out.push(m);
+  return out;
 }
 
 const UTF8 = new TextDecoder("utf-8", { fatal: true });

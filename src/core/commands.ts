@@ -153,6 +153,7 @@ async function cmdMail(s: SmtpSession, rest: string): Promise<void> {
   s.transaction.sender(from);
   transactionControl.setMailOptions(s.transaction, options);
   s.transactions++;
+  s.host.metrics.transactions.inc();
   s.send(REPLIES.senderOk(String(from)));
 }
 

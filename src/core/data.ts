@@ -9,7 +9,7 @@ import { DataWait, finishMessage, Intake, type Received, refuseReceived } from "
 import { refuse } from "./refusals.ts";
 import { REPLIES } from "./replies.ts";
 import type { SmtpSession } from "./smtp_session.ts";
-import type { SmtpTransaction } from "./transaction.ts";
+import { type SmtpTransaction, transactionControl } from "./transaction.ts";
 
 export async function cmdData(s: SmtpSession): Promise<void> {
   const open = s.hasTransaction() ? s.transaction : undefined;
@@ -52,6 +52,8 @@ async function receive(s: SmtpSession, txn: SmtpTransaction): Promise<Received> 
   const dec = new DataDecoder(s.limits.databytes > 0 ? s.limits.databytes : Infinity);
   const intake = new Intake(s, txn);
   const wait = new DataWait(s);
+  /** One output buffer for every chunk once the message goes to a file (nothing keeps it then). */
+  let scratch: Buffer | undefined;
   for (;;) {
     if (s.input.size === 0) {
       if ((await wait.wait()) === "gone") return "gone";
@@ -59,8 +61,13 @@ async function receive(s: SmtpSession, txn: SmtpTransaction): Promise<Received> 
     }
     const chunk = s.input.take();
     wait.got(chunk.length);
-    const r = dec.feed(chunk);
-    if (!dec.bareNewline && !dec.nul && !(await intake.push(r.content))) return "gone";
+    const onDisk = transactionControl.onDisk(txn);
+    if (onDisk && (scratch === undefined || scratch.length < chunk.length + 2)) {
+      scratch = Buffer.allocUnsafe(Math.max(chunk.length + 2, 65536));
+    }
+    const r = dec.feed(chunk, onDisk ? scratch : undefined);
+    // In memory the decoder's output is a fresh buffer each time: the spool may keep it without a copy.
+    if (!dec.bareNewline && !dec.nul && !(await intake.push(r.content, !onDisk))) return "gone";
     if (r.done) {
       s.input.unshift(r.rest);
       break;

@@ -50,6 +50,8 @@ export interface RunnerSession extends HookSession {
   /** Resolves when the client has gone: a call begun before then is no longer waited for. */
   readonly gone: Promise<void>;
   readonly isGone: boolean;
+  /** Calls `fn` when the client goes (not if it has gone already); returns what stops watching. */
+  onGone(fn: () => void): () => void;
 }
 
 export interface HookRun {
@@ -69,100 +71,208 @@ const TIMED_OUT = Symbol("timed out");
 const GONE = Symbol("client gone");
 const THREW = Symbol("threw");
 
-export async function runHooks<H extends HookName>(run: HookRun, hook: H, txn: Transaction, args: HookArgs[H]): Promise<Outcome> {
-  const registry = run.registry;
-  const chain = registry.chain(hook);
-  if (chain.length === 0) return NO_HOOKS;
-  let timedOut = false;
-  for (const entry of chain) {
-    const name = entry.plugin.escapedName;
-    const raw = await call(run, entry, hook, txn, args);
-    if (raw === THREW) continue;
-    if (raw === TIMED_OUT || raw === GONE) {
-      if (STOP_ON_TIMEOUT.has(hook)) return { code: DECLINED, msg: [], plugin: name, timedOut: true };
-      timedOut ||= raw === TIMED_OUT;
-      continue;
-    }
-    const r = normalise(raw);
-    if (!r) {
-      run.log(LOGERROR, `plugin ${name} returned an invalid value for ${hook}: ${safeString(raw)}`, hook, name);
-      continue;
-    }
-    if (hook === "logging" || hook === "deny" || hook === "ok") {
-      if (r.code === DECLINED) continue;
-      return { ...r, plugin: name };
-    }
-    // Built only when someone listens: this runs for every plugin on every command.
-    if (registry.host.logger.wants(LOGDEBUG)) run.log(LOGDEBUG, `${return_code(r.code)} ${r.msg.join(" ")}`.trimEnd(), hook, name);
-    // The return notes and the deny/ok audit hooks belong to a session (pre-connection has none).
-    if (run.session) {
-      run.session.recordReturn(name, hook, r.code);
-      const audit = DENY_CODES.has(r.code) ? "deny" : "ok";
-      if (registry.has(audit)) await runHooks(run, audit, txn, [name, r.code, r.msg]);
-    }
-    if (r.code !== DECLINED) return { ...r, plugin: name };
+/** What `decide` says about one plugin's answer: the chain's outcome, or go on to the next plugin. */
+const NEXT = Symbol("next plugin");
+type Step = Outcome | typeof NEXT;
+const NO_HOOKS_DONE: Promise<Outcome> = Promise.resolve(NO_HOOKS);
+
+/**
+ * Runs `hook`'s chain. A plugin that answers synchronously is not awaited: the chain only turns
+ * asynchronous at the first plugin that returns a promise (or when a deny/ok audit hook is
+ * registered), so a hook nobody registered, or one whose plugins all answer at once, costs no
+ * await per plugin.
+ */
+export function runHooks<H extends HookName>(run: HookRun, hook: H, txn: Transaction, args: HookArgs[H]): Promise<Outcome> {
+  const chain = run.registry.chain(hook);
+  if (chain.length === 0) return NO_HOOKS_DONE;
+  const state = { timedOut: false };
+  for (let i = 0; i < chain.length; i++) {
+    const entry = chain[i]!;
+    const raw = call(run, entry, hook, txn, args);
+    const step = raw instanceof Promise
+      ? raw.then((r) => decide(run, hook, txn, entry, r, state))
+      : decide(run, hook, txn, entry, raw, state);
+    if (step === NEXT) continue;
+    if (step instanceof Promise) return finishChain(run, hook, txn, args, chain, i + 1, step, state);
+    return Promise.resolve(step);
   }
-  return timedOut ? { code: DECLINED, msg: [], timedOut } : { code: DECLINED, msg: [] };
+  return Promise.resolve(declined(state));
 }
 
-/** Calls one plugin with its time limit; a throw or a timeout is logged here. */
-async function call(run: HookRun, entry: HookEntry, hook: HookName, txn: Transaction, args: readonly unknown[]): Promise<unknown> {
+/** The rest of a chain once a plugin answered with a promise. */
+async function finishChain(
+  run: HookRun,
+  hook: HookName,
+  txn: Transaction,
+  args: readonly unknown[],
+  chain: readonly HookEntry[],
+  next: number,
+  pending: Promise<Step>,
+  state: { timedOut: boolean },
+): Promise<Outcome> {
+  let step = await pending;
+  for (let i = next; step === NEXT; i++) {
+    if (i >= chain.length) return declined(state);
+    const entry = chain[i]!;
+    const raw = call(run, entry, hook, txn, args);
+    step = await (raw instanceof Promise
+      ? raw.then((r) => decide(run, hook, txn, entry, r, state))
+      : decide(run, hook, txn, entry, raw, state));
+  }
+  return step;
+}
+
+function declined(state: { timedOut: boolean }): Outcome {
+  return state.timedOut ? { code: DECLINED, msg: [], timedOut: true } : { code: DECLINED, msg: [] };
+}
+
+/** One plugin's answer: the chain's outcome, NEXT, or a promise of either (a deny/ok audit runs first). */
+function decide(
+  run: HookRun,
+  hook: HookName,
+  txn: Transaction,
+  entry: HookEntry,
+  raw: unknown,
+  state: { timedOut: boolean },
+): Step | Promise<Step> {
+  const name = entry.plugin.escapedName;
+  if (raw === THREW) return NEXT;
+  if (raw === TIMED_OUT || raw === GONE) {
+    if (STOP_ON_TIMEOUT.has(hook)) return { code: DECLINED, msg: [], plugin: name, timedOut: true };
+    state.timedOut ||= raw === TIMED_OUT;
+    return NEXT;
+  }
+  const r = normalise(raw);
+  if (!r) {
+    run.log(LOGERROR, `plugin ${name} returned an invalid value for ${hook}: ${safeString(raw)}`, hook, name);
+    run.registry.host.metrics.pluginError(name, "invalid");
+    return NEXT;
+  }
+  if (hook === "logging" || hook === "deny" || hook === "ok") return r.code === DECLINED ? NEXT : decided(r, name);
+  const registry = run.registry;
+  // Built only when someone listens: this runs for every plugin on every command.
+  if (registry.host.logger.wants(LOGDEBUG)) run.log(LOGDEBUG, `${return_code(r.code)} ${r.msg.join(" ")}`.trimEnd(), hook, name);
+  // The return notes and the deny/ok audit hooks belong to a session (pre-connection has none).
+  if (run.session) {
+    run.session.recordReturn(name, hook, r.code);
+    const audit = DENY_CODES.has(r.code) ? "deny" : "ok";
+    if (registry.has(audit)) {
+      return runHooks(run, audit, txn, [name, r.code, r.msg]).then(() => r.code !== DECLINED ? decided(r, name) : NEXT);
+    }
+  }
+  return r.code !== DECLINED ? decided(r, name) : NEXT;
+}
+
+function decided(r: { code: number; msg: string[]; value?: unknown }, plugin: string): Outcome {
+  return r.value === undefined ? { code: r.code, msg: r.msg, plugin } : { code: r.code, msg: r.msg, value: r.value, plugin };
+}
+
+/**
+ * Calls one plugin. A synchronous answer (or a throw, as THREW) comes back at once; a promise is
+ * raced against the plugin's time limit and the client's leaving. A throw or a timeout is logged here.
+ */
+function call(run: HookRun, entry: HookEntry, hook: HookName, txn: Transaction, args: readonly unknown[]): unknown {
   const plugin = entry.plugin;
   const ctx = run.session ? new SessionCall(plugin, hook, run.session) : new ServerCall(plugin, hook);
-  const host = run.registry.host;
-  let timer: { cancel(): void } | undefined;
-  const running = { plugin: plugin.escapedName, hook, since: performance.now() };
+  const since = performance.now();
+  let raw: unknown;
   try {
-    const raw: unknown = (entry.fn as (...a: unknown[]) => unknown).call(ctx, txn, ...args);
-    const held = performance.now() - running.since;
-    if (held > STALL_MS) {
-      run.log(
-        LOGWARN,
-        `plugin ${plugin.escapedName} held the event loop for ${Math.round(held)} ms in hook ${hook}: every connection waited`,
-        hook,
-        plugin.escapedName,
-      );
-    }
-    if (!isThenable(raw)) return raw;
-    const waits: Array<PromiseLike<unknown>> = [raw];
-    if (plugin.timeoutMs > 0) {
-      waits.push(new Promise<typeof TIMED_OUT>((resolve) => (timer = host.clock.after(plugin.timeoutMs, () => resolve(TIMED_OUT)))));
-    }
-    // A client that leaves frees its connection at once, whatever a plugin is waiting for.
-    if (run.session && !run.session.isGone) waits.push(run.session.gone.then(() => GONE));
-    host.running.add(running);
-    const r = await Promise.race(waits);
-    if (r === GONE) {
-      run.log(
-        LOGINFO,
-        `the client left while plugin ${plugin.escapedName} was in hook ${hook}; not waiting for it`,
-        hook,
-        plugin.escapedName,
-      );
-      callControl.abort(ctx, "the client has gone");
-    } else if (r === TIMED_OUT) {
-      const why = `plugin ${plugin.escapedName} did not answer hook ${hook} within ${plugin.timeoutMs / 1000}s`;
-      run.log(
-        LOGERROR,
-        `${why}; ${STOP_ON_TIMEOUT.has(hook) ? "the message is refused for now" : "going on as if it declined"}`,
-        hook,
-        plugin.escapedName,
-      );
-      callControl.abort(ctx, why);
-    }
-    return r;
+    raw = (entry.fn as (...a: unknown[]) => unknown).call(ctx, txn, ...args);
   } catch (e) {
+    fatal(run, plugin, hook, e);
+    run.registry.host.metrics.pluginCall(hook, plugin.escapedName, (performance.now() - since) / 1000, "threw");
+    return THREW;
+  }
+  const held = performance.now() - since;
+  if (!isThenable(raw)) run.registry.host.metrics.pluginCall(hook, plugin.escapedName, held / 1000);
+  if (held > STALL_MS) {
     run.log(
-      LOGCRIT,
-      `FATAL PLUGIN ERROR [${plugin.escapedName}]: ${e instanceof Error ? e.stack ?? e.message : String(e)}`,
+      LOGWARN,
+      `plugin ${plugin.escapedName} held the event loop for ${Math.round(held)} ms in hook ${hook}: every connection waited`,
       hook,
       plugin.escapedName,
     );
-    return THREW;
-  } finally {
-    timer?.cancel();
-    host.running.delete(running);
   }
+  return isThenable(raw) ? settle(run, plugin, hook, ctx, raw, since) : raw;
+}
+
+function fatal(run: HookRun, plugin: HookEntry["plugin"], hook: HookName, e: unknown): void {
+  run.log(
+    LOGCRIT,
+    `FATAL PLUGIN ERROR [${plugin.escapedName}]: ${e instanceof Error ? e.stack ?? e.message : String(e)}`,
+    hook,
+    plugin.escapedName,
+  );
+}
+
+/**
+ * Waits for a plugin's promise within its time limit, or until the client leaves. Built on
+ * callbacks rather than Promise.race, so a finished call leaves nothing behind on the session
+ * (a race would keep a reaction on the session's `gone` promise for as long as the session lives).
+ */
+function settle(
+  run: HookRun,
+  plugin: HookEntry["plugin"],
+  hook: HookName,
+  ctx: ServerCall,
+  raw: PromiseLike<unknown>,
+  since: number,
+): Promise<unknown> {
+  const host = run.registry.host;
+  const session = run.session;
+  const running = { plugin: plugin.escapedName, hook, since };
+  host.running.add(running);
+  return new Promise<unknown>((resolve) => {
+    let done = false;
+    let timer: { cancel(): void } | undefined;
+    let unwatch: (() => void) | undefined;
+    const finish = (r: unknown): void => {
+      if (done) return;
+      done = true;
+      timer?.cancel();
+      unwatch?.();
+      host.running.delete(running);
+      host.metrics.pluginCall(
+        hook,
+        plugin.escapedName,
+        (performance.now() - since) / 1000,
+        r === TIMED_OUT ? "timeout" : r === THREW ? "threw" : undefined,
+      );
+      if (r === GONE) {
+        run.log(
+          LOGINFO,
+          `the client left while plugin ${plugin.escapedName} was in hook ${hook}; not waiting for it`,
+          hook,
+          plugin.escapedName,
+        );
+        callControl.abort(ctx, "the client has gone");
+      } else if (r === TIMED_OUT) {
+        const why = `plugin ${plugin.escapedName} did not answer hook ${hook} within ${plugin.timeoutMs / 1000}s`;
+        run.log(
+          LOGERROR,
+          `${why}; ${STOP_ON_TIMEOUT.has(hook) ? "the message is refused for now" : "going on as if it declined"}`,
+          hook,
+          plugin.escapedName,
+        );
+        callControl.abort(ctx, why);
+      }
+      resolve(r);
+    };
+    const failed = (e: unknown): void => {
+      if (done) return;
+      fatal(run, plugin, hook, e);
+      finish(THREW);
+    };
+    try {
+      raw.then(finish, failed);
+    } catch (e) {
+      failed(e); // a thenable whose then() throws
+    }
+    if (done) return;
+    if (plugin.timeoutMs > 0) timer = host.clock.after(plugin.timeoutMs, () => finish(TIMED_OUT));
+    // A client that leaves frees its connection at once, whatever a plugin is waiting for.
+    if (session && !session.isGone) unwatch = session.onGone(() => finish(GONE));
+  });
 }
 
 function isThenable(x: unknown): x is PromiseLike<unknown> {

@@ -18,11 +18,13 @@ export function connectLogging(registry: Registry): void {
   }
   // qpsmtpd passes a transaction to every hook; logging gets an empty one.
   const txn = new SmtpTransaction({ dir: () => registry.host.spoolDir(), threshold: 0 });
+  // One context per plugin for every line: a logging call is never aborted, so nothing in it is per call.
+  const calls = chain.map((e) => ({ fn: e.fn as HookFn<"logging">, ctx: new ServerCall(e.plugin, "logging") }));
   registry.host.logger.sink = (level, hook, plugin, message, connId) => {
     // As qpsmtpd: the chain goes on while plugins decline; any other answer means "logged".
-    for (const e of chain) {
+    for (const e of calls) {
       try {
-        const r = (e.fn as HookFn<"logging">).call(new ServerCall(e.plugin, "logging"), txn, level, hook, plugin, message, connId);
+        const r = e.fn.call(e.ctx, txn, level, hook, plugin, message, connId);
         if (r instanceof Promise) r.catch(() => undefined);
         else if ((Array.isArray(r) ? r[0] : r ?? DECLINED) !== DECLINED) break;
       } catch { /* a broken logger must not break mail */ }

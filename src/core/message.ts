@@ -10,7 +10,7 @@ import { Header } from "../api/header.ts";
 import { VERSION } from "../api/version.ts";
 import { HeaderBlock } from "../smtp/header_block.ts";
 import { refuse } from "./refusals.ts";
-import { REPLIES } from "./replies.ts";
+import { type Refusals, REPLIES } from "./replies.ts";
 import type { SmtpSession } from "./smtp_session.ts";
 import { type SmtpTransaction, transactionControl } from "./transaction.ts";
 
@@ -35,8 +35,11 @@ export class Intake {
     return !this.#headerTooBig && !this.#spoolError;
   }
 
-  /** Adds content; false when a data_headers_end plugin ended the session. */
-  async push(content: Uint8Array): Promise<boolean> {
+  /**
+   * Adds content; false when a data_headers_end plugin ended the session. `owned`: the bytes are
+   * the caller's own fresh buffer, kept as they are rather than copied.
+   */
+  async push(content: Uint8Array, owned = false): Promise<boolean> {
     if (!this.accepting || content.length === 0) return true;
     const header = this.#header;
     if (header) {
@@ -53,7 +56,7 @@ export class Intake {
       }
     }
     try {
-      transactionControl.write(this.#txn, content);
+      transactionControl.write(this.#txn, content, owned);
     } catch (e) {
       // The caller keeps reading to the real end so no message bytes are taken for commands.
       this.#spoolError = e as Error;
@@ -95,6 +98,7 @@ export class DataWait {
 
   /** Counts bytes that arrived. */
   got(bytes: number): void {
+    this.#s.host.metrics.receivedBytes.inc({}, bytes);
     this.#raw += bytes;
     this.#waitedSince = this.#s.clock.now();
   }
@@ -141,6 +145,7 @@ export async function refuseReceived(s: SmtpSession, got: Exclude<Received, "ok"
     header: REPLIES.headerTooBig,
     spool: REPLIES.spoolWriteFailed,
   }[got];
+  answered(s, reply.code, "");
   s.send(reply);
 }
 
@@ -178,8 +183,24 @@ export async function finishMessage(s: SmtpSession, txn: SmtpTransaction): Promi
     await s.resetTransaction();
     return;
   }
+  const refusal = refusalCode(post.code, REPLIES.dataPostRefusals);
+  if (refusal) answered(s, refusal, post.plugin);
   if (await refuse(s, post, REPLIES.dataPostRefusals)) return;
   await queue(s);
+}
+
+/** The reply code `table` gives `code`, when it is a refusal. */
+function refusalCode(code: number, table: Refusals): number | undefined {
+  if (code === DENY) return table.deny.code;
+  if (code === DENYSOFT) return table.denysoft.code;
+  if (code === DENY_DISCONNECT) return table.denyDisconnect.code;
+  if (code === DENYSOFT_DISCONNECT) return table.denysoftDisconnect.code;
+  return undefined;
+}
+
+/** Counts a message answered after its data (metrics; the accepted ones for `qpsmtpd status`). */
+function answered(s: SmtpSession, code: number, plugin: string | undefined): void {
+  s.host.metrics.message(code, plugin ?? "", s.clock.now());
 }
 
 async function queue(s: SmtpSession): Promise<void> {
@@ -190,26 +211,21 @@ async function queue(s: SmtpSession): Promise<void> {
   }
   if (pre.timedOut || (pre.code !== OK && pre.code !== DECLINED && pre.code !== 0)) {
     if (!pre.timedOut) s.log(LOGERROR, `queue_pre returned an illegal value ${pre.code}`);
+    answered(s, REPLIES.queueDeclined.code, pre.plugin);
     s.send(REPLIES.queueDeclined, pre.msg);
     await s.resetTransaction();
     return;
   }
   const r = await s.runHooks("queue");
-  switch (r.timedOut ? DECLINED : r.code) {
-    case OK:
-      s.send(REPLIES.queued, r.msg);
-      break;
-    case DENY:
-      s.send(REPLIES.queueDenied, r.msg);
-      break;
-    case DENYSOFT:
-      s.send(REPLIES.queueDeferred, r.msg);
-      break;
-    case DONE:
-      break;
-    default:
-      s.send(REPLIES.queueDeclined, r.msg);
-  }
+  const reply = {
+    [OK]: REPLIES.queued,
+    [DENY]: REPLIES.queueDenied,
+    [DENYSOFT]: REPLIES.queueDeferred,
+  }[r.timedOut ? DECLINED : r.code] ?? (r.code === DONE && !r.timedOut ? undefined : REPLIES.queueDeclined);
+  if (reply) {
+    answered(s, reply.code, r.plugin);
+    s.send(reply, r.msg);
+  } else answered(s, 250, r.plugin); // DONE: the plugin answered itself
   const post = await s.runHooks("queue_post");
   if (post.code !== OK && post.code !== 0 && post.code !== DECLINED) {
     s.log(LOGERROR, `queue_post: ${post.msg.join(" ")}`);
@@ -230,7 +246,15 @@ async function receivedLine(s: SmtpSession): Promise<string> {
   const helo = (c.hello_host ?? "").replace(/[^\x21-\x7e]/g, "?");
   return `from ${c.remote_info} (HELO ${helo}) (${c.remote_ip})\n by ${s.me} (qpsmtpd/${VERSION}) with ${proto}${
     sslHeader ? ` ${sslHeader}` : ""
-  }; ${rfc2822Date(new Date(s.clock.now()))}`;
+  }; ${receivedDate(s.clock.now())}`;
+}
+
+/** The Received date for `now`, formatted once a second rather than once a message. */
+let dated = { second: NaN, text: "" };
+function receivedDate(now: number): string {
+  const second = Math.floor(now / 1000);
+  if (dated.second !== second) dated = { second, text: rfc2822Date(new Date(second * 1000)) };
+  return dated.text;
 }
 
 function authResults(s: SmtpSession, txn: SmtpTransaction, authservId: string): string {

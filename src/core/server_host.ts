@@ -10,6 +10,7 @@ import type { Resolver } from "../api/dns.ts";
 import type { Store } from "../api/store.ts";
 import type { TlsOptions } from "../api/tls.ts";
 import type { ConfigDir } from "../config/files.ts";
+import { countingResolver, countingStore, ServerMetrics } from "../metrics/server_metrics.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import type { Logger } from "./logger.ts";
 
@@ -36,6 +37,10 @@ export class ServerHost {
   stressed = false;
   /** Plugin calls awaited now, for naming them when the event loop stalls. */
   readonly running = new Set<{ readonly plugin: string; readonly hook: string; readonly since: number }>();
+  /** This process's counters (the metrics endpoint and `qpsmtpd status` read them). */
+  readonly metrics = new ServerMetrics();
+  /** When the plugins were last (re)loaded, epoch ms. */
+  loadedAt = 0;
   readonly #services: HostServices;
 
   constructor(configDir: ConfigDir, logger: Logger, services: HostServices) {
@@ -50,12 +55,15 @@ export class ServerHost {
   }
 
   get resolver(): Resolver {
-    return this.#services.dns(this.configDir, (level, message) => this.log(level, message, "dns"));
+    return countingResolver(this.#services.dns(this.configDir, (level, message) => this.log(level, message, "dns")), this.metrics);
   }
 
   store(dir?: string): Store {
     const where = dir ?? this.configDir.get("db_dir") ?? this.spoolDir();
-    return this.#services.store(where, () => this.clock.now(), this.configDir.get("store"), (level, m) => this.log(level, m, "", "store"));
+    return countingStore(
+      this.#services.store(where, () => this.clock.now(), this.configDir.get("store"), (level, m) => this.log(level, m, "", "store")),
+      this.metrics,
+    );
   }
 
   /** A TLS context (opaque to the engine; the runtime upgrades with it). */

@@ -16,7 +16,7 @@ import { VERSION } from "../api/version.ts";
 import { isForbiddenCommand, isVerb, splitCommand } from "../smtp/command.ts";
 import { InputBuffer } from "../smtp/input.ts";
 import { formatReply, splitLines } from "../smtp/reply.ts";
-import { type Clock, sleep } from "./clock.ts";
+import { type Clock, sleep, type Timer } from "./clock.ts";
 import { COMMANDS } from "./commands.ts";
 import { connectionControl, type Endpoints, SmtpConnection } from "./connection.ts";
 import { SessionCall } from "./hook_context.ts";
@@ -61,6 +61,29 @@ const HIGH_WATER = 256 * 1024;
 /** Output waiting for a client before its commands are no longer read. */
 const OUT_HIGH = 64 * 1024;
 
+/** `hook_<hook>`, the note key of a plugin's return code for a hook (made once per hook name). */
+const RETURN_KEYS = new Map<string, string>();
+function returnKey(hook: string): string {
+  let key = RETURN_KEYS.get(hook);
+  if (key === undefined) RETURN_KEYS.set(hook, key = `hook_${hook.replace(/\W/g, "_")}`);
+  return key;
+}
+
+/**
+ * The host's spool directory when no `spool_dir` is configured, asked again at most once a
+ * second (as the config files are looked at): it is wanted for every MAIL, and asking makes a
+ * system call.
+ */
+const spoolDirs = new WeakMap<ServerHost, { at: number; dir: string }>();
+function defaultSpoolDir(host: ServerHost): string {
+  const now = host.clock.now();
+  const hit = spoolDirs.get(host);
+  if (hit && now - hit.at < 1000 && now >= hit.at) return hit.dir;
+  const dir = host.spoolDir();
+  spoolDirs.set(host, { at: now, dir });
+  return dir;
+}
+
 /** Why a wait for the client's input ended. */
 export type Waited = "woken" | "timeout" | "eof";
 
@@ -75,7 +98,16 @@ export class Session implements SmtpSession, RunnerSession {
   readonly api: PublicSession;
   readonly #transport: Transport;
   #txn: SmtpTransaction | undefined;
-  #wake: (() => void) | undefined;
+  /** Ends the current wait: true when woken (input, end, drain, close), false at its deadline. */
+  #wake: ((woken: boolean) => void) | undefined;
+  /** The current wait's deadline (epoch ms on the session's clock). */
+  #deadline = Infinity;
+  /**
+   * One timer per session, not one per wait: armed for the earliest deadline still wanted and
+   * left running while later waits have later deadlines (it re-arms itself when it fires early).
+   */
+  #timer: Timer | undefined;
+  #timerAt = Infinity;
   #eof = false;
   #closed = false;
   #disconnected = false;
@@ -103,6 +135,8 @@ export class Session implements SmtpSession, RunnerSession {
   readonly gone: Promise<void>;
   #resolveGone!: () => void;
   #isGone = false;
+  /** Plugin calls waiting on a promise, told when the client goes (see `onGone`). */
+  readonly #goneWatchers = new Set<() => void>();
   /** The server was under stress during this session: its reads keep the short timeout. */
   #stressed = false;
   readonly #run: HookRun;
@@ -136,9 +170,20 @@ export class Session implements SmtpSession, RunnerSession {
   /** The client closed its side, or the socket failed. */
   end(): void {
     this.#eof = true;
-    this.#isGone = true;
-    this.#resolveGone();
+    if (!this.#isGone) {
+      this.#isGone = true;
+      this.#resolveGone();
+      const watchers = [...this.#goneWatchers];
+      this.#goneWatchers.clear();
+      for (const fn of watchers) fn();
+    }
     this.#wakeUp();
+  }
+
+  onGone(fn: () => void): () => void {
+    if (this.#isGone) return () => undefined;
+    this.#goneWatchers.add(fn);
+    return () => void this.#goneWatchers.delete(fn);
   }
 
   get connection(): SmtpConnection {
@@ -153,7 +198,29 @@ export class Session implements SmtpSession, RunnerSession {
   #wakeUp(): void {
     const w = this.#wake;
     this.#wake = undefined;
-    w?.();
+    w?.(true);
+  }
+
+  /** The session timer fired: ends a wait whose deadline has come, else waits on for it. */
+  readonly #onTimer = (): void => {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    if (this.#wake === undefined) return;
+    const now = this.clock.now();
+    if (now < this.#deadline) {
+      this.#arm(this.#deadline, now);
+      return;
+    }
+    const w = this.#wake;
+    this.#wake = undefined;
+    w(false);
+  };
+
+  #arm(deadline: number, now: number): void {
+    if (this.#timer !== undefined && this.#timerAt <= deadline) return;
+    this.#timer?.cancel();
+    this.#timerAt = deadline;
+    this.#timer = this.clock.after(deadline - now, this.#onTimer);
   }
 
   /**
@@ -272,9 +339,12 @@ export class Session implements SmtpSession, RunnerSession {
 
   /** Sleeps until input, end of input, drain or close wakes us (true), or `ms` passes (false). */
   #sleep(ms: number): Promise<boolean> {
-    const s = sleep(this.clock, ms);
-    this.#wake = s.wake;
-    return s.promise;
+    const now = this.clock.now();
+    this.#deadline = now + ms;
+    const woken = new Promise<boolean>((resolve) => (this.#wake = resolve));
+    // After #wake is set: a clock may call back at once for a wait of 0 ms.
+    this.#arm(this.#deadline, now);
+    return woken;
   }
 
   readLine(): Promise<string | undefined> {
@@ -322,7 +392,8 @@ export class Session implements SmtpSession, RunnerSession {
     try {
       await this.#connect();
       while (!this.#closed) {
-        if (!(await this.#throttle())) break;
+        // The check before the call: an await per command only when output really is backed up.
+        if (this.#out.length + this.#transport.backlog() >= OUT_HIGH && !(await this.#throttle())) break;
         const line = await this.nextLine(this.limits.lineLength);
         if (line === undefined) break;
         await this.#dispatch(line);
@@ -440,6 +511,8 @@ export class Session implements SmtpSession, RunnerSession {
     await this.runHooks("post-connection").catch(() => undefined);
     this.flush();
     this.#closed = true;
+    this.#timer?.cancel();
+    this.#timer = undefined;
     this.#transport.close();
     this.#resolveDone();
     this.onIdle?.();
@@ -474,6 +547,9 @@ export class Session implements SmtpSession, RunnerSession {
     }
     this.flush();
     this.#closed = true;
+    // Nothing can be written from here on, so the connection may close now, not after the last
+    // hooks: a client that closes first (as most do after 221) then meets an orderly close.
+    this.#transport.close();
     this.#wakeUp();
   }
 
@@ -488,7 +564,14 @@ export class Session implements SmtpSession, RunnerSession {
     this.flush();
     // Nothing the client sent in plaintext with or after STARTTLS may survive (CVE-2011-0411).
     this.input.clear();
-    const cipher = await this.#transport.startTls(context);
+    let cipher: string;
+    try {
+      cipher = await this.#transport.startTls(context);
+    } catch (e) {
+      this.host.metrics.tlsHandshakes.inc({ kind: "starttls", result: "failed" });
+      throw e;
+    }
+    this.host.metrics.tlsHandshakes.inc({ kind: "starttls", result: "ok" });
     this.input.clear();
     connectionControl.secured(this.connection, cipher);
     this.authAdvertised = false;
@@ -504,6 +587,8 @@ export class Session implements SmtpSession, RunnerSession {
       const u = this.#configHook("user_config", name, [address, name]);
       if (u) return u;
     }
+    // Most configurations have no config hook: straight to the files.
+    if (!this.registry.has("config")) return this.host.configDir.all(name);
     return this.#configHook("config", name, [name]) ?? this.host.configDir.all(name);
   }
 
@@ -542,7 +627,7 @@ export class Session implements SmtpSession, RunnerSession {
     const target = this.#txn ?? this.connection;
     let n = target.notes(plugin) as Record<string, unknown> | undefined;
     if (typeof n !== "object" || n === null) target.notes(plugin, n = Object.create(null) as Record<string, unknown>);
-    n[`hook_${hook.replace(/\W/g, "_")}`] = { return: code };
+    n[returnKey(hook)] = { return: code };
   }
 
   authenticated(): boolean {
@@ -554,7 +639,7 @@ export class Session implements SmtpSession, RunnerSession {
   }
 
   spoolDir(): string {
-    return this.config("spool_dir") ?? this.host.spoolDir();
+    return this.config("spool_dir") ?? defaultSpoolDir(this.host);
   }
 
   tempFile(): string {

@@ -25,12 +25,16 @@ export class Spool {
     this.#threshold = threshold;
   }
 
-  write(chunk: Uint8Array): void {
+  /**
+   * Stores `chunk`. With `owned` the caller hands the bytes over (it will not change them): they
+   * are kept as they are rather than copied.
+   */
+  write(chunk: Uint8Array, owned = false): void {
     if (chunk.length === 0) return;
     this.size += chunk.length;
     if (this.#fd === undefined && this.size > this.#threshold) this.#toFile();
     if (this.#fd !== undefined) writeAll(this.#fd, chunk);
-    else this.#chunks.push(Buffer.from(chunk));
+    else this.#chunks.push(owned && Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
   }
 
   #toFile(): void {

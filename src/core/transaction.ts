@@ -8,7 +8,7 @@ import type { Address } from "../api/address.ts";
 import type { MailOptions } from "../api/esmtp.ts";
 import type { Header } from "../api/header.ts";
 import { linesOf } from "../api/lines.ts";
-import { accessNote, notesStore, type NoteValue, type TransactionNotes } from "../api/notes.ts";
+import { notesStore, type NoteValue, type TransactionNotes } from "../api/notes.ts";
 import type { Transaction } from "../api/transaction.ts";
 import { Spool } from "./spool.ts";
 
@@ -21,12 +21,14 @@ export interface SpoolSettings {
 
 /** What only the engine may do with a transaction. */
 export interface TransactionControl {
-  /** Appends received message data (LF line ends). */
-  write(t: SmtpTransaction, data: Uint8Array): void;
+  /** Appends received message data (LF line ends); `owned`: the caller hands the bytes over (no copy). */
+  write(t: SmtpTransaction, data: Uint8Array, owned?: boolean): void;
   /** Marks where the body starts (after the original header block and its blank line). */
   setBodyStart(t: SmtpTransaction, offset: number): void;
   /** Records the MAIL parameters the core accepted. */
   setMailOptions(t: SmtpTransaction, options: MailOptions): void;
+  /** The message is in a spool file (past size_threshold): data written now is not kept in memory. */
+  onDisk(t: SmtpTransaction): boolean;
   /** Remembers a temp file to delete with the transaction. */
   addTempFile(t: SmtpTransaction, path: string): void;
   /** Frees the spool and the temp files. */
@@ -56,11 +58,14 @@ export class SmtpTransaction implements Transaction {
 
   static {
     control = {
-      write(t, data) {
-        t.#spoolOf().write(data);
+      write(t, data, owned) {
+        t.#spoolOf().write(data, owned);
       },
       setMailOptions(t, options) {
         t.#mailOptions = Object.freeze({ ...options });
+      },
+      onDisk(t) {
+        return t.#spool !== undefined && !t.#spool.inMemory;
       },
       setBodyStart(t, offset) {
         t.#bodyStart = offset;
@@ -109,7 +114,9 @@ export class SmtpTransaction implements Transaction {
   }
 
   notes<K extends string>(key: K, ...value: [NoteValue<TransactionNotes, K> | undefined] | []): NoteValue<TransactionNotes, K> | undefined {
-    return accessNote(this.#notes, key, value) as NoteValue<TransactionNotes, K> | undefined;
+    // accessNote's rule, inline: the hot path then makes no array for `value`.
+    if (value.length > 0) this.#notes[key] = value[0];
+    return this.#notes[key] as NoteValue<TransactionNotes, K> | undefined;
   }
 
   data_size(): number {

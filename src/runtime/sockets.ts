@@ -183,6 +183,8 @@ export class AcceptedConnection {
 /** What a session writes to: output, back-pressure, STARTTLS and close. */
 export class SocketTransport {
   #sock: net.Socket;
+  /** close() was called: the second call (a session closes as it disconnects, and as it ends) does nothing. */
+  #closing = false;
   readonly #onData: (d: Buffer) => void;
   readonly #onEnd: () => void;
 
@@ -234,9 +236,16 @@ export class SocketTransport {
   }
 
   close(): void {
+    if (this.#closing) return;
+    this.#closing = true;
     const s = this.#sock;
     s.end();
-    setTimeout(() => s.destroy(), 2000).unref?.();
+    if (s.destroyed) return;
+    // A client that never closes its side is cut after 2 s. The timer goes as soon as the socket
+    // closes: while it runs it holds the socket, and through its listeners the whole session.
+    const t = setTimeout(() => s.destroy(), 2000);
+    t.unref?.();
+    s.once("close", () => clearTimeout(t));
   }
 
   pause(): void {

@@ -24,6 +24,7 @@ import { Backoff } from "./backoff.ts";
 import { LoadBoard } from "./load.ts";
 import { type Down, type Up, WORKER_ENV, type WorkerConfig } from "./messages.ts";
 import { BATCH_MS, Outbox } from "./outbox.ts";
+import type { ProcessView } from "./observe.ts";
 import { clashes, listeningNow } from "./ports.ts";
 
 export interface PrimaryOptions {
@@ -75,6 +76,9 @@ export class Primary {
   #announced = false;
   #stopping = false;
   #flushScheduled = false;
+  #observeId = 0;
+  /** Observations waiting for the workers' views. */
+  readonly #pending = new Map<number, { views: ProcessView[]; left: number; done: (v: ProcessView[]) => void }>();
   /** node:cluster's fork, loaded when the primary starts. */
   #forkFn: ((env: Record<string, string>) => Worker) | undefined;
 
@@ -174,6 +178,16 @@ export class Primary {
       case "fatal":
         slot.fatal = m.message;
         break;
+      case "view": {
+        const p = this.#pending.get(m.id);
+        if (!p) break;
+        p.views.push(m.view);
+        if (--p.left === 0) {
+          this.#pending.delete(m.id);
+          p.done(p.views);
+        }
+        break;
+      }
       case "ready": {
         if (this.#stopping) {
           slot.out?.post({ t: "stop", signal: "SIGTERM" }, true);
@@ -282,6 +296,22 @@ export class Primary {
     const to = this.#slots.find((s) => s.ready && s.out);
     if (to) to.out!.post({ t: "log", level, message }, true);
     else this.#o.host.log(level, message, "server", "primary");
+  }
+
+  /** Every serving worker's view (metrics, status); a worker that does not answer within a second is left out. */
+  gather(): Promise<ProcessView[]> {
+    const ready = this.#slots.filter((s) => s.ready && s.out);
+    if (ready.length === 0) return Promise.resolve([]);
+    const id = ++this.#observeId;
+    return new Promise((resolve) => {
+      const p = { views: [] as ProcessView[], left: ready.length, done: resolve };
+      this.#pending.set(id, p);
+      for (const s of ready) s.out!.post({ t: "observe", id }, true);
+      const t = setTimeout(() => {
+        if (this.#pending.delete(id)) resolve(p.views);
+      }, 1000);
+      (t as { unref?: () => void }).unref?.();
+    });
   }
 
   /** Worker pids by slot (for the log and tests). */

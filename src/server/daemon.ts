@@ -18,6 +18,7 @@ export async function firstGeneration(host: ServerHost, loadPlugins: LoadPlugins
   const stale = cleanStaleSpool(host.spoolDir());
   if (stale) host.log(LOGNOTICE, `removed ${stale} spool file(s) left by a process that is gone`, "server");
   const registry = await loadPlugins(host, 0);
+  host.loadedAt = host.clock.now();
   connectLogging(registry);
   return registry;
 }
@@ -62,6 +63,7 @@ export class Reloader {
       host.configDir.invalidate();
       const next = await this.#load(host, ++this.#generation);
       this.#server.registry = next;
+      host.loadedAt = host.clock.now();
       connectLogging(next);
       this.#loaded(next);
       host.log(LOGNOTICE, `reloaded: ${next.plugins.length} plugins`, "server");

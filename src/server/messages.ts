@@ -7,6 +7,7 @@ import type { ListenSpec } from "../config/settings.ts";
 import type { BoundAddress } from "../runtime/sockets.ts";
 import type { GateDown, GateUp } from "./admission.ts";
 import type { LoadDown, LoadUp } from "./load.ts";
+import type { ProcessView } from "./observe.ts";
 
 /** The environment variable that carries a worker's WorkerConfig (JSON). */
 export const WORKER_ENV = "QPSMTPD_WORKER";
@@ -35,7 +36,9 @@ export type Up =
   /** Listening, privileges dropped: waiting for hello to serve. */
   | { readonly t: "ready"; readonly bound: readonly BoundAddress[] }
   /** Cannot start (plugins, listeners, privileges); the worker exits next. */
-  | { readonly t: "fatal"; readonly message: string };
+  | { readonly t: "fatal"; readonly message: string }
+  /** The answer to observe `id`. */
+  | { readonly t: "view"; readonly id: number; readonly view: ProcessView };
 
 export type Down =
   | GateDown
@@ -47,4 +50,6 @@ export type Down =
   /** SIGHUP: reload config and plugins for new connections. */
   | { readonly t: "reload" }
   /** SIGTERM: stop accepting, drain, exit. */
-  | { readonly t: "stop"; readonly signal: string };
+  | { readonly t: "stop"; readonly signal: string }
+  /** Metrics and status: send your ProcessView, tagged `id`. */
+  | { readonly t: "observe"; readonly id: number };

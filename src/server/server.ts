@@ -205,13 +205,18 @@ export class SmtpServer {
     };
     // Before anything else: the limits, the pre-connection hooks and the session see the real client.
     let via: { remote_ip: string; remote_port: number } | undefined;
+    const metrics = registry.host.metrics;
     if (spec.proxy) {
       const got = await this.#readProxyHeader(c, spec.proxy, endpoints);
-      if (!got) return;
+      if (!got) {
+        metrics.refused.inc({ reason: "proxy" });
+        return;
+      }
       ({ endpoints, via } = got);
     }
     const remote = endpoints.remote_ip;
     if (this.#stopping) {
+      metrics.refused.inc({ reason: "shutdown" });
       this.#refuse(c, REPLIES.shuttingDown(registry.host.me));
       return;
     }
@@ -219,6 +224,7 @@ export class SmtpServer {
     const admitted = this.#gate.admit(remote);
     const verdict = admitted instanceof Promise ? await admitted : admitted;
     if (!verdict.ok) {
+      metrics.refused.inc({ reason: verdict.limit === "total" ? "limit" : "per_ip" });
       if (verdict.limit === "total") {
         this.#log(LOGNOTICE, `too many connections (${verdict.count}), refusing ${remote}`);
         this.#refuse(c, REPLIES.tooManyConnections);
@@ -238,6 +244,7 @@ export class SmtpServer {
           child_addrs: peers ? own.concat(peers.addrs()) : own,
         });
         if (refusal) {
+          metrics.refused.inc({ reason: "pre_connection" });
           c.refuse(refusal);
           return;
         }
@@ -253,6 +260,7 @@ export class SmtpServer {
           this.#log(LOGINFO, `TLS handshake with ${remote} failed: ${e.message}`);
           return undefined;
         });
+        metrics.tlsHandshakes.inc({ kind: "implicit", result: cipher === undefined ? "failed" : "ok" });
         if (cipher === undefined) return;
       }
       // The socket's events come after this statement, so the closures see the session.
@@ -265,11 +273,14 @@ export class SmtpServer {
       });
       if (via) session.connection.notes("proxy", via);
       this.sessions.add(session);
+      metrics.connections.inc();
+      metrics.connectionsOpen.inc();
       peers?.session(remote, 1);
       this.#updateStress();
       try {
         await session.run();
       } finally {
+        metrics.connectionsOpen.dec();
         this.sessions.delete(session);
         peers?.session(remote, -1);
         this.#updateStress();
@@ -277,6 +288,15 @@ export class SmtpServer {
     } finally {
       this.#gate.release(remote);
     }
+  }
+
+  /** The open sessions, each with its client and where it is (for `qpsmtpd status`). */
+  observe(): Array<{ readonly ip: string; readonly state: string }> {
+    return [...this.sessions].map((s) => {
+      const c = s.connection;
+      const state = s.closed ? "closing" : !c.hello ? "greeting" : s.hasTransaction() && s.transaction.sender() ? "transaction" : "idle";
+      return { ip: c.remote_ip, state };
+    });
   }
 
   /** Stops accepting; lets open transactions finish for `graceMs`, then ends the rest with 421. */

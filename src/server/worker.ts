@@ -12,6 +12,7 @@ import { WorkerGate } from "./admission.ts";
 import { catchStrayErrors, firstGeneration, type LoadPlugins, Reloader } from "./daemon.ts";
 import { PeerAddrs } from "./load.ts";
 import type { Down, Up, WorkerConfig } from "./messages.ts";
+import { viewOf } from "./observe.ts";
 import { Outbox } from "./outbox.ts";
 import { dropPrivileges } from "./privileges.ts";
 import { SmtpServer } from "./server.ts";
@@ -77,6 +78,9 @@ export async function runWorker(cfg: WorkerConfig, deps: WorkerDeps): Promise<vo
         break;
       case "stop":
         stop(m.signal);
+        break;
+      case "observe":
+        if (live.host && live.server) out.post({ t: "view", id: m.id, view: viewOf(live.host, live.server) }, true);
         break;
       case "hello":
         gate.hello(m.locked);

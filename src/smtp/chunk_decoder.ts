@@ -32,19 +32,46 @@ export class ChunkDecoder {
   /** Decodes one piece of a chunk (pieces of consecutive chunks may be fed in any split). */
   feed(chunk: Uint8Array): Uint8Array {
     if (this.#raw) return chunk;
-    const out = Buffer.allocUnsafe(chunk.length + 1);
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const n = buf.length;
+    const out = Buffer.allocUnsafe(n + 1);
     let o = 0;
-    for (let i = 0; i < chunk.length; i++) {
-      const c = chunk[i]!;
+    // The next CR, LF and NUL (-1: none left), each searched for again only once passed, so a
+    // chunk costs time linear in its size whatever its line ends.
+    let crAt = buf.indexOf(CR, 0);
+    let lfAt = buf.indexOf(LF, 0);
+    let nulAt = this.nul ? -1 : buf.indexOf(0, 0);
+    let i = 0;
+    while (i < n) {
+      if (!this.#cr) {
+        // Fast path: ordinary bytes up to the next CR or LF go over in one copy.
+        if (crAt >= 0 && crAt < i) crAt = buf.indexOf(CR, i);
+        if (lfAt >= 0 && lfAt < i) lfAt = buf.indexOf(LF, i);
+        let stop = crAt >= 0 ? crAt : n;
+        if (lfAt >= 0 && lfAt < stop) stop = lfAt;
+        if (stop > i) {
+          if (nulAt >= 0 && nulAt < i) nulAt = buf.indexOf(0, i);
+          if (nulAt >= 0 && nulAt < stop) {
+            this.nul = true;
+            nulAt = -1;
+          }
+          o += buf.copy(out, o, i, stop);
+          this.#lineEmpty = false;
+          i = stop;
+          continue;
+        }
+      }
+      const c = buf[i]!;
       if (this.#cr) {
         this.#cr = false;
         if (c === LF) {
           out[o++] = LF;
           if (this.#binary && this.#lineEmpty) {
             this.#raw = true;
-            return Buffer.concat([out.subarray(0, o), chunk.subarray(i + 1)]);
+            return Buffer.concat([out.subarray(0, o), buf.subarray(i + 1)]);
           }
           this.#lineEmpty = true;
+          i++;
           continue;
         }
         this.bareNewline = true;
@@ -62,6 +89,7 @@ export class ChunkDecoder {
         out[o++] = c;
         this.#lineEmpty = false;
       }
+      i++;
     }
     return out.subarray(0, o);
   }

@@ -46,9 +46,14 @@ export class DataDecoder {
     return this.size > this.maxSize;
   }
 
-  feed(chunk: Buffer): DecodeResult {
+  /**
+   * Decodes `chunk`. The content is written into `into` when given (at least `chunk.length + 2`
+   * bytes: a caller that does not keep the content may use one buffer for every chunk), else
+   * into a new buffer.
+   */
+  feed(chunk: Buffer, into?: Buffer): DecodeResult {
     // Output never exceeds input plus one held-back CR.
-    const out = Buffer.allocUnsafe(chunk.length + 2);
+    const out = into !== undefined && into.length >= chunk.length + 2 ? into : Buffer.allocUnsafe(chunk.length + 2);
     let o = 0;
     let i = 0;
     const n = chunk.length;
@@ -56,6 +61,9 @@ export class DataDecoder {
     const emit = (b: number): void => {
       out[o++] = b;
     };
+    // Where the next CR is (-1: none left in this chunk), looked for again only once passed:
+    // searching from every line start would make a chunk of bare-LF lines cost its size squared.
+    let crAt = chunk.indexOf(CR, 0);
     while (i < n) {
       const c = chunk[i]!;
       switch (state) {
@@ -96,8 +104,8 @@ export class DataDecoder {
           // Fast path: copy up to the next CR or LF in one go.
           const lf = chunk.indexOf(LF, i);
           const limit = lf < 0 ? n : lf;
-          const cr = chunk.indexOf(CR, i);
-          const stop = cr >= 0 && cr < limit ? cr : limit;
+          if (crAt >= 0 && crAt < i) crAt = chunk.indexOf(CR, i);
+          const stop = crAt >= 0 && crAt < limit ? crAt : limit;
           if (stop > i) {
             o += chunk.copy(out, o, i, stop);
             i = stop;

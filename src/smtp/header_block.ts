@@ -16,7 +16,8 @@ const LF = 10;
 const FIELD = /^[!-9;-~]+:/;
 
 export class HeaderBlock {
-  #buf: Buffer = Buffer.allocUnsafe(4096);
+  // Below the size Buffer.allocUnsafe takes from its shared pool; it grows for a larger header.
+  #buf: Buffer = Buffer.allocUnsafe(2048);
   #len = 0;
   /** Start of the first line not yet judged. */
   #line = 0;

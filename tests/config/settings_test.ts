@@ -115,3 +115,17 @@ describe("workers in smtpd.yaml", () => {
     }
   });
 });
+
+describe("metrics_listen and control_socket in smtpd.yaml", () => {
+  test("read as given; a metrics address without a port, or a control socket that is not a string, names its line", () => {
+    expect(readSettingsFile(yaml('metrics_listen: "127.0.0.1:9125"\ncontrol_socket: /run/q/c.sock\n'))).toEqual({
+      metricsListen: "127.0.0.1:9125",
+      controlSocket: "/run/q/c.sock",
+    });
+    expect(readSettingsFile(yaml('metrics_listen: "[::1]:9125"\n')).metricsListen).toBe("[::1]:9125");
+    for (const bad of ['metrics_listen: "127.0.0.1"', "metrics_listen: 9125", "control_socket: 5"]) {
+      const f = yaml(`port: 25\n${bad}\n`);
+      expect(() => readSettingsFile(f)).toThrow(`${f}:2: bad value for ${bad.split(":")[0]}`);
+    }
+  });
+});

@@ -1,0 +1,107 @@
+/**
+ * What one serving process counts: its connections, transactions and messages, plugin call
+ * times and errors, DNS lookups, store operations and TLS handshakes (Prometheus names), and
+ * the messages accepted in the last minute and hour for `qpsmtpd status`. The resolver and the
+ * store are counted by wrapping them, so neither knows about metrics.
+ * @module
+ */
+import type { Resolver } from "../api/dns.ts";
+import type { Store } from "../api/store.ts";
+import { Metrics } from "./metrics.ts";
+import { EventWindow } from "./window.ts";
+
+export class ServerMetrics {
+  readonly registry = new Metrics();
+  readonly connectionsOpen = this.registry.gauge("qpsmtpd_connections_open", "Sessions open now");
+  readonly connections = this.registry.counter("qpsmtpd_connections_total", "Connections that became sessions");
+  readonly refused = this.registry.counter(
+    "qpsmtpd_connections_refused_total",
+    "Connections refused before a session, by reason (limit, per_ip, pre_connection, shutdown, proxy, tls)",
+  );
+  readonly transactions = this.registry.counter("qpsmtpd_transactions_total", "Transactions begun (a MAIL accepted)");
+  readonly messages = this.registry.counter(
+    "qpsmtpd_messages_total",
+    "Messages answered after their data, by reply class (2xx, 4xx, 5xx) and the plugin that decided",
+  );
+  readonly receivedBytes = this.registry.counter("qpsmtpd_received_bytes_total", "Message bytes received by DATA and BDAT");
+  readonly pluginCalls = this.registry.histogram("qpsmtpd_plugin_call_seconds", "Time of each plugin call, by hook and plugin");
+  readonly pluginErrors = this.registry.counter(
+    "qpsmtpd_plugin_errors_total",
+    "Plugin calls that threw, returned nonsense or ran past their time limit, by plugin and kind",
+  );
+  readonly dnsLookups = this.registry.counter("qpsmtpd_dns_lookups_total", "DNS lookups, by record type");
+  readonly dnsFailures = this.registry.counter("qpsmtpd_dns_failures_total", "DNS lookups that failed, by record type and error");
+  readonly storeOps = this.registry.counter("qpsmtpd_store_operations_total", "Store operations, by operation");
+  readonly storeErrors = this.registry.counter("qpsmtpd_store_errors_total", "Store operations that failed, by operation");
+  readonly tlsHandshakes = this.registry.counter("qpsmtpd_tls_handshakes_total", "TLS handshakes, by kind (starttls, implicit) and result");
+  /** Messages accepted (2xx after the data), for the last minute and hour. */
+  readonly accepted = new EventWindow();
+  /** Plugin errors by plugin, for `qpsmtpd status`. */
+  readonly errorsByPlugin = new Map<string, number>();
+
+  readonly #calls = new Map<string, { observe(value: number): void }>();
+
+  /** A plugin call ended: its time, and whether it failed (`kind`: threw, invalid, timeout). */
+  pluginCall(hook: string, plugin: string, seconds: number, failed?: string): void {
+    const key = `${hook}\u0000${plugin}`;
+    let c = this.#calls.get(key);
+    if (!c) this.#calls.set(key, c = this.pluginCalls.child({ hook, plugin }));
+    c.observe(seconds);
+    if (failed) this.pluginError(plugin, failed);
+  }
+
+  /** A plugin call failed (`kind`: threw, invalid, timeout). */
+  pluginError(plugin: string, kind: string): void {
+    this.pluginErrors.inc({ plugin, kind });
+    this.errorsByPlugin.set(plugin, (this.errorsByPlugin.get(plugin) ?? 0) + 1);
+  }
+
+  /** A message was answered after its data with `code`, decided by `plugin` ("" for the core). */
+  message(code: number, plugin: string, now: number): void {
+    this.messages.inc({ class: `${Math.floor(code / 100)}xx`, plugin: plugin || "core" });
+    if (code >= 200 && code < 300) this.accepted.add(now);
+  }
+}
+
+const counted = new WeakMap<object, object>();
+
+/** The resolver, counting each lookup and each failure (by the DnsError code). */
+export function countingResolver(r: Resolver, m: ServerMetrics): Resolver {
+  return wrap(r, (method, p) => {
+    const type = method.startsWith("resolve_") ? method.slice(8).toUpperCase() : method;
+    m.dnsLookups.inc({ type });
+    return p.catch((e: unknown) => {
+      m.dnsFailures.inc({ type, error: String((e as { code?: string })?.code ?? "error") });
+      throw e;
+    });
+  });
+}
+
+/** The store, counting each operation and each failure. */
+export function countingStore(s: Store, m: ServerMetrics): Store {
+  return wrap(s, (op, p) => {
+    m.storeOps.inc({ op });
+    return p.catch((e: unknown) => {
+      m.storeErrors.inc({ op });
+      throw e;
+    });
+  });
+}
+
+/** The same object, with every method that returns a promise passed through `watch`. */
+function wrap<T extends object>(target: T, watch: (method: string, p: Promise<unknown>) => Promise<unknown>): T {
+  const had = counted.get(target);
+  if (had) return had as T;
+  const proxy = new Proxy(target, {
+    get(t, key, receiver) {
+      const v = Reflect.get(t, key, receiver) as unknown;
+      if (typeof v !== "function" || typeof key !== "string") return v;
+      return (...args: unknown[]) => {
+        const r = (v as (...a: unknown[]) => unknown).apply(t, args);
+        return r instanceof Promise ? watch(key, r) : r;
+      };
+    },
+  });
+  counted.set(target, proxy);
+  return proxy;
+}
