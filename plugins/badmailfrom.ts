@@ -8,7 +8,11 @@
  * Skips relay clients and whitelisted senders, the null sender and `<postmaster>`.
  * Replies: `550 <reason>` (default "Your envelope sender is in my badmailfrom list"); karma -1.
  */
-import { DECLINED, type Hooks, LOGINFO, matchesAddress, parseEntry } from "qpsmtpd";
+import { DECLINED, type Hooks, LOGINFO, matchesAddress, parseEntry, parsePluginArgs, type Register } from "qpsmtpd";
+
+export const register: Register = function (_server, ...words) {
+  parsePluginArgs("badmailfrom", words, { values: ["reject", "reject_type"] });
+};
 
 export const hook_mail: Hooks["mail"] = function (_txn, sender) {
   if (this.is_immune()) return DECLINED;

@@ -4,11 +4,17 @@
  * Hooks: rcpt.
  * Config files: `badrcptto`: `user@host`, `@host`, or a regular expression (matched without
  * regard to case), optionally followed by a reason.
+ * Arguments: none but `loglevel` (any other word stops start-up).
  * Skips relay clients and whitelisted senders.
  * Replies: `550 mail to <entry> not accepted here` (with `(#5.1.1)` when the line gives no
  * reason); karma -2.
  */
-import { DECLINED, DENY, type Hooks, LOGINFO, matchesAddress, parseEntry } from "qpsmtpd";
+import { DECLINED, DENY, type Hooks, LOGINFO, matchesAddress, parseEntry, parsePluginArgs, type Register } from "qpsmtpd";
+
+// No arguments but the engine's `timeout` and `loglevel`.
+export const register: Register = function (_server, ...words) {
+  parsePluginArgs("badrcptto", words, {});
+};
 
 export const hook_rcpt: Hooks["rcpt"] = function (_txn, rcpt) {
   if (this.is_immune()) return DECLINED;

@@ -14,7 +14,22 @@
  * Notes: connection `dnsbl` (the text, when listed). Relay clients are not checked.
  * A lookup that fails or times out is logged and counts as not listed.
  */
-import { DECLINED, DENY, type HookContext, type Hooks, LOGINFO, LOGWARN, type Result, reverseIp } from "qpsmtpd";
+import {
+  DECLINED,
+  DENY,
+  type HookContext,
+  type Hooks,
+  LOGINFO,
+  LOGWARN,
+  parsePluginArgs,
+  type Register,
+  type Result,
+  reverseIp,
+} from "qpsmtpd";
+
+export const register: Register = function (_server, ...words) {
+  parsePluginArgs("dnsbl", words, { values: ["reject", "reject_type"] });
+};
 
 declare module "qpsmtpd" {
   interface ConnectionNotes {
@@ -79,19 +94,27 @@ async function verdict(p: HookContext): Promise<string | undefined> {
   return text;
 }
 
-export const hook_mail: Hooks["mail"] = async function (): Promise<Result> {
-  if ((await verdict(this)) && this.options["reject"] === "naughty") this.get_reject(this.connection.notes("dnsbl"));
-  return DECLINED;
+export const hook_mail: Hooks["mail"] = function (): Result | Promise<Result> {
+  // No lookup under way (no zones, or its verdict already taken): answer now, not through a promise.
+  if (!lookups.has(this.connection)) return DECLINED;
+  return verdict(this).then((hit) => {
+    if (hit && this.options["reject"] === "naughty") this.get_reject(this.connection.notes("dnsbl"));
+    return DECLINED;
+  });
 };
 
-export const hook_rcpt: Hooks["rcpt"] = async function () {
+export const hook_rcpt: Hooks["rcpt"] = function (): Result | Promise<Result> {
   const rbl = process.env["RBLSMTPD"];
   if (rbl) return [DENY, [...this.qp.config_all("dnsbl_rejectmsg"), rbl.replace(/%IP%/g, this.connection.remote_ip)].join(" ")];
-  await verdict(this);
-  const listed = this.connection.notes("dnsbl");
-  if (!listed || this.options["reject"] === "naughty" || this.connection.relay_client()) return DECLINED;
-  return this.get_reject(listed);
+  if (!lookups.has(this.connection)) return rcptVerdict(this);
+  return verdict(this).then(() => rcptVerdict(this));
 };
+
+function rcptVerdict(p: HookContext): Result {
+  const listed = p.connection.notes("dnsbl");
+  if (!listed || p.options["reject"] === "naughty" || p.connection.relay_client()) return DECLINED;
+  return p.get_reject(listed);
+}
 
 export const hook_disconnect: Hooks["disconnect"] = function () {
   lookups.delete(this.connection);

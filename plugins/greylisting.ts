@@ -8,7 +8,13 @@
  * Arguments (qpsmtpd's names and defaults): `remote_ip 1`, `sender 0`, `recipient 0`,
  * `black_timeout 3000` (50 min), `grey_timeout 12000` (3 h 20 min), `white_timeout 3110400`
  * (36 days), `deny_late 0`, `reject 1` (`reject 0` only logs and notes), `db_dir DIR`,
- * `loglevel`, `store_failure open|closed` (default open).
+ * `loglevel`, `store_failure open|closed` (default open), `mode denysoft|testonly|off` (qpsmtpd's
+ * older switch: testonly is `reject 0`, off turns the plugin off), `p0f KEY,VALUE,...` (greylist
+ * only clients whose ident/p0f fingerprint matches one pair: `genre`, `detail` and `link` as
+ * case-insensitive expressions, `distance` above VALUE hops, `uptime` below VALUE minutes; a client
+ * p0f has not identified yet is not greylisted). qpsmtpd's `redis`, `nfslock`, `upgrade`,
+ * `per_recipient` and `per_recipient_db` are accepted with a warning: the `store` config file
+ * names a shared Redis here, and there are no DBM files to lock or upgrade.
  * Config files: `denysoft_greylist` (the reply text), `db_dir`, `store` (the shared store).
  * Exempt: relay clients, whitelisted hosts, senders and recipients.
  * Notes: transaction `greylist` (`new`, `early`, `white`, `pass`; `error` when the store failed).
@@ -30,6 +36,7 @@ import {
   type Hooks,
   LOGINFO,
   LOGWARN,
+  parsePluginArgs,
   type PluginContext,
   type Register,
   type Result,
@@ -86,7 +93,42 @@ async function verdict(p: HookContext, txn: Transaction, rcpt?: Address): Promis
 }
 
 function exempt(p: HookContext, txn: Transaction): boolean {
-  return p.is_immune() || !!txn.notes("whitelistrcpt");
+  return p.is_immune() || !!txn.notes("whitelistrcpt") || (p.options["p0f"] !== undefined && !p0fMatches(p));
+}
+
+/** qpsmtpd's p0f filter: any one KEY,VALUE pair matching the client's fingerprint. */
+function p0fMatches(p: HookContext): boolean {
+  const seen = p.connection.notes("p0f") as Record<string, unknown> | undefined;
+  if (!seen || typeof seen !== "object") return false;
+  const pairs = p.options["p0f"]!.split(",");
+  for (let i = 0; i + 1 < pairs.length; i += 2) {
+    const [key, want] = [pairs[i]!, pairs[i + 1]!];
+    const got = seen[key];
+    if (got === undefined || got === null) continue;
+    if (key === "distance" && Number(got) > Number(want)) return true;
+    if (key === "uptime" && Number(got) < Number(want)) return true;
+    if ((key === "genre" || key === "detail" || key === "link") && expression(want)?.test(String(got))) return true;
+  }
+  return false;
+}
+
+const expressions = new Map<string, RegExp | undefined>();
+function expression(source: string): RegExp | undefined {
+  if (!expressions.has(source)) {
+    let re: RegExp | undefined;
+    try {
+      re = new RegExp(source, "i");
+    } catch {
+      re = undefined;
+    }
+    expressions.set(source, re);
+  }
+  return expressions.get(source);
+}
+
+/** `mode testonly` is qpsmtpd's older `reject 0`. */
+function rejects(p: HookContext): boolean {
+  return p.options["reject"] !== "0" && p.options["mode"] !== "testonly";
 }
 
 /** At most one warning each 10 s per plugin instance: an outage must not flood the log. */
@@ -99,7 +141,7 @@ function warnThrottled(p: PluginContext, message: string): void {
 }
 
 async function decide(p: HookContext, txn: Transaction, rcpt?: Address): Promise<Result> {
-  if (exempt(p, txn)) return DECLINED;
+  if (p.options["mode"] === "off" || exempt(p, txn)) return DECLINED;
   let v: Awaited<ReturnType<typeof verdict>>;
   try {
     v = await verdict(p, txn, rcpt);
@@ -107,12 +149,12 @@ async function decide(p: HookContext, txn: Transaction, rcpt?: Address): Promise
     txn.notes("greylist", "error");
     const closed = p.options["store_failure"] === "closed";
     warnThrottled(p, `store failed (${(e as Error).message}): ${closed ? "deferring" : "letting mail through ungreylisted"}`);
-    return closed && p.options["reject"] !== "0" ? [DENYSOFT, "Greylisting is unavailable, try again later"] : DECLINED;
+    return closed && rejects(p) ? [DENYSOFT, "Greylisting is unavailable, try again later"] : DECLINED;
   }
   txn.notes("greylist", v);
   p.log(LOGINFO, v);
   if (v === "white" || v === "pass") return DECLINED;
-  if (p.options["reject"] === "0") return DECLINED;
+  if (!rejects(p)) return DECLINED;
   if (p.options["deny_late"] === "1") {
     txn.notes("greylist_deferred", true);
     return DECLINED;
@@ -134,7 +176,34 @@ export const hook_data: Hooks["data"] = function (txn) {
 };
 
 /** Opens the store at load, so a shared one is connected before the first client comes. */
-export const register: Register = function () {
+export const register: Register = function (_server, ...words) {
+  const ignored = ["redis", "nfslock", "upgrade", "per_recipient", "per_recipient_db"] as const;
+  const a = parsePluginArgs("greylisting", words, {
+    values: [
+      "remote_ip",
+      "sender",
+      "recipient",
+      "black_timeout",
+      "grey_timeout",
+      "white_timeout",
+      "deny_late",
+      "reject",
+      "db_dir",
+      "store_failure",
+      "mode",
+      "p0f",
+      ...ignored,
+    ],
+  });
+  const mode = a.values.mode;
+  if (mode !== undefined && !["denysoft", "testonly", "off"].includes(mode)) {
+    throw new Error(`greylisting: mode is denysoft, testonly or off, not "${mode}"`);
+  }
+  for (const key of ignored) {
+    if (a.values[key] === undefined) continue;
+    const why = key === "redis" ? "name the Redis in the store config file (redis://HOST:PORT/DB)" : "there are no DBM files here";
+    this.log(LOGWARN, `${key} has no effect here: ${why}`);
+  }
   try {
     this.store();
   } catch (e) {

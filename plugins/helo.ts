@@ -22,7 +22,25 @@
  * Replies: the reason with the chosen code; karma -1.
  */
 import { isIP } from "node:net";
-import { DECLINED, DENY_DISCONNECT, type HookContext, type Hooks, LOGINFO, type Result, sameNet24, type Transaction } from "qpsmtpd";
+import {
+  DECLINED,
+  DENY_DISCONNECT,
+  type HookContext,
+  type Hooks,
+  LOGINFO,
+  parsePluginArgs,
+  type Register,
+  type Result,
+  sameNet24,
+  type Transaction,
+} from "qpsmtpd";
+
+export const register: Register = function (_server, ...words) {
+  const { policy } = parsePluginArgs("helo", words, { values: ["policy", "reject", "reject_type"] }).values;
+  if (policy !== undefined && !["lenient", "rfc", "strict"].includes(policy)) {
+    throw new Error(`helo: policy is lenient, rfc or strict, not "${policy}"`);
+  }
+};
 
 declare module "qpsmtpd" {
   interface ConnectionNotes {
@@ -39,6 +57,22 @@ function isLocal(ip: string): boolean {
   return ip === "::1" || ip.startsWith("127.");
 }
 
+/** badhelo expressions compiled once each (undefined: not a valid expression, never matches). */
+const expressions = new Map<string, RegExp | undefined>();
+
+function compiled(source: string): RegExp | undefined {
+  if (expressions.has(source)) return expressions.get(source);
+  let re: RegExp | undefined;
+  try {
+    re = new RegExp(source);
+  } catch {
+    re = undefined;
+  }
+  if (expressions.size >= 1000) expressions.clear(); // the file changed many times: start again
+  expressions.set(source, re);
+  return re;
+}
+
 function badhelo(p: HookContext, host: string): string | undefined {
   const h = host.toLowerCase();
   for (const bad of p.qp.config_all("badhelo")) {
@@ -47,22 +81,18 @@ function badhelo(p: HookContext, host: string): string | undefined {
       continue;
     }
     const negate = bad.startsWith("!");
-    let hit: boolean;
-    try {
-      hit = new RegExp(negate ? bad.slice(1) : bad).test(h);
-    } catch {
-      continue;
-    }
-    if (hit !== negate) return "Your HELO hostname is not allowed";
+    const re = compiled(negate ? bad.slice(1) : bad);
+    if (re === undefined) continue;
+    if (re.test(h) !== negate) return "Your HELO hostname is not allowed";
   }
   return undefined;
 }
 
 const lastTwo = (name: string): string => name.toLowerCase().replace(/\.$/, "").split(".").slice(-2).join(".");
 
-async function problem(p: HookContext, host: string): Promise<string | undefined> {
-  const c = p.connection;
-  const ip = c.remote_ip;
+/** Why `host` is refused, if it is: at once for the lenient tests, through DNS for the others. */
+function problem(p: HookContext, host: string): string | undefined | Promise<string | undefined> {
+  const ip = p.connection.remote_ip;
   const policy = p.options["policy"] ?? "lenient";
   const bad = badhelo(p, host);
   if (bad) return bad;
@@ -74,6 +104,15 @@ async function problem(p: HookContext, host: string): Promise<string | undefined
   if (!literal) {
     if (!host.includes(".")) return "HELO name is not fully qualified. Read RFC 2821";
     if (/[^a-zA-Z0-9.-]/.test(host)) return "HELO name contains invalid FQDN characters. Read RFC 1035";
+  }
+  return dnsProblem(p, host, policy, literal !== null);
+}
+
+/** The rfc and strict tests, which ask DNS. */
+async function dnsProblem(p: HookContext, host: string, policy: string, literal: boolean): Promise<string | undefined> {
+  const c = p.connection;
+  const ip = c.remote_ip;
+  if (!literal) {
     let addrs: string[];
     try {
       addrs = (await Promise.all([p.dns.resolve_a(host), p.dns.resolve_aaaa(host)])).flat();
@@ -101,35 +140,46 @@ async function problem(p: HookContext, host: string): Promise<string | undefined
 
 const background = new WeakMap<object, Promise<string | undefined>>();
 
-async function check(this: HookContext, _txn: Transaction, host: string): Promise<Result> {
+function check(this: HookContext, _txn: Transaction, host: string): Result | Promise<Result> {
   if (!host) {
     this.adjust_karma(-2);
     return DECLINED;
   }
   if (this.is_immune()) return DECLINED;
-  const verdict = problem(this, host).then((why) => {
+  const report = (why: string | undefined): string | undefined => {
     if (why) {
       this.adjust_karma(-1);
       this.log(LOGINFO, `fail, ${host}: ${why}`);
     } else this.log(LOGINFO, "pass");
     return why;
-  });
+  };
+  const answer = (why: string | undefined): Result => (why ? this.get_reject(why, `${host}: ${why}`, DENY_DISCONNECT) : DECLINED);
+  const found = problem(this, host);
+  if (!(found instanceof Promise)) {
+    // Decided without DNS: no promise, and nothing for data_post to wait for.
+    const why = report(found);
+    return this.options["reject"] === "0" ? DECLINED : answer(why);
+  }
+  const verdict = found.then(report);
   if (this.options["reject"] === "0") {
     // Nothing to refuse: let the greeting go now and record the verdict when it comes.
     background.set(this.connection, verdict);
     return DECLINED;
   }
-  const why = await verdict;
-  return why ? this.get_reject(why, `${host}: ${why}`, DENY_DISCONNECT) : DECLINED;
+  return verdict.then(answer);
 }
 
 export const hook_helo: Hooks["helo"] = check;
 export const hook_ehlo: Hooks["ehlo"] = check;
 
-export const hook_data_post: Hooks["data_post"] = async function (txn) {
-  await background.get(this.connection);
+export const hook_data_post: Hooks["data_post"] = function (txn) {
+  const pending = background.get(this.connection);
+  return pending ? pending.then(() => xHelo(this, txn)) : xHelo(this, txn);
+};
+
+function xHelo(p: HookContext, txn: Transaction): Result {
   const h = txn.header();
   h?.delete("X-HELO");
-  h?.add("X-HELO", this.connection.hello_host ?? "", 0);
+  h?.add("X-HELO", p.connection.hello_host ?? "", 0);
   return DECLINED;
-};
+}

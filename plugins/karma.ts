@@ -10,7 +10,7 @@
  * Config files: `karma_tlds`: lines of `tld score` (`info -3`, `de 1`).
  * Arguments: `negative 1`, `penalty_days 1`, `reject connect|naughty|0` (default connect:
  * refuse at once; naughty defers to the naughty plugin; 0 only notes), `reject_type` (default
- * temp), `db_dir DIR`, `loglevel`.
+ * temp), `db_dir DIR`, `loglevel`; qpsmtpd's `strikes` is accepted with a warning (no effect).
  * Notes: connection `karma` (this connection's score), `karma_history` (nice minus naughty).
  * Relay clients are never refused. Replies: `450 You were naughty. You cannot connect for N more
  * days.`.
@@ -21,7 +21,18 @@
  * time limit) a connection is let in without history and its score is not recorded; a warning
  * is logged (at most one each 10 s). `check()` reports a store that does not answer.
  */
-import { type Check, DECLINED, DENYSOFT, type HookContext, type Hooks, LOGINFO, LOGWARN, type PluginContext, type Register } from "qpsmtpd";
+import {
+  type Check,
+  DECLINED,
+  DENYSOFT,
+  type HookContext,
+  type Hooks,
+  LOGINFO,
+  LOGWARN,
+  parsePluginArgs,
+  type PluginContext,
+  type Register,
+} from "qpsmtpd";
 
 declare module "qpsmtpd" {
   interface ConnectionNotes {
@@ -128,7 +139,9 @@ export const hook_disconnect: Hooks["disconnect"] = async function () {
 };
 
 /** Opens the store at load, so a shared one is connected before the first client comes. */
-export const register: Register = function () {
+export const register: Register = function (_server, ...words) {
+  const a = parsePluginArgs("karma", words, { values: ["negative", "penalty_days", "reject", "reject_type", "db_dir", "strikes"] });
+  if (a.values.strikes !== undefined) this.log(LOGWARN, "strikes has no effect here: a score at or below -negative is naughty");
   try {
     this.store();
   } catch (e) {

@@ -63,6 +63,7 @@ import {
   LOGERROR,
   LOGINFO,
   LOGWARN,
+  parsePluginArgs,
   type PluginContext,
   type Result,
 } from "qpsmtpd";
@@ -156,8 +157,8 @@ function ruleFor(rules: readonly Rule[], what: What, per: Per, value: string, ip
   return mine.find((r) => r.match !== undefined && matches(r, value, ip)) ?? mine.find((r) => r.match === undefined);
 }
 
-export const init: Init<Data> = function (server) {
-  const o = this.options;
+export const init: Init<Data> = function (server, ...words) {
+  const o = parsePluginArgs("limit", words, { values: ["store_failure", "concurrency_ttl", "ipv6_prefix", "db_dir"] }).values;
   if (o["store_failure"] !== undefined && !["open", "closed"].includes(o["store_failure"])) {
     throw new Error(`limit: store_failure is open or closed, not "${o["store_failure"]}"`);
   }

@@ -3,19 +3,20 @@
  * qmail-smtpd does.
  *
  * Hooks: data_post.
- * Arguments: the most hops allowed (default 100).
+ * Arguments: the most hops allowed (default 100); anything but a number stops start-up.
  * Replies: `550 Too many hops. This message is looping. (#5.4.6)`.
  */
-import { DECLINED, DENY, type Hooks, type Init, LOGWARN } from "qpsmtpd";
+import { DECLINED, DENY, type Hooks, type Init, parsePluginArgs } from "qpsmtpd";
 
 interface Data {
   /** The most hops allowed. */
   max: number;
 }
 
-export const init: Init<Data> = function (_server, max) {
-  if (max !== undefined && !/^\d+$/.test(max)) this.log(LOGWARN, `invalid max hops "${max}"; using 100`);
-  this.data.max = max && /^\d+$/.test(max) ? Number(max) : 100;
+export const init: Init<Data> = function (_server, ...words) {
+  const [max] = parsePluginArgs("loop", words, { positional: [0, 1], usage: "MAX_HOPS" }).positional;
+  if (max !== undefined && !/^\d+$/.test(max)) throw new Error(`loop: the most hops allowed is a number, not "${max}"`);
+  this.data.max = max === undefined ? 100 : Number(max);
 };
 
 export const hook_data_post: Hooks<Data>["data_post"] = function (txn) {

@@ -2,7 +2,7 @@
  * rcpt_ok: accepts recipients in the domains we receive mail for (qmail's rcpthosts rules).
  * It must be the last rcpt plugin.
  *
- * Hooks: rcpt.
+ * Hooks: rcpt. Arguments: none but `loglevel` (any other word stops start-up).
  * Config files: `rcpthosts` (a domain, or `.example.org` for every subdomain), `morercpthosts`
  * (more domains, a flat file here), `me`. Domains compare in their ASCII (a-label) form, so an IDN
  * recipient sent with SMTPUTF8 (`bücher.example`) matches `xn--bcher-kva.example` and the reverse.
@@ -11,7 +11,12 @@
  * and its local part has no routing characters (`%`, `!`, `@`); OK for a bare `<postmaster>`;
  * otherwise `550 Relaying denied (#5.7.1)`.
  */
-import { asciiDomain, DECLINED, DENY, type Hooks, LOGINFO, OK } from "qpsmtpd";
+import { asciiDomain, DECLINED, DENY, type Hooks, LOGINFO, OK, parsePluginArgs, type Register } from "qpsmtpd";
+
+// No arguments but the engine's `timeout` and `loglevel`.
+export const register: Register = function (_server, ...words) {
+  parsePluginArgs("rcpt_ok", words, {});
+};
 
 export const hook_rcpt: Hooks["rcpt"] = function (_txn, rcpt) {
   if (this.connection.relay_client()) return OK;

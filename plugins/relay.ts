@@ -11,7 +11,11 @@
  * Arguments: `only 1` rejects every recipient from a client that may not relay (550).
  * Sets: `connection.relay_client(true)`.
  */
-import { DECLINED, DENY, type Hooks, LOGINFO, matchesClientEntry } from "qpsmtpd";
+import { DECLINED, DENY, type Hooks, LOGINFO, matchesClientEntry, parsePluginArgs, type Register } from "qpsmtpd";
+
+export const register: Register = function (_server, ...words) {
+  parsePluginArgs("relay", words, { values: ["only"] });
+};
 
 export const hook_connect: Hooks["connect"] = function () {
   const ip = this.connection.remote_ip;

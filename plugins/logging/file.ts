@@ -37,7 +37,10 @@ export const init: Init<Data> = function (_server, ...args) {
     } else if (a === "tsformat") s.tsformat = args[++i] ?? s.tsformat;
     else if (a === "nosplit") s.nosplit = true;
     else if (a === "reopen") s.truncate = true;
-    else s.path = a;
+    else if (parseLogLevel(a) !== undefined && !a.includes("/")) {
+      throw new Error(`logging/file: "${a}" is a level, not a file: write loglevel ${a}`);
+    } else if (!s.path) s.path = a;
+    else throw new Error(`logging/file: unknown argument "${a}" (arguments: [loglevel L] [reopen] [nosplit] [tsformat FORMAT] PATH)`);
   }
   if (!s.path) throw new Error("logging/file needs a file name");
   for (const fd of files.values()) fs.closeSync(fd); // SIGHUP reload: reopen everything
@@ -55,15 +58,28 @@ function fdFor(path: string, truncate: boolean): number {
   return fd;
 }
 
+/** Time stamps by format, made once a second rather than once a line (the formats have no finer field). */
+const stamps = new Map<string, { second: number; text: string }>();
+
+function stamp(format: string, now: number): string {
+  const second = Math.floor(now / 1000);
+  let s = stamps.get(format);
+  if (s === undefined || s.second !== second) stamps.set(format, s = { second, text: strftime(format, new Date(now)) });
+  return s.text;
+}
+
+const PID = String(process.pid);
+
 export const hook_logging: Hooks<Data>["logging"] = function (_txn, level, hook, plugin, message, conn) {
   const s = this.data;
   if (level > s.level) return DECLINED;
-  const now = new Date();
-  const path = strftime(s.path, now, conn);
+  const now = Date.now();
+  const perConnection = s.path.includes("%i");
+  const path = perConnection ? strftime(s.path, new Date(now), conn) : s.path.includes("%") ? stamp(s.path, now) : s.path;
   const text = s.nosplit ? message.replace(/\n/g, " | ") : message;
-  const where = `${hook ? `(${hook}) ` : ""}${plugin ? `${plugin}: ` : ""}`;
-  const lines = text.split("\n").map((l) => `${strftime(s.tsformat, now)} ${process.pid}${conn ? ` ${conn}` : ""} ${where}${l}\n`).join("");
-  if (s.path.includes("%i")) fs.appendFileSync(path, lines);
+  const head = `${stamp(s.tsformat, now)} ${PID}${conn ? ` ${conn}` : ""} ${hook ? `(${hook}) ` : ""}${plugin ? `${plugin}: ` : ""}`;
+  const lines = text.includes("\n") ? text.split("\n").map((l) => `${head}${l}\n`).join("") : `${head}${text}\n`;
+  if (perConnection) fs.appendFileSync(path, lines);
   else fs.writeSync(fdFor(path, s.truncate), lines);
   if (files.size > 64) {
     for (const [p, fd] of files) if (p !== path) (fs.closeSync(fd), files.delete(p));

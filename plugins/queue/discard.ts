@@ -5,9 +5,10 @@
  * Hooks: queue. No config, no arguments.
  * Replies: `250 Queued (discarded)`.
  */
-import { type Hooks, type Init, LOGINFO, LOGWARN, OK } from "qpsmtpd";
+import { type Hooks, type Init, LOGINFO, LOGWARN, OK, parsePluginArgs } from "qpsmtpd";
 
-export const register: Init = function () {
+export const register: Init = function (_server, ...words) {
+  parsePluginArgs("queue/discard", words, {});
   this.log(LOGWARN, "queue/discard is loaded: every accepted message will be THROWN AWAY");
 };
 

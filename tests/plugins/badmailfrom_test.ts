@@ -1,6 +1,7 @@
 /** badmailfrom: exact addresses, @host, patterns, reject 0/naughty and reject_type. */
 import { describe, expect, test } from "bun:test";
 import { ehloMailFrom as mailFrom, greeted as session } from "../helpers/sessions.ts";
+import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 describe("badmailfrom", () => {
   const config = {
@@ -41,5 +42,12 @@ describe("badmailfrom reject arguments", () => {
   test("badmailfrom reject_type temp", async () => {
     expect((await mailFrom({ plugins: ["badmailfrom reject_type temp"], config: { badmailfrom: "@bad.example" } }, "<x@bad.example>")).code)
       .toBe(450);
+  });
+});
+
+describe("badmailfrom arguments", () => {
+  test("a word it does not know stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("badmailfrom reject_typo 1", "reject_typo");
+    await expectUnknownArgument("badmailfrom naughty", "naughty");
   });
 });

@@ -4,6 +4,7 @@ import { OK } from "qpsmtpd";
 import { TestSession, type TestSessionOptions } from "../../src/testing/harness.ts";
 import { TestDnsServer } from "../helpers/dns_server.ts";
 import { withDnsServer } from "../helpers/sessions.ts";
+import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 let dns: TestDnsServer;
 beforeAll(async () => {
@@ -104,5 +105,11 @@ describe("dnsbl reject arguments", () => {
     await t.command("EHLO c");
     await t.command("MAIL FROM:<a@example.net>");
     expect((await t.command("RCPT TO:<b@example.org>")).code).toBe(450);
+  });
+});
+
+describe("dnsbl arguments", () => {
+  test("a word it does not know stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("dnsbl reject_type disconnect zones", "zones");
   });
 });

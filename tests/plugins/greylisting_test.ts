@@ -16,6 +16,7 @@ import { TestSession } from "../../src/testing/harness.ts";
 import { testRegistry } from "../../src/testing/registry.ts";
 import { deadPort } from "../helpers/daemon.ts";
 import { type RedisServer, startRedis } from "../helpers/redis.ts";
+import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 const dbDir = (): string => mkdtempSync(join(tmpdir(), "qpdb-"));
 let clock = new FakeClock();
@@ -36,6 +37,28 @@ describe("greylisting", () => {
     const rcpt = mail === 250 ? (await t.command(`RCPT TO:${to}`)).code : 0;
     return { mail, rcpt, t };
   }
+
+  test("mode testonly only notes, mode off does nothing; p0f greylists only matching clients", async () => {
+    const testonly = await attempt(`db_dir ${dbDir()} mode testonly`);
+    expect(testonly.mail).toBe(250);
+    expect(testonly.t.transaction.notes("greylist")).toBe("new");
+    const off = await attempt(`db_dir ${dbDir()} mode off`);
+    expect(off.mail).toBe(250);
+    expect(off.t.transaction.notes("greylist")).toBeUndefined();
+    await expect(TestSession.start({ plugins: ["greylisting mode sometimes"] })).rejects.toThrow(
+      'greylisting: mode is denysoft, testonly or off, not "sometimes"',
+    );
+    const seen = async (p0f: Record<string, unknown> | undefined, ip: string): Promise<number> => {
+      const t = await TestSession.start({ clock, plugins: [`greylisting db_dir ${dbDir()} p0f genre,windows,distance,10`], remoteIp: ip });
+      if (p0f) t.connection.notes("p0f", p0f as never);
+      await t.command("EHLO c");
+      return (await t.command("MAIL FROM:<a@example.net>")).code;
+    };
+    expect(await seen({ genre: "Windows 10", distance: 3 }, "192.0.2.20")).toBe(450);
+    expect(await seen({ genre: "Linux 5.x", distance: 12 }, "192.0.2.21")).toBe(450);
+    expect(await seen({ genre: "Linux 5.x", distance: 3 }, "192.0.2.22")).toBe(250);
+    expect(await seen(undefined, "192.0.2.23")).toBe(250);
+  });
 
   test("by address: first try deferred, too-early retry deferred, later retry passes and is remembered", async () => {
     const args = `db_dir ${dbDir()} black_timeout 1`;
@@ -226,5 +249,11 @@ describe("greylisting on a real Redis", () => {
       ),
     ]);
     expect(await pluginChecks(await testRegistry({ plugins: ["greylisting"], config: { store: url() } }))).toEqual([]);
+  });
+});
+
+describe("greylisting arguments", () => {
+  test("a word it does not know stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("greylisting grey_timout 600", "grey_timout");
   });
 });

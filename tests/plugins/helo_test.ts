@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { TestSession, type TestSessionOptions } from "../../src/testing/harness.ts";
 import { TestDnsServer } from "../helpers/dns_server.ts";
 import { withDnsServer } from "../helpers/sessions.ts";
+import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 let dns: TestDnsServer;
 beforeAll(async () => {
@@ -68,5 +69,11 @@ describe("helo reject arguments", () => {
   test("helo reject_type temp", async () => {
     const t = await TestSession.start(withDns({ plugins: ["helo reject_type temp"], remoteIp: "192.0.2.1" }));
     expect((await t.command("EHLO localhost")).code).toBe(450);
+  });
+});
+
+describe("helo arguments", () => {
+  test("a word it does not know stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("helo policy rfc stricter 1", "stricter");
   });
 });

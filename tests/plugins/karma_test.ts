@@ -13,6 +13,7 @@ import { closeStores } from "../../src/store/choose.ts";
 import { TestSession } from "../../src/testing/harness.ts";
 import { testRegistry } from "../../src/testing/registry.ts";
 import { type RedisServer, startRedis } from "../helpers/redis.ts";
+import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 const dbDir = (): string => mkdtempSync(join(tmpdir(), "qpdb-"));
 
@@ -157,4 +158,10 @@ describe("karma on a real Redis", () => {
       await redis.restart();
     }
   }, 30_000);
+});
+
+describe("karma arguments", () => {
+  test("a word it does not know stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("karma negative 2 penalty 3", "penalty");
+  });
 });

@@ -15,6 +15,7 @@ import { TestSession } from "../../src/testing/harness.ts";
 import { testRegistry } from "../../src/testing/registry.ts";
 import { deadPort } from "../helpers/daemon.ts";
 import { type RedisServer, startRedis } from "../helpers/redis.ts";
+import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 const dbDir = (): string => mkdtempSync(join(tmpdir(), "qpdb-"));
 let clock = new FakeClock();
@@ -253,5 +254,11 @@ describe("limit on a real Redis", () => {
     expect(await pluginChecks(good)).toEqual([]);
     const empty = await testRegistry({ plugins: ["limit"], config: { store: store() } });
     expect(await pluginChecks(empty)).toEqual(["limit: the limit file is empty or missing: nothing is limited"]);
+  });
+});
+
+describe("limit arguments", () => {
+  test("a word it does not know stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("limit store_falure closed", "store_falure");
   });
 });

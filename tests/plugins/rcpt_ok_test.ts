@@ -4,6 +4,7 @@ import { LOGDEBUG, LOGINFO } from "qpsmtpd";
 import { TestSession } from "../../src/testing/harness.ts";
 import { isLocal } from "../../plugins/rcpt_ok.ts";
 import { relayConfig as config, relayPlugins as plugins, relayRcpt as rcpt } from "../helpers/relay.ts";
+import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 const REFUSED = [
   "<victim@evil.test>",
@@ -118,5 +119,11 @@ describe("plugin loglevel argument", () => {
     }
     expect(seen).toEqual([[2, "loglevel 2"], [LOGDEBUG, "loglevel +1"], [4, "loglevel -2"]]);
     expect(LOGINFO + 1).toBe(LOGDEBUG);
+  });
+});
+
+describe("rcpt_ok arguments", () => {
+  test("a word it does not know stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("rcpt_ok me", "me");
   });
 });

@@ -2,6 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { TestSession } from "../../src/testing/harness.ts";
 import { relayConfig as config, relayRcpt as rcpt } from "../helpers/relay.ts";
+import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 describe("relay clients", () => {
   for (
@@ -39,5 +40,11 @@ describe("relay clients", () => {
     } finally {
       delete process.env["RELAYCLIENT"];
     }
+  });
+});
+
+describe("relay arguments", () => {
+  test("a word it does not know stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("relay only 1 always", "always");
   });
 });

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { TestSession, type TestSessionOptions } from "../../src/testing/harness.ts";
 import { TestDnsServer } from "../helpers/dns_server.ts";
 import { ehloMailFrom, withDnsServer } from "../helpers/sessions.ts";
+import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 let dns: TestDnsServer;
 beforeAll(async () => {
@@ -33,5 +34,11 @@ describe("rhsbl reject arguments", () => {
     expect((await mailFrom({ plugins: ["rhsbl reject 0"], config: { rhsbl_zones: "rhs.example" } }, "<x@spammy.example>")).code).toBe(250);
     const r = await mailFrom({ plugins: ["rhsbl"], config: { rhsbl_zones: "rhs.example is a known spam source" } }, "<x@spammy.example>");
     expect(r.text).toBe("Mail from spammy.example rejected because it is a known spam source");
+  });
+});
+
+describe("rhsbl arguments", () => {
+  test("a word it does not know stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("rhsbl dbl.example", "dbl.example");
   });
 });

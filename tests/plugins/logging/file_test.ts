@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TestSession } from "../../../src/testing/harness.ts";
 import { logged } from "../../helpers/sessions.ts";
+import { expectUnknownArgument } from "../../helpers/plugin_args.ts";
 
 describe("logging/file", () => {
   test("writes lines at or below the level, with time stamp, pid and connection", async () => {
@@ -48,5 +49,14 @@ describe("logging/file arguments", () => {
     const text = readFileSync(join(dir, "logs", "qp.log"), "utf8");
     expect(text).not.toContain("old content");
     expect(text).toMatch(/^\[\d{10}\] \d+ test hello\n$/);
+  });
+});
+
+describe("logging/file arguments", () => {
+  test("a second path is refused, and a level where the path goes is named as a level", async () => {
+    await expectUnknownArgument("logging/file /tmp/a.log /tmp/b.log", "/tmp/b.log");
+    await expect(TestSession.start({ plugins: ["logging/file LOGDEBUG"] })).rejects.toThrow(
+      'logging/file: "LOGDEBUG" is a level, not a file: write loglevel LOGDEBUG',
+    );
   });
 });

@@ -3,6 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { LOGINFO, LOGWARN, OK } from "qpsmtpd";
 import { TestSession } from "../../../src/testing/harness.ts";
 import { captureStderr } from "../../helpers/sessions.ts";
+import { expectUnknownArgument } from "../../helpers/plugin_args.ts";
 
 describe("queue/discard", () => {
   test("every message is answered 250 Queued (discarded), and the drop is logged", async () => {
@@ -41,4 +42,10 @@ describe("queue/discard", () => {
     expect(warned().length).toBe(1);
     expect(warned()[0]!.message).toMatch(/^[1-9]\d*000 messages DISCARDED so far$/);
   }, 30000);
+});
+
+describe("queue/discard arguments", () => {
+  test("a word it does not know stops the load, naming the line and the word", async () => {
+    await expectUnknownArgument("queue/discard now", "now");
+  });
 });
