@@ -7,7 +7,7 @@
  *
  * Environment: BENCH_SCALE (1) scales message and connection counts; BENCH_BINARY measures
  * another build; BENCH_ONLY=group,... runs some groups only (bench, workers, sample, maildir,
- * chunking, idle, startup, auth, scanners); BENCH_RESULTS=path also writes the output there
+ * chunking, idle, startup, auth, scanners, store); BENCH_RESULTS=path also writes the output there
  * (bench/run.sh sets bench/RESULTS.md for a full run at scale 1).
  * @module
  */
@@ -391,6 +391,67 @@ async function scannersGroup(): Promise<void> {
   await exited;
 }
 
+/**
+ * Shared state (issue 14): the benchmark set with greylisting (reject 0: the store work without
+ * the deferral), karma and limit (generous limits: the counting without a refusal), on the
+ * embedded SQLite store and on a private redis-server. Our own CPU only: Redis's is its own.
+ */
+async function storeGroup(): Promise<void> {
+  const { startRedis } = await import("../tests/helpers/redis.ts");
+  const redis = await startRedis();
+  stops.push(() => redis.stop());
+  const [, keep, bold] = mainProfiles();
+  const limits = ["concurrency ip 1000", "connections ip 10000000/1m", "messages ip 10000000/1h", "recipients ip 100000000/1h"];
+  const stateful = [
+    "relay",
+    "karma",
+    "rhsbl",
+    "dnsbl",
+    "helo",
+    "badmailfrom",
+    "badrcptto",
+    "loop",
+    "limit",
+    "greylisting reject 0",
+    "rcpt_ok",
+  ];
+  const setups: Array<[string, string]> = [
+    ["benchmark set alone", benchConfig("store-none", [...BENCH_SET, "queue/discard"])],
+    [
+      "+ greylisting karma limit, SQLite",
+      benchConfig("store-sqlite", [...stateful, "queue/discard"], { limit: limits.join("\n"), db_dir: join(work, "db") }),
+    ],
+    [
+      "+ greylisting karma limit, Redis",
+      benchConfig("store-redis", [...stateful, "queue/discard"], { limit: limits.join("\n"), store: redis.url }),
+    ],
+  ];
+  say();
+  say("== shared state (issue 14): greylisting (reject 0), karma and limit on SQLite and on a private redis-server; our CPU only");
+  say(
+    `${"setup".padEnd(36)} ${"bold: msgs/s".padStart(13)} ${"ms/msg".padStart(7)}   ${"-d: msgs/s".padStart(11)} ${"ms/msg".padStart(7)}`,
+  );
+  const cpu = new Map<string, [number, number]>();
+  for (const [label, config] of setups) {
+    const [b, k] = await withOurs(config, ["-c", "1000", "-m", "1000", ...workerArgs(1)], `store-${label}`, async (server) => {
+      return [await measure(server, bold!), await measure(server, keep!)] as const;
+    });
+    cpu.set(label, [b.cpu, k.cpu]);
+    say(
+      `${label.padEnd(36)} ${b.rate.toFixed(0).padStart(13)} ${b.cpu.toFixed(2).padStart(7)}   ${k.rate.toFixed(0).padStart(11)} ${
+        k.cpu.toFixed(2).padStart(7)
+      }`,
+    );
+  }
+  const [none, sqlite, onRedis] = setups.map(([l]) => cpu.get(l)!);
+  const d = (a: number, b: number): string => `${a - b >= 0 ? "+" : ""}${(a - b).toFixed(2)}`;
+  say(
+    `the three plugins on Redis cost ${d(onRedis![0], none![0])} ms/msg (bold), ${
+      d(onRedis![1], none![1])
+    } (-d) (target < 0.2); Redis vs SQLite ${d(onRedis![0], sqlite![0])} (bold), ${d(onRedis![1], sqlite![1])} (-d)`,
+  );
+}
+
 /** The mail-authentication profile (issue 11): its own script, which prints its own table. */
 async function authGroup(): Promise<void> {
   say();
@@ -437,6 +498,7 @@ async function main(): Promise<void> {
   if (wanted("startup")) await startupGroup();
   if (wanted("auth")) await authGroup();
   if (wanted("scanners")) await scannersGroup();
+  if (wanted("store")) await storeGroup();
   say();
   say(`done in ${((performance.now() - t0) / 1000).toFixed(0)} s; load average now ${loadAverage()}`);
 }
