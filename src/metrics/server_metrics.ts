@@ -39,13 +39,15 @@ export class ServerMetrics {
   /** Plugin errors by plugin, for `qpsmtpd status`. */
   readonly errorsByPlugin = new Map<string, number>();
 
-  readonly #calls = new Map<string, { observe(value: number): void }>();
+  /** Each hook's and plugin's series, looked up by two maps: no key string is built per call. */
+  readonly #calls = new Map<string, Map<string, { observe(value: number): void }>>();
 
   /** A plugin call ended: its time, and whether it failed (`kind`: threw, invalid, timeout). */
   pluginCall(hook: string, plugin: string, seconds: number, failed?: string): void {
-    const key = `${hook}\u0000${plugin}`;
-    let c = this.#calls.get(key);
-    if (!c) this.#calls.set(key, c = this.pluginCalls.child({ hook, plugin }));
+    let byPlugin = this.#calls.get(hook);
+    if (!byPlugin) this.#calls.set(hook, byPlugin = new Map());
+    let c = byPlugin.get(plugin);
+    if (!c) byPlugin.set(plugin, c = this.pluginCalls.child({ hook, plugin }));
     c.observe(seconds);
     if (failed) this.pluginError(plugin, failed);
   }
