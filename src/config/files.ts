@@ -83,7 +83,11 @@ export class ConfigDir {
   /** Forgets every cached answer (SIGHUP), so the next read looks at the files. */
   invalidate(): void {
     this.#memo.clear();
+    this.generation++;
   }
+
+  /** Counts the invalidations, so what is derived from the files can tell it is stale. */
+  generation = 0;
 
   #lookup(name: string): { lines: ConfigLine[]; values: string[] } {
     const o = this.overrides.get(name);

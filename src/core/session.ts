@@ -84,10 +84,28 @@ function defaultSpoolDir(host: ServerHost): string {
   return dir;
 }
 
+/**
+ * The limits from the config files, read again at most once a second and shared by the
+ * sessions that start meanwhile (they are frozen): sixteen config lookups and an object per
+ * connection otherwise. A bad value is reported by the session that reads it.
+ */
+const limitsByHost = new WeakMap<ServerHost, { at: number; generation: number; limits: Limits }>();
+function sharedLimits(host: ServerHost, report: (message: string) => void): Limits {
+  const config = host.configDir;
+  // Overridden values (tests, `--config` tricks) change at will: read them each time.
+  if (config.overrides.size > 0) return readLimits(config, report);
+  const now = host.clock.now();
+  const hit = limitsByHost.get(host);
+  if (hit && hit.generation === config.generation && now - hit.at < 1000 && now >= hit.at) return hit.limits;
+  const limits = Object.freeze(readLimits(config, report));
+  limitsByHost.set(host, { at: now, generation: config.generation, limits });
+  return limits;
+}
+
 /** Why a wait for the client's input ended. */
 export type Waited = "woken" | "timeout" | "eof";
 
-export class Session implements SmtpSession, RunnerSession {
+export class Session implements SmtpSession, RunnerSession, HookRun {
   readonly registry: Registry;
   readonly host: ServerHost;
   readonly clock: Clock;
@@ -116,7 +134,7 @@ export class Session implements SmtpSession, RunnerSession {
   #errors = 0;
   #lastCode = 0;
   /** Config names whose config hooks are running: a hook that reads config gets the files. */
-  readonly #inConfigHook = new Set<string>();
+  #inConfigHook: Set<string> | undefined;
   /** Set by SIGTERM handling: finish the current transaction, then say goodbye. */
   #draining = false;
   /** Replies carry enhanced status codes (RFC 2034): on after an EHLO, which advertises them. */
@@ -128,18 +146,16 @@ export class Session implements SmtpSession, RunnerSession {
   commandCounter = 0;
   /** Called whenever the session blocks waiting for the client (the test harness uses it). */
   onIdle: (() => void) | undefined;
-  /** Resolves when the session has ended. */
-  readonly done: Promise<void>;
-  #resolveDone!: () => void;
-  /** Resolves when the client has gone (closed its side, or the socket failed). */
-  readonly gone: Promise<void>;
-  #resolveGone!: () => void;
+  #done: Promise<void> | undefined;
+  #resolveDone: (() => void) | undefined;
+  #ended = false;
+  #gone: Promise<void> | undefined;
+  #resolveGone: (() => void) | undefined;
   #isGone = false;
   /** Plugin calls waiting on a promise, told when the client goes (see `onGone`). */
-  readonly #goneWatchers = new Set<() => void>();
+  #goneWatchers: Set<() => void> | undefined;
   /** The server was under stress during this session: its reads keep the short timeout. */
   #stressed = false;
-  readonly #run: HookRun;
 
   constructor(opts: SessionOptions) {
     this.registry = opts.registry;
@@ -147,11 +163,25 @@ export class Session implements SmtpSession, RunnerSession {
     this.clock = this.host.clock;
     this.#transport = opts.transport;
     this.#connection = new SmtpConnection(opts.endpoints, opts.id ?? randomBytes(4).toString("hex"), opts.tlsCipher);
-    this.limits = readLimits(this.host.configDir, (m) => this.log(LOGERROR, m));
+    this.limits = sharedLimits(this.host, (m) => this.log(LOGERROR, m));
     this.api = new PluginSession(this);
-    this.#run = { registry: this.registry, session: this, log: (l, m, h, p) => this.log(l, m, h, p) };
-    this.done = new Promise((r) => (this.#resolveDone = r));
-    this.gone = new Promise((r) => (this.#resolveGone = r));
+  }
+
+  // The promises are made when first asked for: most sessions end without anyone asking.
+
+  /** Resolves when the session has ended. */
+  get done(): Promise<void> {
+    return this.#done ??= this.#ended ? Promise.resolve() : new Promise((r) => (this.#resolveDone = r));
+  }
+
+  /** Resolves when the client has gone (closed its side, or the socket failed). */
+  get gone(): Promise<void> {
+    return this.#gone ??= this.#isGone ? Promise.resolve() : new Promise((r) => (this.#resolveGone = r));
+  }
+
+  /** The session runs its own hooks (HookRun): no object and closure for that per session. */
+  get session(): this {
+    return this;
   }
 
   // ---- input ----------------------------------------------------------------------------
@@ -172,9 +202,9 @@ export class Session implements SmtpSession, RunnerSession {
     this.#eof = true;
     if (!this.#isGone) {
       this.#isGone = true;
-      this.#resolveGone();
-      const watchers = [...this.#goneWatchers];
-      this.#goneWatchers.clear();
+      this.#resolveGone?.();
+      const watchers = this.#goneWatchers ? [...this.#goneWatchers] : [];
+      this.#goneWatchers = undefined;
       for (const fn of watchers) fn();
     }
     this.#wakeUp();
@@ -182,8 +212,9 @@ export class Session implements SmtpSession, RunnerSession {
 
   onGone(fn: () => void): () => void {
     if (this.#isGone) return () => undefined;
-    this.#goneWatchers.add(fn);
-    return () => void this.#goneWatchers.delete(fn);
+    const watchers = this.#goneWatchers ??= new Set();
+    watchers.add(fn);
+    return () => void watchers.delete(fn);
   }
 
   get connection(): SmtpConnection {
@@ -514,7 +545,8 @@ export class Session implements SmtpSession, RunnerSession {
     this.#timer?.cancel();
     this.#timer = undefined;
     this.#transport.close();
-    this.#resolveDone();
+    this.#ended = true;
+    this.#resolveDone?.();
     this.onIdle?.();
   }
 
@@ -598,8 +630,8 @@ export class Session implements SmtpSession, RunnerSession {
    */
   #configHook<H extends "config" | "user_config">(hook: H, name: string, args: HookArgs[H]): string[] | undefined {
     const chain = this.registry.chain(hook);
-    if (chain.length === 0 || this.#inConfigHook.has(name)) return undefined;
-    this.#inConfigHook.add(name);
+    if (chain.length === 0 || this.#inConfigHook?.has(name)) return undefined;
+    (this.#inConfigHook ??= new Set()).add(name);
     try {
       for (const e of chain) {
         try {
@@ -611,7 +643,7 @@ export class Session implements SmtpSession, RunnerSession {
       }
       return undefined;
     } finally {
-      this.#inConfigHook.delete(name);
+      this.#inConfigHook?.delete(name);
     }
   }
 
@@ -620,7 +652,7 @@ export class Session implements SmtpSession, RunnerSession {
   }
 
   runHooks<H extends HookName>(hook: H, ...args: HookArgs[H]): Promise<Outcome> {
-    return runHooks(this.#run, hook, this.transaction, args);
+    return runHooks(this, hook, this.transaction, args);
   }
 
   recordReturn(plugin: string, hook: HookName, code: number): void {
