@@ -45,6 +45,18 @@ const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 export const LATENCY_BUCKETS: readonly number[] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 function keyOf(labels: Labels): string {
+  // Most counts have no label or one (they run per connection, command or chunk): no sort for those.
+  let first: string | undefined;
+  let more = false;
+  for (const k in labels) {
+    if (first === undefined) first = k;
+    else {
+      more = true;
+      break;
+    }
+  }
+  if (first === undefined) return "";
+  if (!more) return `${first}\u0000${labels[first]}`;
   return Object.keys(labels).sort().map((k) => `${k}\u0000${labels[k]}`).join("\u0001");
 }
 

@@ -21,7 +21,7 @@ import { type LineReport, loadRegistry, pluginDirs, type Resolution } from "./lo
 
 export interface CheckOptions {
   readonly host: ServerHost;
-  readonly builtins: Readonly<Record<string, AnyPluginModule>>;
+  readonly builtins: Readonly<Record<string, () => Promise<AnyPluginModule>>>;
   readonly defaultPluginDirs: readonly string[];
   /** How many implicit-TLS ports the daemon would open (they need a TLS plugin). */
   readonly tlsPorts: number;

@@ -22,7 +22,8 @@ import { PluginLoadError } from "./errors.ts";
 
 export interface LoadOptions {
   readonly host: ServerHost;
-  readonly builtins: Readonly<Record<string, AnyPluginModule>>;
+  /** The built-ins by name, each imported when a config names it. */
+  readonly builtins: Readonly<Record<string, () => Promise<AnyPluginModule>>>;
   /** Where plugins are looked for when `plugin_dirs` is not set. */
   readonly defaultPluginDirs: readonly string[];
   /** Changes on every reload so that edited disk plugins are imported afresh. */
@@ -194,7 +195,7 @@ async function resolveModule(
     }
   }
   const builtin = opts.builtins[file];
-  if (builtin) return { module: builtin, source: "built-in", resolution: { kind: "builtin" }, args: [...args] };
+  if (builtin) return { module: await builtin(), source: "built-in", resolution: { kind: "builtin" }, args: [...args] };
   const alias = ALIASES[file];
   if (alias && !seen.includes(file)) {
     const mapped = alias.args ? alias.args(args) : [...args];

@@ -22,11 +22,17 @@ export function isCompiled(): boolean {
  * their tests). Bun needs virtual modules (the compiled executable has no node_modules); Deno
  * maps the names in deno.json.
  */
-export function installPluginModules(modules: Record<string, Record<string, unknown>>): void {
+export function installPluginModules(
+  modules: Record<string, Record<string, unknown> | (() => Promise<Record<string, unknown>>)>,
+): void {
   bun?.plugin({
     name: "qpsmtpd-plugin-api",
     setup(build) {
-      for (const [id, exports] of Object.entries(modules)) build.module(id, () => ({ exports, loader: "object" }));
+      for (const [id, m] of Object.entries(modules)) {
+        // A loader is called when a plugin first imports the module: nothing is evaluated before.
+        if (typeof m === "function") build.module(id, async () => ({ exports: await m(), loader: "object" }));
+        else build.module(id, () => ({ exports: m, loader: "object" }));
+      }
     },
   });
 }

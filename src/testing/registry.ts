@@ -14,6 +14,7 @@ import { loadRegistry } from "../plugin/loader.ts";
 import { createTlsContext } from "../runtime/sockets.ts";
 import { openStore } from "../store/choose.ts";
 import { BUILTINS } from "../../plugins/mod.ts";
+import type { AnyPluginModule } from "../api/hooks.ts";
 import type { SetupOptions } from "./options.ts";
 import { ZoneResolver } from "./zone_resolver.ts";
 
@@ -36,7 +37,12 @@ export async function testRegistry(opts: SetupOptions): Promise<Registry> {
   if (!opts.config?.["logging"]) config.overrides.set("logging", []);
   for (const [k, v] of Object.entries(opts.config ?? {})) config.overrides.set(k, typeof v === "string" ? [v] : v);
   const host = testHost(config, opts);
-  const registry = await loadRegistry({ host, builtins: { ...BUILTINS, ...opts.modules }, defaultPluginDirs: [] });
+  const registry = await loadRegistry({ host, builtins: { ...BUILTINS, ...asLoaders(opts.modules ?? {}) }, defaultPluginDirs: [] });
   connectLogging(registry);
   return registry;
+}
+
+/** Modules a test hands in, in the shape of the built-ins' loaders. */
+function asLoaders(modules: Readonly<Record<string, AnyPluginModule>>): Record<string, () => Promise<AnyPluginModule>> {
+  return Object.fromEntries(Object.entries(modules).map(([name, m]) => [name, () => Promise.resolve(m)]));
 }
