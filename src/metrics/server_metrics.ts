@@ -58,9 +58,17 @@ export class ServerMetrics {
     this.errorsByPlugin.set(plugin, (this.errorsByPlugin.get(plugin) ?? 0) + 1);
   }
 
+  /** Each reply class's and deciding plugin's series (one per message: no label key built each time). */
+  readonly #messages = new Map<number, Map<string, { inc(): void }>>();
+
   /** A message was answered after its data with `code`, decided by `plugin` ("" for the core). */
   message(code: number, plugin: string, now: number): void {
-    this.messages.inc({ class: `${Math.floor(code / 100)}xx`, plugin: plugin || "core" });
+    const cls = Math.floor(code / 100);
+    let byPlugin = this.#messages.get(cls);
+    if (!byPlugin) this.#messages.set(cls, byPlugin = new Map());
+    let c = byPlugin.get(plugin);
+    if (!c) byPlugin.set(plugin, c = this.messages.child({ class: `${cls}xx`, plugin: plugin || "core" }));
+    c.inc();
     if (code >= 200 && code < 300) this.accepted.add(now);
   }
 }
