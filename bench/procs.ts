@@ -8,21 +8,13 @@ import { spawn, spawnSync } from "node:child_process";
 import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
 import { join, resolve } from "node:path";
+import { freePort } from "../tests/helpers/daemon.ts";
 
 const TICKS = Number(spawnSync("getconf", ["CLK_TCK"]).stdout?.toString().trim()) || 100;
 export const SOURCE = existsSync("/usr/sbin/smtp-source") ? "/usr/sbin/smtp-source" : "smtp-source";
 export const SINK = existsSync("/usr/sbin/smtp-sink") ? "/usr/sbin/smtp-sink" : "smtp-sink";
 
-export function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = net.createServer();
-    s.once("error", rej);
-    s.listen(0, "127.0.0.1", () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => res(p));
-    });
-  });
-}
+export { freePort };
 
 /** Resolves once something accepts on `port`, or rejects after `ms`. */
 export async function waitForPort(port: number, ms = 20000, alive: () => boolean = () => true): Promise<void> {
