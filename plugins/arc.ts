@@ -21,15 +21,13 @@ import { Readable } from "node:stream";
 import { arc, createSeal, dkimVerify } from "mailauth";
 import {
   DECLINED,
-  DnsError,
   type HookContext,
   type Hooks,
   LOGERROR,
   LOGINFO,
+  nodeStyleResolve,
   parsePluginArgs,
-  type RecordType,
   type Register,
-  type Resolver,
   type Transaction,
 } from "qpsmtpd";
 
@@ -45,40 +43,6 @@ declare module "qpsmtpd" {
 export const register: Register = function (_server, ...words) {
   parsePluginArgs("arc", words, {});
 };
-
-// ---- the mailauth resolver over ours -----------------------------------------------------
-
-const NODE_CODES: Readonly<Record<string, string>> = {
-  NXDOMAIN: "ENOTFOUND",
-  NODATA: "ENODATA",
-  TIMEOUT: "ETIMEOUT",
-  SERVFAIL: "ESERVFAIL",
-  REFUSED: "EREFUSED",
-  FORMERR: "EFORMERR",
-};
-const TYPES = new Set(["A", "AAAA", "MX", "TXT", "PTR", "NS", "CNAME"]);
-
-function coded(code: string, message: string): Error {
-  return Object.assign(new Error(message), { code });
-}
-
-/** node:dns's `resolve(name, rrtype)` as mailauth calls it, over the server's resolver. */
-function mailauthResolver(dns: Resolver): (name: string, type: string) => Promise<unknown[]> {
-  return async (name, type) => {
-    const host = name.replace(/\.$/, "");
-    if (host === "" || host.length > 253 || host.split(".").some((l) => l === "" || l.length > 63)) {
-      throw coded("EBADNAME", `${name} is not a valid DNS name`);
-    }
-    if (!TYPES.has(type)) throw coded("ENOTIMP", `${type} lookups are not supported`);
-    try {
-      const records: unknown[] = await dns.resolve(host, type as Exclude<RecordType, "MX">);
-      return type === "TXT" ? records.map((r) => [r]) : records;
-    } catch (e) {
-      if (!(e instanceof DnsError)) throw e;
-      throw coded(NODE_CODES[e.code] ?? `E${e.code}`, e.message);
-    }
-  };
-}
 
 // ---- verification ---------------------------------------------------------------------------
 
@@ -112,7 +76,7 @@ interface ArcOutcome {
 
 /** Verifies the chain of the message in `input`; the verifier's data is kept for sealing. */
 async function verifyChain(p: HookContext, input: Readable, seal?: Record<string, unknown>) {
-  const resolver = mailauthResolver(p.dns) as never;
+  const resolver = nodeStyleResolve(p.dns) as never;
   const data = await dkimVerify(input, { resolver, strict: true, minBitLength: 1024, curTime: new Date(p.server.now()), seal } as never);
   const result = await arc(data.arc as never, { resolver, strict: true, minBitLength: 1024 } as never) as ArcOutcome;
   return { data, result };

@@ -36,17 +36,15 @@ import {
   DECLINED,
   DENY,
   DENYSOFT,
-  DnsError,
   type HookContext,
   type Hooks,
   isDomain,
   LOGERROR,
   LOGINFO,
   LOGWARN,
+  nodeStyleResolve,
   parsePluginArgs,
-  type RecordType,
   type Register,
-  type Resolver,
   type Result,
   type Transaction,
 } from "qpsmtpd";
@@ -77,40 +75,6 @@ declare module "qpsmtpd" {
     /** The key the message was signed with (dkim), for sealing (arc). */
     dkim_signing: SigningKey;
   }
-}
-
-// ---- the mailauth resolver over ours -----------------------------------------------------
-
-const NODE_CODES: Readonly<Record<string, string>> = {
-  NXDOMAIN: "ENOTFOUND",
-  NODATA: "ENODATA",
-  TIMEOUT: "ETIMEOUT",
-  SERVFAIL: "ESERVFAIL",
-  REFUSED: "EREFUSED",
-  FORMERR: "EFORMERR",
-};
-const TYPES = new Set(["A", "AAAA", "MX", "TXT", "PTR", "NS", "CNAME"]);
-
-function coded(code: string, message: string): Error {
-  return Object.assign(new Error(message), { code });
-}
-
-/** node:dns's `resolve(name, rrtype)` as mailauth calls it, over the server's resolver. */
-function mailauthResolver(dns: Resolver): (name: string, type: string) => Promise<unknown[]> {
-  return async (name, type) => {
-    const host = name.replace(/\.$/, "");
-    if (host === "" || host.length > 253 || host.split(".").some((l) => l === "" || l.length > 63)) {
-      throw coded("EBADNAME", `${name} is not a valid DNS name`);
-    }
-    if (!TYPES.has(type)) throw coded("ENOTIMP", `${type} lookups are not supported`);
-    try {
-      const records: unknown[] = await dns.resolve(host, type as Exclude<RecordType, "MX">);
-      return type === "TXT" ? records.map((r) => [r]) : records;
-    } catch (e) {
-      if (!(e instanceof DnsError)) throw e;
-      throw coded(NODE_CODES[e.code] ?? `E${e.code}`, e.message);
-    }
-  };
 }
 
 // ---- verification ---------------------------------------------------------------------------
@@ -165,7 +129,7 @@ async function verify(p: HookContext, txn: Transaction): Promise<void> {
   let res: { results: MailauthSignature[] };
   try {
     res = await dkimVerify(received(p, txn), {
-      resolver: mailauthResolver(p.dns) as never,
+      resolver: nodeStyleResolve(p.dns) as never,
       strict: true,
       minBitLength: 1024,
       curTime: new Date(p.server.now()),

@@ -35,13 +35,12 @@ import {
   DECLINED,
   DENY,
   DENYSOFT,
-  DnsError,
   type HookContext,
   type Hooks,
   type Init,
   LOGINFO,
+  nodeStyleResolve,
   parsePluginArgs,
-  type RecordType,
   type Resolver,
   type Result,
 } from "qpsmtpd";
@@ -92,44 +91,6 @@ export const init: Init<Data> = function (server, ...args) {
   this.data.noDmarcPolicy = Number(ndp);
 };
 
-// ---- the mailauth resolver over ours -----------------------------------------------------
-
-const NODE_CODES: Readonly<Record<string, string>> = {
-  NXDOMAIN: "ENOTFOUND",
-  NODATA: "ENODATA",
-  TIMEOUT: "ETIMEOUT",
-  SERVFAIL: "ESERVFAIL",
-  REFUSED: "EREFUSED",
-  FORMERR: "EFORMERR",
-};
-const TYPES = new Set(["A", "AAAA", "MX", "TXT", "PTR", "NS", "CNAME"]);
-
-function coded(code: string, message: string): Error {
-  return Object.assign(new Error(message), { code });
-}
-
-/**
- * mailauth asks `(name, rrtype)` as node:dns does: errors coded ENOTFOUND, ENODATA, ETIMEOUT...,
- * TXT answers as lists of strings. This puts every lookup through the server's resolver.
- */
-export function mailauthResolver(dns: Resolver): (name: string, type: string) => Promise<unknown[]> {
-  return async (name, type) => {
-    const host = name.replace(/\.$/, "");
-    // A name that cannot be asked (an empty or too long label) is not a DNS failure.
-    if (host === "" || host.length > 253 || host.split(".").some((l) => l === "" || l.length > 63)) {
-      throw coded("EBADNAME", `${name} is not a valid DNS name`);
-    }
-    if (!TYPES.has(type)) throw coded("ENOTIMP", `${type} lookups are not supported`);
-    try {
-      const records: unknown[] = await dns.resolve(host, type as Exclude<RecordType, "MX">);
-      return type === "TXT" ? records.map((r) => [r]) : records;
-    } catch (e) {
-      if (!(e instanceof DnsError)) throw e;
-      throw coded(NODE_CODES[e.code] ?? `E${e.code}`, e.message);
-    }
-  };
-}
-
 // ---- the check ----------------------------------------------------------------------------
 
 export interface SpfRequest {
@@ -150,7 +111,7 @@ export async function checkSpf(dns: Resolver, req: SpfRequest): Promise<SpfOutco
     ip: req.ip,
     helo: req.helo,
     mta: req.me,
-    resolver: mailauthResolver(dns) as never,
+    resolver: nodeStyleResolve(dns) as never,
     strict: true,
     maxElapsedTime: 20_000,
   }) as { domain: string; status: { result: SpfResult; comment?: string }; explanation?: string };

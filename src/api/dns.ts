@@ -60,3 +60,40 @@ export interface Resolver {
   /** PTR names of an IPv4 or IPv6 address; [] when there are none. */
   resolve_ptr(ip: string): Promise<string[]>;
 }
+
+const NODE_CODES: Readonly<Record<string, string>> = {
+  NXDOMAIN: "ENOTFOUND",
+  NODATA: "ENODATA",
+  TIMEOUT: "ETIMEOUT",
+  SERVFAIL: "ESERVFAIL",
+  REFUSED: "EREFUSED",
+  FORMERR: "EFORMERR",
+};
+const NODE_TYPES = new Set(["A", "AAAA", "MX", "TXT", "PTR", "NS", "CNAME"]);
+
+function coded(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+/**
+ * `dns` in the shape of node:dns's `resolve(name, rrtype)`, for libraries that take one (mailauth's
+ * `resolver` option): errors coded ENOTFOUND, ENODATA, ETIMEOUT…, TXT answers as lists of strings,
+ * every lookup through the server's resolver (its servers, time budget and cache).
+ */
+export function nodeStyleResolve(dns: Resolver): (name: string, type: string) => Promise<unknown[]> {
+  return async (name, type) => {
+    const host = name.replace(/\.$/, "");
+    // A name that cannot be asked (an empty or too long label) is not a DNS failure.
+    if (host === "" || host.length > 253 || host.split(".").some((l) => l === "" || l.length > 63)) {
+      throw coded("EBADNAME", `${name} is not a valid DNS name`);
+    }
+    if (!NODE_TYPES.has(type)) throw coded("ENOTIMP", `${type} lookups are not supported`);
+    try {
+      const records: unknown[] = await dns.resolve(host, type as Exclude<RecordType, "MX">);
+      return type === "TXT" ? records.map((r) => [r]) : records;
+    } catch (e) {
+      if (!(e instanceof DnsError)) throw e;
+      throw coded(NODE_CODES[e.code] ?? `E${e.code}`, e.message);
+    }
+  };
+}

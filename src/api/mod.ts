@@ -40,7 +40,7 @@ export {
   type Result,
 } from "./hooks.ts";
 export { HOOK_NAMES, type HookName, type ServerHookName } from "./hook_names.ts";
-export { DnsError, type DnsErrorCode, type MxRecord, type RecordType, type Resolver } from "./dns.ts";
+export { DnsError, type DnsErrorCode, type MxRecord, nodeStyleResolve, type RecordType, type Resolver } from "./dns.ts";
 export type { Store } from "./store.ts";
 export type { TlsOptions } from "./tls.ts";
 export { cidrContains, ipToBigInt, matchesClientEntry, normaliseIp, reverseIp, sameNet24 } from "./ip.ts";
