@@ -45,7 +45,10 @@
 import { Buffer } from "node:buffer";
 import * as net from "node:net";
 import {
+  abortReason,
   Address,
+  type BackendTarget,
+  backendTimeLimitMs,
   type Check,
   type Connection,
   DECLINED,
@@ -53,6 +56,7 @@ import {
   DENY_DISCONNECT,
   DENYSOFT,
   DENYSOFT_DISCONNECT,
+  describeBackend,
   DONE,
   Header,
   type HookContext,
@@ -65,7 +69,6 @@ import {
   type Params,
   parsePluginArgs,
   type Result,
-  type Server,
   type Transaction,
 } from "qpsmtpd";
 
@@ -78,11 +81,9 @@ declare module "qpsmtpd" {
   }
 }
 
-type Target = { path: string } | { host: string; port: number };
-
 interface Data {
   label: string;
-  target: Target;
+  target: BackendTarget;
   defer: boolean;
   connectMs: number;
   scanMs: number;
@@ -119,7 +120,7 @@ const BODY_CHUNK = 65535;
 type Stage = "connect" | "helo" | "replay" | "mail" | "rcpt" | "late_rcpt" | "data" | "message";
 type Reply = { cmd: string; data: Buffer };
 
-export const init: Init<Data> = function (server, ...words) {
+export const init: Init<Data> = function (_server, ...words) {
   const a = parsePluginArgs("milter", words, {
     values: ["defer_on_error", "connect_timeout", "scan_timeout"],
     positional: [2, 2],
@@ -132,7 +133,7 @@ export const init: Init<Data> = function (server, ...words) {
   const defer = o["defer_on_error"] ?? "no";
   if (!/^(yes|no|1|0)$/i.test(defer)) throw new Error("milter: defer_on_error is yes or no");
   this.data.defer = /^(yes|1)$/i.test(defer);
-  this.data.scanMs = o["scan_timeout"] === undefined ? backendLimitMs(server, o["timeout"]) : seconds("scan_timeout", o["scan_timeout"]);
+  this.data.scanMs = o["scan_timeout"] === undefined ? backendTimeLimitMs(this.timeLimitMs) : seconds("scan_timeout", o["scan_timeout"]);
   this.data.connectMs = Math.min(
     this.data.scanMs,
     o["connect_timeout"] === undefined ? 5000 : seconds("connect_timeout", o["connect_timeout"]),
@@ -238,7 +239,7 @@ export const check: Check<Data> = async function () {
       link.close(true);
     }
   } catch (e) {
-    return [`milter ${this.data.label} at ${describe(this.data.target)} does not answer: ${(e as Error).message}`];
+    return [`milter ${this.data.label} at ${describeBackend(this.data.target)} does not answer: ${(e as Error).message}`];
   }
 };
 
@@ -278,7 +279,7 @@ async function open(p: HookContext<Data>): Promise<Conversation | undefined> {
       throw e;
     }
   } catch (e) {
-    p.log(LOGWARN, `milter ${p.data.label} at ${describe(p.data.target)}: ${(e as Error).message}`);
+    p.log(LOGWARN, `milter ${p.data.label} at ${describeBackend(p.data.target)}: ${(e as Error).message}`);
     return undefined;
   }
 }
@@ -763,13 +764,6 @@ function insertAt(h: Header, index: number, name: string, value: string): Header
 
 // --- the socket ---
 
-/** Why `signal` was aborted: our own time limit, or the engine's (its reason says which). */
-function stopped(signal: AbortSignal): string {
-  const r: unknown = signal.reason;
-  if (r instanceof Error && r.name !== "TimeoutError" && r.name !== "AbortError") return r.message;
-  return "no answer within the time limit";
-}
-
 /** A milter connection: packets of `<u32 length><command><data>`. */
 class Link {
   readonly #s: net.Socket;
@@ -796,9 +790,9 @@ class Link {
     });
   }
 
-  static open(t: Target, ms: number, signal: AbortSignal): Promise<Link> {
+  static open(t: BackendTarget, ms: number, signal: AbortSignal): Promise<Link> {
     return new Promise((resolve, reject) => {
-      if (signal.aborted) return reject(new Error(`gave up connecting: ${stopped(signal)}`));
+      if (signal.aborted) return reject(new Error(`gave up connecting: ${abortReason(signal)}`));
       const s = "path" in t ? net.connect(t.path) : net.connect(t.port, t.host);
       const fail = (e: Error) => {
         clearTimeout(timer);
@@ -806,7 +800,7 @@ class Link {
         s.destroy();
         reject(e);
       };
-      const onAbort = () => fail(new Error(`gave up connecting: ${stopped(signal)}`));
+      const onAbort = () => fail(new Error(`gave up connecting: ${abortReason(signal)}`));
       const timer = setTimeout(() => fail(new Error(`no connection within ${ms} ms`)), ms);
       signal.addEventListener("abort", onAbort, { once: true });
       s.once("error", fail);
@@ -883,7 +877,7 @@ class Link {
     const left = until - Date.now();
     if (signal.aborted || left <= 0) {
       this.close(false);
-      throw new Error(signal.aborted ? stopped(signal) : why);
+      throw new Error(signal.aborted ? abortReason(signal) : why);
     }
     await new Promise<void>((resolve) => {
       const done = () => {
@@ -907,7 +901,7 @@ class Link {
 
 // --- small helpers ---
 
-function parseSocket(v: string): Target {
+function parseSocket(v: string): BackendTarget {
   if (v.startsWith("unix:") || v.startsWith("local:")) return { path: v.slice(v.indexOf(":") + 1) };
   if (v.startsWith("/")) return { path: v };
   const inet = /^inet6?:(\d{1,5})(?:@(.+))?$/.exec(v);
@@ -917,20 +911,9 @@ function parseSocket(v: string): Target {
   return { host: (m[1] ?? "127.0.0.1").replace(/^\[|\]$/g, ""), port: Number(m[2]) };
 }
 
-function describe(t: Target): string {
-  return "path" in t ? t.path : `${t.host}:${t.port}`;
-}
-
 function seconds(key: string, v: string): number {
   if (!/^\d+(\.\d+)?$/.test(v)) throw new Error(`milter: ${key} "${v}" is not a number`);
   return Number(v) * 1000;
-}
-
-/** One second under the engine's limit for this plugin (`timeout`, else `plugin_timeout`, else 30 s). */
-function backendLimitMs(server: Server, timeout: string | undefined): number {
-  const raw = timeout ?? server.config("plugin_timeout") ?? "30";
-  const engine = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) * 1000 : 30_000;
-  return engine === 0 ? 25_000 : Math.max(engine - 1000, engine / 2);
 }
 
 function cstr(s: string): Buffer {

@@ -33,6 +33,8 @@
  * `defer_on_error yes` it gets `451 4.3.0`. The answer is read with a bound (1 MiB) and checked.
  */
 import {
+  abortReason,
+  backendTimeLimitMs,
   type Check,
   DECLINED,
   DONE,
@@ -44,8 +46,8 @@ import {
   LOGINFO,
   LOGWARN,
   parsePluginArgs,
+  parseYesNo,
   type Result,
-  type Server,
   type Transaction,
 } from "qpsmtpd";
 
@@ -98,27 +100,27 @@ const ACTIONS = new Set(["no action", "greylist", "add header", "rewrite subject
 const MAX_ANSWER = 1024 * 1024;
 const FIELD_NAME = /^[!-9;-~]+$/;
 
-export const init: Init<Data> = function (server, ...args) {
+export const init: Init<Data> = function (_server, ...args) {
   const o: Partial<Record<string, string>> = parsePluginArgs("rspamd", args, { values: KEYS }).values;
   const host = o["host"] ?? "localhost";
   if (!/^([\w.-]+|\[[0-9a-fA-F:.]+\])$/.test(host)) throw new Error(`rspamd: host "${host}" is not a host name or address`);
   const port = o["port"] ?? "11333";
   if (!/^\d{1,5}$/.test(port)) throw new Error(`rspamd: port "${port}" is not a port`);
   this.data.base = `http://${host.includes(":") && !host.startsWith("[") ? `[${host}]` : host}:${port}`;
-  this.data.reject = yesNo("reject", o["reject"], true);
-  this.data.rejectAuth = yesNo("reject_authenticated", o["reject_authenticated"], false);
-  this.data.softReject = yesNo("soft_reject", o["soft_reject"], true);
-  this.data.rewriteSubject = yesNo("rewrite_subject", o["rewrite_subject"], true);
-  this.data.milterHeaders = yesNo("milter_headers", o["milter_headers"], true);
+  this.data.reject = parseYesNo("rspamd", "reject", o["reject"], true);
+  this.data.rejectAuth = parseYesNo("rspamd", "reject_authenticated", o["reject_authenticated"], false);
+  this.data.softReject = parseYesNo("rspamd", "soft_reject", o["soft_reject"], true);
+  this.data.rewriteSubject = parseYesNo("rspamd", "rewrite_subject", o["rewrite_subject"], true);
+  this.data.milterHeaders = parseYesNo("rspamd", "milter_headers", o["milter_headers"], true);
   const add = o["add_headers"] ?? "always";
   if (add !== "always" && add !== "sometimes" && add !== "never") throw new Error(`rspamd: add_headers is always, sometimes or never`);
   this.data.addHeaders = add;
   if (o["relayclient"] !== undefined && o["relayclient"] !== "skip") throw new Error(`rspamd: relayclient takes only "skip"`);
   this.data.skipRelay = o["relayclient"] === "skip";
-  this.data.defer = yesNo("defer_on_error", o["defer_on_error"], false);
+  this.data.defer = parseYesNo("rspamd", "defer_on_error", o["defer_on_error"], false);
   const scan = o["scan_timeout"];
   if (scan !== undefined && !/^\d+(\.\d+)?$/.test(scan)) throw new Error(`rspamd: scan_timeout "${scan}" is not a number`);
-  this.data.scanMs = scan === undefined ? backendLimitMs(server, o) : Number(scan) * 1000;
+  this.data.scanMs = scan === undefined ? backendTimeLimitMs(this.timeLimitMs) : Number(scan) * 1000;
 };
 
 export const hook_data_post: Hooks<Data>["data_post"] = async function (txn): Promise<Result> {
@@ -205,7 +207,7 @@ async function scan(p: HookContext<Data>, txn: Transaction): Promise<Answer> {
   try {
     res = await fetch(`${p.data.base}/checkv2`, { method: "POST", headers, body, signal, duplex: "half" } as RequestInit);
   } catch (e) {
-    throw signal.aborted ? new Error(stopped(signal, p.data.scanMs)) : e;
+    throw signal.aborted ? new Error(abortReason(signal, `no answer within ${p.data.scanMs} ms`)) : e;
   }
   const text = await readBounded(res, signal, p.data.scanMs);
   if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${text.slice(0, 200)}`);
@@ -234,13 +236,6 @@ function requestHeaders(p: HookContext<Data>, txn: Transaction): Headers {
   return h;
 }
 
-/** Why `signal` was aborted: our own time limit, or the engine's (its reason says which). */
-function stopped(signal: AbortSignal, ms: number): string {
-  const r: unknown = signal.reason;
-  if (r instanceof Error && r.name !== "TimeoutError" && r.name !== "AbortError") return r.message;
-  return `no answer within ${ms} ms`;
-}
-
 async function readBounded(res: Response, signal: AbortSignal, ms: number): Promise<string> {
   if (!res.body) return "";
   const reader = res.body.getReader();
@@ -248,7 +243,7 @@ async function readBounded(res: Response, signal: AbortSignal, ms: number): Prom
   let size = 0;
   try {
     for (;;) {
-      if (signal.aborted) throw new Error(stopped(signal, ms));
+      if (signal.aborted) throw new Error(abortReason(signal, `no answer within ${ms} ms`));
       const { done, value } = await reader.read();
       if (done) break;
       size += value.length;
@@ -359,18 +354,4 @@ function oneLine(s: string): string {
 
 function isObject(x: unknown): x is Record<string, unknown> {
   return typeof x === "object" && x !== null && !Array.isArray(x);
-}
-
-function yesNo(key: string, v: string | undefined, fallback: boolean): boolean {
-  if (v === undefined) return fallback;
-  if (/^(yes|1|true)$/i.test(v)) return true;
-  if (/^(no|0|false)$/i.test(v)) return false;
-  throw new Error(`rspamd: ${key} is yes or no`);
-}
-
-/** One second under the engine's limit for this plugin (`timeout`, else `plugin_timeout`, else 30 s). */
-function backendLimitMs(server: Server, o: Partial<Record<string, string>>): number {
-  const raw = o["timeout"] ?? server.config("plugin_timeout") ?? "30";
-  const engine = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) * 1000 : 30_000;
-  return engine === 0 ? 25_000 : Math.max(engine - 1000, engine / 2);
 }

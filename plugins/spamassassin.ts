@@ -41,9 +41,13 @@ import { Buffer } from "node:buffer";
 import * as net from "node:net";
 import { userInfo } from "node:os";
 import {
+  type BackendTarget,
+  backendTimeLimitMs,
   type Check,
+  connectBackend,
   DECLINED,
   DENY,
+  describeBackend,
   DONE,
   type HookContext,
   type Hooks,
@@ -52,10 +56,11 @@ import {
   LOGINFO,
   LOGWARN,
   parsePluginArgs,
+  parseYesNo,
   type Result,
-  type Server,
   type Transaction,
   type TransactionNotes,
+  writeAll,
 } from "qpsmtpd";
 
 declare module "qpsmtpd" {
@@ -65,10 +70,8 @@ declare module "qpsmtpd" {
   }
 }
 
-type Target = { path: string } | { host: string; port: number };
-
 interface Data {
-  target: Target;
+  target: BackendTarget;
   reject: number | "userprefs" | undefined;
   munge: number | undefined;
   prefix: string | undefined;
@@ -103,7 +106,7 @@ const KEYS = [
 const MAX_LINE = 64 * 1024;
 const MAX_FIELD = 16 * 1024;
 
-export const init: Init<Data> = function (server, ...args) {
+export const init: Init<Data> = function (_server, ...args) {
   const o: Partial<Record<string, string>> = parsePluginArgs("spamassassin", args, { values: KEYS }).values;
   this.data.target = parseSocket(o["spamd_socket"]);
   const reject = o["reject"] ?? o["reject_threshold"];
@@ -121,8 +124,8 @@ export const init: Init<Data> = function (server, ...args) {
   if (o["relayclient"] !== undefined && o["relayclient"] !== "skip") throw new Error(`spamassassin: relayclient takes only "skip"`);
   this.data.skipRelay = o["relayclient"] === "skip";
   this.data.sizeLimit = o["size_limit"] === undefined ? 500_000 : number("size_limit", o["size_limit"]);
-  this.data.defer = yesNo("defer_on_error", o["defer_on_error"]);
-  const limit = backendLimitMs(server, o);
+  this.data.defer = parseYesNo("spamassassin", "defer_on_error", o["defer_on_error"], false);
+  const limit = backendTimeLimitMs(this.timeLimitMs);
   this.data.scanMs = o["scan_timeout"] === undefined ? limit : number("scan_timeout", o["scan_timeout"]) * 1000;
   this.data.connectMs = Math.min(
     this.data.scanMs,
@@ -170,21 +173,24 @@ export const hook_data_post: Hooks<Data>["data_post"] = async function (txn): Pr
 /** `qpsmtpd check`: spamd answers PING. */
 export const check: Check<Data> = async function () {
   try {
-    const s = await open(this.data.target, this.data.connectMs, AbortSignal.timeout(this.data.scanMs));
+    const s = await connectBackend(this.data.target, this.data.connectMs, AbortSignal.timeout(this.data.scanMs));
     try {
       s.end("PING SPAMC/1.5\r\n\r\n");
       const first = await firstLine(s);
-      return /^SPAMD\/\d+\.\d+ 0 PONG/.test(first) ? [] : [`spamd at ${describe(this.data.target)} answered PING with "${first}"`];
+      return /^SPAMD\/\d+\.\d+ 0 PONG/.test(first) ? [] : [`spamd at ${describeBackend(this.data.target)} answered PING with "${first}"`];
     } finally {
       s.destroy();
     }
   } catch (e) {
-    return [`spamd at ${describe(this.data.target)} does not answer: ${(e as Error).message}`];
+    return [`spamd at ${describeBackend(this.data.target)} does not answer: ${(e as Error).message}`];
   }
 };
 
 function failed(p: HookContext<Data>, why: string): Result {
-  p.log(LOGWARN, `spamd at ${describe(p.data.target)} failed, ${p.data.defer ? "deferring the message" : "message not scanned"}: ${why}`);
+  p.log(
+    LOGWARN,
+    `spamd at ${describeBackend(p.data.target)} failed, ${p.data.defer ? "deferring the message" : "message not scanned"}: ${why}`,
+  );
   return p.data.defer ? answer(p, 451, "4.3.0", "Unable to scan for spam now, try again later") : DECLINED;
 }
 
@@ -214,12 +220,12 @@ async function scan(p: HookContext<Data>, txn: Transaction, user: string): Promi
     if (c.length > 0) last = c[c.length - 1]!;
   }
   if (last !== 10) length += 2;
-  const s = await open(d.target, d.connectMs, deadline);
+  const s = await connectBackend(d.target, d.connectMs, deadline);
   try {
-    await write(s, `HEADERS SPAMC/1.5\r\nContent-length: ${length}\r\nUser: ${user}\r\n\r\n`);
-    await write(s, crlf(envelope));
-    for await (const c of txn.message_stream()) await write(s, crlf(c));
-    if (last !== 10) await write(s, "\r\n");
+    await writeAll(s, `HEADERS SPAMC/1.5\r\nContent-length: ${length}\r\nUser: ${user}\r\n\r\n`);
+    await writeAll(s, crlf(envelope));
+    for await (const c of txn.message_stream()) await writeAll(s, crlf(c));
+    if (last !== 10) await writeAll(s, "\r\n");
     s.end();
     p.log(LOGDEBUG, `sent ${length} bytes to spamd as user ${user}`);
     return await readAnswer(s);
@@ -322,7 +328,7 @@ function runningAs(): string {
 
 // --- spamd_socket and limits ---
 
-function parseSocket(v: string | undefined): Target {
+function parseSocket(v: string | undefined): BackendTarget {
   if (v === undefined) return { host: "localhost", port: 783 };
   if (v.includes("/")) return { path: v };
   const m = /^([\w.-]+|\[[0-9a-fA-F:.]+\]):(\d{1,5})$/.exec(v);
@@ -330,76 +336,12 @@ function parseSocket(v: string | undefined): Target {
   return { host: m[1]!.replace(/^\[|\]$/g, ""), port: Number(m[2]) };
 }
 
-function describe(t: Target): string {
-  return "path" in t ? t.path : `${t.host}:${t.port}`;
-}
-
 function number(key: string, v: string): number {
   if (!/^-?\d+(\.\d+)?$/.test(v)) throw new Error(`spamassassin: ${key} "${v}" is not a number`);
   return Number(v);
 }
 
-function yesNo(key: string, v: string | undefined): boolean {
-  if (v === undefined) return false;
-  if (/^(yes|1|true)$/i.test(v)) return true;
-  if (/^(no|0|false)$/i.test(v)) return false;
-  throw new Error(`spamassassin: ${key} is yes or no`);
-}
-
-/** One second under the engine's limit for this plugin (`timeout`, else `plugin_timeout`, else 30 s). */
-function backendLimitMs(server: Server, o: Partial<Record<string, string>>): number {
-  const raw = o["timeout"] ?? server.config("plugin_timeout") ?? "30";
-  const engine = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) * 1000 : 30_000;
-  return engine === 0 ? 25_000 : Math.max(engine - 1000, engine / 2);
-}
-
 // --- the socket ---
-
-/** Why `signal` was aborted: our own time limit, or the engine's (its reason says which). */
-function stopped(signal: AbortSignal): string {
-  const r: unknown = signal.reason;
-  if (r instanceof Error && r.name !== "TimeoutError" && r.name !== "AbortError") return r.message;
-  return "no answer within the time limit";
-}
-
-/** Connects within `ms`; the socket is destroyed with an error when `signal` aborts. */
-function open(t: Target, ms: number, signal: AbortSignal): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(new Error(stopped(signal)));
-    const s = "path" in t ? net.connect(t.path) : net.connect(t.port, t.host);
-    const abort = () => s.destroy(new Error(stopped(signal)));
-    const fail = (e: Error) => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", abort);
-      s.destroy();
-      reject(e);
-    };
-    const timer = setTimeout(() => fail(new Error(`no connection within ${ms} ms`)), ms);
-    s.once("error", fail);
-    s.once("connect", () => {
-      clearTimeout(timer);
-      s.off("error", fail);
-      s.on("error", () => undefined); // reads and writes report errors themselves
-      signal.addEventListener("abort", abort, { once: true });
-      s.once("close", () => signal.removeEventListener("abort", abort));
-      resolve(s);
-    });
-  });
-}
-
-async function write(s: net.Socket, data: string | Uint8Array): Promise<void> {
-  if (s.destroyed) throw new Error("connection closed");
-  if (s.write(data)) return;
-  await new Promise<void>((resolve, reject) => {
-    const done = (e?: Error) => {
-      s.off("drain", ok).off("close", closed);
-      e ? reject(e) : resolve();
-    };
-    const ok = () => done();
-    const closed = () => done(new Error("connection closed while sending"));
-    s.once("drain", ok).once("close", closed);
-  });
-}
 
 /**
  * Hands each line of the socket (without its CRLF or LF) to `onLine` until it returns true or the

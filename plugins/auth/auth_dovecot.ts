@@ -24,6 +24,7 @@
  */
 import * as net from "node:net";
 import {
+  type BackendTarget,
   type Check,
   DECLINED,
   DENY,
@@ -39,10 +40,8 @@ import {
   type Result,
 } from "qpsmtpd";
 
-type Target = { path: string } | { host: string; port: number };
-
 interface Data {
-  target: Target;
+  target: BackendTarget;
   where: string;
   service: string;
   timeoutMs: number;
@@ -101,7 +100,7 @@ class LineReader {
     else this.#lines.push(line);
   }
 
-  static open(target: Target, timeoutMs: number, signal: AbortSignal): Promise<LineReader> {
+  static open(target: BackendTarget, timeoutMs: number, signal: AbortSignal): Promise<LineReader> {
     return new Promise((resolve, reject) => {
       const sock = "path" in target ? net.connect(target.path) : net.connect(target.port, target.host);
       const onAbort = (): void => void sock.destroy(new Error("the plugin's time limit passed"));

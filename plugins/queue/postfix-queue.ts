@@ -34,6 +34,7 @@
  */
 import * as net from "node:net";
 import {
+  type BackendTarget,
   type Check,
   DECLINED,
   DENY,
@@ -84,8 +85,6 @@ const STATUS: ReadonlyArray<[number, boolean, string]> = [
   [1 << 9, false, "5.7.1 service denied"], // NOPERM
 ];
 
-type Target = { path: string } | { host: string; port: number };
-
 interface Data {
   /** From the argument (or the default); `cleanup_sockets` and POSTFIXQUEUE are read per message. */
   socket: string;
@@ -119,7 +118,7 @@ export const init: Init<Data> = function (_server, ...args) {
   this.data.timeoutMs = Number(seconds) * 1000;
 };
 
-function target(s: string): Target | undefined {
+function target(s: string): BackendTarget | undefined {
   if (s.startsWith("/")) return { path: s };
   const m = /^([\w.-]+):(\d{1,5})$/.exec(s);
   return m && Number(m[2]) <= 65535 ? { host: m[1]!, port: Number(m[2]) } : undefined;
@@ -246,7 +245,7 @@ class AttrReader {
   }
 }
 
-function connect(t: Target, d: Data, signal: AbortSignal): Promise<net.Socket> {
+function connect(t: BackendTarget, d: Data, signal: AbortSignal): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const sock = "path" in t ? net.connect(t.path) : net.connect(t.port, t.host);
     const onAbort = (): void => void sock.destroy(new Error("the plugin's time limit passed"));

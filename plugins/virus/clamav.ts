@@ -33,6 +33,7 @@ import { spawn } from "node:child_process";
 import { accessSync, chmodSync, constants, statSync } from "node:fs";
 import { basename } from "node:path";
 import {
+  backendTimeLimitMs,
   type Check,
   DECLINED,
   DENY,
@@ -45,7 +46,6 @@ import {
   LOGWARN,
   parsePluginArgs,
   type Result,
-  type Server,
 } from "qpsmtpd";
 
 interface Data {
@@ -65,7 +65,7 @@ const PATH = /^\/[\w/.-]*$/;
 
 const VALUES = ["clamscan_path", "clamd_conf", "action", "max_size", "tmp_dir", "database", "scan_timeout"] as const;
 
-export const init: Init<Data> = function (server, ...args) {
+export const init: Init<Data> = function (_server, ...args) {
   // qpsmtpd writes `name=value`; `name value` works too.
   const words = args.flatMap((w) => {
     const eq = w.indexOf("=");
@@ -101,9 +101,7 @@ export const init: Init<Data> = function (server, ...args) {
   this.data.maxBytes = o["max_size"] === undefined ? 512 * 1024 : Number(o["max_size"]);
   this.data.tmpDir = o["tmp_dir"];
   this.data.declinedOnFail = o["declined_on_fail"] !== undefined;
-  this.data.scanMs = o["scan_timeout"] === undefined
-    ? backendLimitMs(server, o["timeout"] ?? this.options["timeout"])
-    : Number(o["scan_timeout"]) * 1000;
+  this.data.scanMs = o["scan_timeout"] === undefined ? backendTimeLimitMs(this.timeLimitMs) : Number(o["scan_timeout"]) * 1000;
 };
 
 export const hook_data_post: Hooks<Data>["data_post"] = async function (txn): Promise<Result> {
@@ -230,11 +228,4 @@ function run(
       resolve({ code, signal: sig ?? killed, out });
     });
   });
-}
-
-/** One second under the engine's limit for this plugin (`timeout`, else `plugin_timeout`, else 30 s). */
-function backendLimitMs(server: Server, timeout: string | undefined): number {
-  const raw = timeout ?? server.config("plugin_timeout") ?? "30";
-  const engine = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) * 1000 : 30_000;
-  return engine === 0 ? 25_000 : Math.max(engine - 1000, engine / 2);
 }

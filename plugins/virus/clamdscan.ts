@@ -31,9 +31,14 @@
 import { Buffer } from "node:buffer";
 import * as net from "node:net";
 import {
+  abortReason,
+  type BackendTarget,
+  backendTimeLimitMs,
   type Check,
+  connectBackend,
   DECLINED,
   DENY,
+  describeBackend,
   DONE,
   type HookContext,
   type Hooks,
@@ -42,9 +47,10 @@ import {
   LOGNOTICE,
   LOGWARN,
   parsePluginArgs,
+  parseYesNo,
   type Result,
-  type Server,
   type Transaction,
+  writeAll,
 } from "qpsmtpd";
 
 declare module "qpsmtpd" {
@@ -56,10 +62,8 @@ declare module "qpsmtpd" {
   }
 }
 
-type Target = { path: string } | { host: string; port: number };
-
 interface Data {
-  target: Target;
+  target: BackendTarget;
   deny: boolean;
   defer: boolean;
   maxBytes: number;
@@ -87,18 +91,18 @@ const MAX_ANSWER = 4096;
 /** Chunks clamd gets (it takes up to its StreamMaxLength in total). */
 const CHUNK = 64 * 1024;
 
-export const init: Init<Data> = function (server, ...args) {
+export const init: Init<Data> = function (_server, ...args) {
   const o: Partial<Record<string, string>> = parsePluginArgs("virus/clamdscan", args, { values: KEYS }).values;
   const port = o["clamd_port"];
   if (port !== undefined && !/^\d{1,5}$/.test(port)) throw new Error(`virus/clamdscan: clamd_port "${port}" is not a port`);
   const socket = o["clamd_socket"] ?? "/var/run/clamav/clamd.ctl";
   if (port === undefined && !/^[\w/.-]+$/.test(socket)) throw new Error(`virus/clamdscan: clamd_socket "${socket}" is not a path`);
   this.data.target = port !== undefined ? { host: o["clamd_host"] ?? "localhost", port: Number(port) } : { path: socket };
-  this.data.deny = yesNo("deny_viruses", o["deny_viruses"], true);
-  this.data.defer = yesNo("defer_on_error", o["defer_on_error"], false);
-  this.data.scanAll = yesNo("scan_all", o["scan_all"], true);
+  this.data.deny = parseYesNo("virus/clamdscan", "deny_viruses", o["deny_viruses"], true);
+  this.data.defer = parseYesNo("virus/clamdscan", "defer_on_error", o["defer_on_error"], false);
+  this.data.scanAll = parseYesNo("virus/clamdscan", "scan_all", o["scan_all"], true);
   this.data.maxBytes = (o["max_size"] === undefined ? 1024 : number("max_size", o["max_size"])) * 1024;
-  const limit = backendLimitMs(server, o);
+  const limit = backendTimeLimitMs(this.timeLimitMs);
   this.data.scanMs = o["scan_timeout"] === undefined ? limit : number("scan_timeout", o["scan_timeout"]) * 1000;
   this.data.connectMs = Math.min(
     this.data.scanMs,
@@ -165,14 +169,17 @@ export const hook_data_post: Hooks<Data>["data_post"] = async function (txn): Pr
 export const check: Check<Data> = async function () {
   try {
     const answer = await ask(this.data, "zPING\0", AbortSignal.timeout(this.data.scanMs));
-    return answer === "PONG" ? [] : [`clamd at ${describe(this.data.target)} answered PING with "${answer}"`];
+    return answer === "PONG" ? [] : [`clamd at ${describeBackend(this.data.target)} answered PING with "${answer}"`];
   } catch (e) {
-    return [`clamd at ${describe(this.data.target)} does not answer: ${(e as Error).message}`];
+    return [`clamd at ${describeBackend(this.data.target)} does not answer: ${(e as Error).message}`];
   }
 };
 
 function failed(p: HookContext<Data>, why: string): Result {
-  p.log(LOGWARN, `clamd at ${describe(p.data.target)} failed, ${p.data.defer ? "deferring the message" : "message not scanned"}: ${why}`);
+  p.log(
+    LOGWARN,
+    `clamd at ${describeBackend(p.data.target)} failed, ${p.data.defer ? "deferring the message" : "message not scanned"}: ${why}`,
+  );
   return p.data.defer ? answer(p, 451, "4.3.0", "Unable to scan for viruses now, try again later") : DECLINED;
 }
 
@@ -198,12 +205,12 @@ function versionName(v: string): string {
  * `zINSTREAM` chunks. Returns clamd's answer without its final NUL.
  */
 async function ask(d: Data, what: string | AsyncIterable<Uint8Array>, signal: AbortSignal): Promise<string> {
-  const s = await open(d.target, d.connectMs, signal);
+  const s = await connectBackend(d.target, d.connectMs, signal);
   try {
     const answer = readAnswer(s);
     answer.catch(() => undefined); // awaited below; clamd may answer (size limit) before we finish
     try {
-      if (typeof what === "string") await write(s, what);
+      if (typeof what === "string") await writeAll(s, what);
       else await instream(s, what, signal);
     } catch (e) {
       // clamd stops reading when it refuses (size limit): its answer says why.
@@ -225,7 +232,7 @@ class StreamCut extends Error {
 }
 
 async function instream(s: net.Socket, message: AsyncIterable<Uint8Array>, signal: AbortSignal): Promise<void> {
-  await write(s, "zINSTREAM\0");
+  await writeAll(s, "zINSTREAM\0");
   let sent = 0;
   try {
     for await (const c of message) {
@@ -233,14 +240,14 @@ async function instream(s: net.Socket, message: AsyncIterable<Uint8Array>, signa
         const part = c.subarray(i, i + CHUNK);
         const len = new Uint8Array(4);
         new DataView(len.buffer).setUint32(0, part.length);
-        await write(s, len);
-        await write(s, part);
+        await writeAll(s, len);
+        await writeAll(s, part);
         sent += part.length;
       }
     }
-    await write(s, new Uint8Array(4)); // a zero-length chunk ends the stream
+    await writeAll(s, new Uint8Array(4)); // a zero-length chunk ends the stream
   } catch (e) {
-    if (signal.aborted) throw new Error(stopped(signal));
+    if (signal.aborted) throw new Error(abortReason(signal));
     throw sent > 0 ? new StreamCut(sent, e as Error) : e;
   }
 }
@@ -278,72 +285,9 @@ function readAnswer(s: net.Socket): Promise<string> {
 
 // --- arguments and limits ---
 
-function describe(t: Target): string {
-  return "path" in t ? t.path : `${t.host}:${t.port}`;
-}
-
 function number(key: string, v: string): number {
   if (!/^\d+(\.\d+)?$/.test(v)) throw new Error(`virus/clamdscan: ${key} "${v}" is not a number`);
   return Number(v);
 }
 
-function yesNo(key: string, v: string | undefined, fallback: boolean): boolean {
-  if (v === undefined) return fallback;
-  if (/^(yes|1|true)$/i.test(v)) return true;
-  if (/^(no|0|false)$/i.test(v)) return false;
-  throw new Error(`virus/clamdscan: ${key} is yes or no`);
-}
-
-/** One second under the engine's limit for this plugin (`timeout`, else `plugin_timeout`, else 30 s). */
-function backendLimitMs(server: Server, o: Partial<Record<string, string>>): number {
-  const raw = o["timeout"] ?? server.config("plugin_timeout") ?? "30";
-  const engine = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) * 1000 : 30_000;
-  return engine === 0 ? 25_000 : Math.max(engine - 1000, engine / 2);
-}
-
 // --- the socket ---
-
-/** Why `signal` was aborted: our own time limit, or the engine's (its reason says which). */
-function stopped(signal: AbortSignal): string {
-  const r: unknown = signal.reason;
-  if (r instanceof Error && r.name !== "TimeoutError" && r.name !== "AbortError") return r.message;
-  return "no answer within the time limit";
-}
-
-/** Connects within `ms`; the socket is destroyed with an error when `signal` aborts. */
-function open(t: Target, ms: number, signal: AbortSignal): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(new Error(stopped(signal)));
-    const s = "path" in t ? net.connect(t.path) : net.connect(t.port, t.host);
-    const abort = () => s.destroy(new Error(stopped(signal)));
-    const fail = (e: Error) => {
-      clearTimeout(timer);
-      s.destroy();
-      reject(e);
-    };
-    const timer = setTimeout(() => fail(new Error(`no connection within ${ms} ms`)), ms);
-    s.once("error", fail);
-    s.once("connect", () => {
-      clearTimeout(timer);
-      s.off("error", fail);
-      s.on("error", () => undefined); // reads and writes report errors themselves
-      signal.addEventListener("abort", abort, { once: true });
-      s.once("close", () => signal.removeEventListener("abort", abort));
-      resolve(s);
-    });
-  });
-}
-
-async function write(s: net.Socket, data: string | Uint8Array): Promise<void> {
-  if (s.destroyed || s.writableEnded) throw new Error("connection closed");
-  if (s.write(data)) return;
-  await new Promise<void>((resolve, reject) => {
-    const done = (e?: Error) => {
-      s.off("drain", ok).off("close", closed);
-      e ? reject(e) : resolve();
-    };
-    const ok = () => done();
-    const closed = () => done(new Error("connection closed while sending"));
-    s.once("drain", ok).once("close", closed);
-  });
-}

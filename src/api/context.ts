@@ -41,6 +41,12 @@ export interface PluginContext<D extends object = PluginData> {
    * argument) has passed; pass it on to anything that waits.
    */
   readonly signal: AbortSignal;
+  /**
+   * The engine's time limit for each call of this plugin, in ms: the plugin's `timeout N`
+   * argument, else `plugin_timeout`, else 30 s; 0 when there is none. A plugin that waits on a
+   * daemon keeps under it (`backendTimeLimitMs`) to answer with its own failure policy.
+   */
+  readonly timeLimitMs: number;
   /** qpsmtpd's escaped name, used in logs and as a notes key (`queue::maildir`, `relay_3a0`). */
   plugin_name(): string;
   /** The hook running now; undefined in init and register. */

@@ -62,4 +62,5 @@ export {
   SmtpClient,
   type StartTlsOptions,
 } from "./smtp_client.ts";
+export { abortReason, type BackendTarget, backendTimeLimitMs, connectBackend, describeBackend, parseYesNo, writeAll } from "./backend.ts";
 export { VERSION } from "./version.ts";

@@ -84,6 +84,10 @@ export class ServerCall implements PluginContext<Record<string, unknown>> {
     return this.#p.host.resolver;
   }
 
+  get timeLimitMs(): number {
+    return this.#p.timeoutMs;
+  }
+
   get signal(): AbortSignal {
     return (this.#abort ??= new AbortController()).signal;
   }
