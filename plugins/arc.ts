@@ -29,6 +29,7 @@ import {
   parsePluginArgs,
   type Register,
   type Transaction,
+  withCrlf,
 } from "qpsmtpd";
 
 declare module "qpsmtpd" {
@@ -47,26 +48,14 @@ export const register: Register = function (_server, ...words) {
 // ---- verification ---------------------------------------------------------------------------
 
 /**
- * The spool holds LF line ends. mailauth turns each bare LF into CRLF itself, one small buffer
- * and one parser call per line; doing it here per chunk costs a fraction of that.
- */
-async function* toCrlf(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer> {
-  for await (const c of chunks) yield crlf(c);
-}
-
-function crlf(c: Uint8Array): Buffer {
-  return Buffer.from(Buffer.from(c).toString("latin1").replace(/\n/g, "\r\n"), "latin1");
-}
-
-/**
- * The message as received (the spool file: original header block and body), CRLF line ends. A
- * message the core keeps in memory anyway (up to `size_threshold`) is read in one piece, a
- * larger one streamed in chunks.
+ * The message as received (the spool file: original header block and body), CRLF line ends
+ * (mailauth would otherwise convert each line itself, at several times the cost). A message the
+ * core keeps in memory anyway (up to `size_threshold`) is read in one piece, a larger one streamed.
  */
 function received(p: HookContext, txn: Transaction): Readable {
   const file = txn.body_filename();
-  if (txn.data_size() <= Number(p.qp.config("size_threshold") ?? 0)) return Readable.from([crlf(fs.readFileSync(file))]);
-  return Readable.from(toCrlf(fs.createReadStream(file)));
+  const small = txn.data_size() <= Number(p.qp.config("size_threshold") ?? 0);
+  return Readable.from(withCrlf(small ? [fs.readFileSync(file)] : fs.createReadStream(file)));
 }
 
 interface ArcOutcome {
@@ -120,7 +109,7 @@ async function seal(p: HookContext, txn: Transaction): Promise<void> {
   }
   const signTime = new Date(p.server.now());
   const sealing = { signingDomain: key.domain, selector: key.selector, privateKey };
-  const { data, result } = await verifyChain(p, Readable.from(toCrlf(txn.message_stream())), { ...sealing });
+  const { data, result } = await verifyChain(p, Readable.from(withCrlf(txn.message_stream())), { ...sealing });
   const cv = result.status.result;
   if (cv !== "none" && cv !== "pass" && !result.status.shouldSeal) {
     p.log(LOGINFO, `skip, the chain is ${cv} and cannot be sealed again`);

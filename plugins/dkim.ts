@@ -47,6 +47,7 @@ import {
   type Register,
   type Result,
   type Transaction,
+  withCrlf,
 } from "qpsmtpd";
 
 /** One signature's verdict, as dmarc reads it. */
@@ -80,26 +81,14 @@ declare module "qpsmtpd" {
 // ---- verification ---------------------------------------------------------------------------
 
 /**
- * The spool holds LF line ends. mailauth turns each bare LF into CRLF itself, one small buffer
- * and one parser call per line; doing it here per chunk costs a fraction of that.
- */
-async function* toCrlf(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer> {
-  for await (const c of chunks) yield crlf(c);
-}
-
-function crlf(c: Uint8Array): Buffer {
-  return Buffer.from(Buffer.from(c).toString("latin1").replace(/\n/g, "\r\n"), "latin1");
-}
-
-/**
- * The message as received (the spool file: original header block and body), CRLF line ends. A
- * message the core keeps in memory anyway (up to `size_threshold`) is read in one piece, a
- * larger one streamed in chunks.
+ * The message as received (the spool file: original header block and body), CRLF line ends
+ * (mailauth would otherwise convert each line itself, at several times the cost). A message the
+ * core keeps in memory anyway (up to `size_threshold`) is read in one piece, a larger one streamed.
  */
 function received(p: HookContext, txn: Transaction): Readable {
   const file = txn.body_filename();
-  if (txn.data_size() <= Number(p.qp.config("size_threshold") ?? 0)) return Readable.from([crlf(fs.readFileSync(file))]);
-  return Readable.from(toCrlf(fs.createReadStream(file)));
+  const small = txn.data_size() <= Number(p.qp.config("size_threshold") ?? 0);
+  return Readable.from(withCrlf(small ? [fs.readFileSync(file)] : fs.createReadStream(file)));
 }
 
 interface MailauthSignature {
@@ -221,7 +210,7 @@ async function sign(p: HookContext, txn: Transaction): Promise<void> {
     return;
   }
   const signature = { signingDomain: key.domain, selector: key.selector, privateKey };
-  const res = await dkimSign(Readable.from(toCrlf(txn.message_stream())), {
+  const res = await dkimSign(Readable.from(withCrlf(txn.message_stream())), {
     ...signature,
     canonicalization: "relaxed/relaxed",
     signTime: new Date(p.server.now()),

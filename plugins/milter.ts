@@ -70,6 +70,7 @@ import {
   parsePluginArgs,
   type Result,
   type Transaction,
+  withCrlf,
 } from "qpsmtpd";
 
 declare module "qpsmtpd" {
@@ -573,8 +574,7 @@ class Conversation {
       size = 0;
       return this.#reply(P_NR_BODY);
     };
-    for await (const chunk of txn.body_stream()) {
-      const wire = crlf(chunk);
+    for await (const wire of withCrlf(txn.body_stream())) {
       for (let at = 0; at < wire.length;) {
         const take = Math.min(BODY_CHUNK - size, wire.length - at);
         pending.push(wire.subarray(at, at + take));
@@ -927,17 +927,4 @@ function esmtp(params: Params): Buffer[] {
 
 function printable(b: Buffer): string {
   return b.toString("latin1").replace(/[^\x20-\x7e]+/g, " ").trim();
-}
-
-function crlf(c: Uint8Array): Uint8Array {
-  let lf = 0;
-  for (const b of c) if (b === 10) lf++;
-  if (lf === 0) return c;
-  const out = new Uint8Array(c.length + lf);
-  let j = 0;
-  for (const b of c) {
-    if (b === 10) out[j++] = 13;
-    out[j++] = b;
-  }
-  return out;
 }

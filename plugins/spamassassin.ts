@@ -60,6 +60,7 @@ import {
   type Result,
   type Transaction,
   type TransactionNotes,
+  withCrlf,
   writeAll,
 } from "qpsmtpd";
 
@@ -211,9 +212,9 @@ interface SpamdAnswer {
 async function scan(p: HookContext<Data>, txn: Transaction, user: string): Promise<SpamdAnswer> {
   const d = p.data;
   const deadline = AbortSignal.any([p.signal, AbortSignal.timeout(d.scanMs)]);
-  const envelope = new TextEncoder().encode(`X-Envelope-From: ${txn.sender()?.format() ?? "<>"}\n`);
+  const envelope = Buffer.from(`X-Envelope-From: ${txn.sender()?.format() ?? "<>"}\r\n`);
   // spamd wants the length first: one pass to measure (CRLF line ends), one to send.
-  let length = crlfLength(envelope);
+  let length = envelope.length;
   let last = 10;
   for await (const c of txn.message_stream()) {
     length += crlfLength(c);
@@ -223,8 +224,8 @@ async function scan(p: HookContext<Data>, txn: Transaction, user: string): Promi
   const s = await connectBackend(d.target, d.connectMs, deadline);
   try {
     await writeAll(s, `HEADERS SPAMC/1.5\r\nContent-length: ${length}\r\nUser: ${user}\r\n\r\n`);
-    await writeAll(s, crlf(envelope));
-    for await (const c of txn.message_stream()) await writeAll(s, crlf(c));
+    await writeAll(s, envelope);
+    for await (const c of withCrlf(txn.message_stream())) await writeAll(s, c);
     if (last !== 10) await writeAll(s, "\r\n");
     s.end();
     p.log(LOGDEBUG, `sent ${length} bytes to spamd as user ${user}`);
@@ -397,14 +398,4 @@ function crlfLength(c: Uint8Array): number {
   let n = c.length;
   for (const b of c) if (b === 10) n++;
   return n;
-}
-
-function crlf(c: Uint8Array): Uint8Array {
-  const out = new Uint8Array(crlfLength(c));
-  let j = 0;
-  for (const b of c) {
-    if (b === 10) out[j++] = 13;
-    out[j++] = b;
-  }
-  return out;
 }

@@ -61,6 +61,7 @@ export {
   DotStuffer,
   SmtpClient,
   type StartTlsOptions,
+  withCrlf,
 } from "./smtp_client.ts";
 export { abortReason, type BackendTarget, backendTimeLimitMs, connectBackend, describeBackend, parseYesNo, writeAll } from "./backend.ts";
 export { VERSION } from "./version.ts";

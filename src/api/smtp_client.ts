@@ -426,6 +426,16 @@ export class CrlfEncoder {
 }
 
 /**
+ * `chunks` with CRLF line ends, as the wire and signatures want them, from the LF line ends the
+ * spool keeps (`txn.message_stream()`, the file `txn.body_filename()` names): CrlfEncoder's
+ * `push` on each chunk.
+ */
+export async function* withCrlf(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const encoder = new CrlfEncoder();
+  for await (const c of chunks) yield encoder.push(c);
+}
+
+/**
  * Canonical SMTP content: every line ends in CRLF, a stray CR becomes a space (it could start a
  * smuggling sequence at the next hop), and a leading dot is doubled.
  */
