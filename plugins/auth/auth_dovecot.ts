@@ -22,16 +22,17 @@
  * Failure policy: closed. OK only when Dovecot said yes; when it cannot answer, 454 (the
  * client retries later), never 235 and never 535.
  */
-import * as net from "node:net";
 import {
   type BackendTarget,
   type Check,
+  connectBackend,
   DECLINED,
   DENY,
   DENYSOFT,
   type HookContext,
   type Hooks,
   type Init,
+  LineReader,
   LOGERROR,
   LOGINFO,
   LOGWARN,
@@ -65,83 +66,9 @@ export const init: Init<Data> = function (_server, ...args) {
   this.data.timeoutMs = Number(seconds) * 1000;
 };
 
-/** Reads `\n`-ended lines from a socket, each within the time limit; lines are bounded. */
-class LineReader {
-  readonly #sock: net.Socket;
-  readonly #timeoutMs: number;
-  #buf = "";
-  #lines: string[] = [];
-  #waiter: ((line: string | Error) => void) | undefined;
-  #error: Error | undefined;
-
-  private constructor(sock: net.Socket, timeoutMs: number) {
-    this.#sock = sock;
-    this.#timeoutMs = timeoutMs;
-    sock.setEncoding("latin1");
-    sock.on("data", (d: string) => {
-      this.#buf += d;
-      if (this.#buf.length > 65536) return void sock.destroy(new Error("answer line too long"));
-      let i: number;
-      while ((i = this.#buf.indexOf("\n")) >= 0) {
-        this.#push(this.#buf.slice(0, i));
-        this.#buf = this.#buf.slice(i + 1);
-      }
-    });
-    const fail = (e: Error): void => {
-      this.#error ??= e;
-      this.#waiter?.(this.#error);
-    };
-    sock.on("error", fail);
-    sock.on("close", () => fail(new Error("connection closed by the auth service")));
-  }
-
-  #push(line: string): void {
-    if (this.#waiter) this.#waiter(line);
-    else this.#lines.push(line);
-  }
-
-  static open(target: BackendTarget, timeoutMs: number, signal: AbortSignal): Promise<LineReader> {
-    return new Promise((resolve, reject) => {
-      const sock = "path" in target ? net.connect(target.path) : net.connect(target.port, target.host);
-      const onAbort = (): void => void sock.destroy(new Error("the plugin's time limit passed"));
-      signal.addEventListener("abort", onAbort, { once: true });
-      sock.once("close", () => signal.removeEventListener("abort", onAbort));
-      const timer = setTimeout(() => sock.destroy(new Error("connect timed out")), timeoutMs);
-      sock.once("connect", () => {
-        clearTimeout(timer);
-        resolve(new LineReader(sock, timeoutMs));
-      });
-      sock.once("error", (e) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-    });
-  }
-
-  next(): Promise<string> {
-    const ready = this.#lines.shift();
-    if (ready !== undefined) return Promise.resolve(ready);
-    if (this.#error) return Promise.reject(this.#error);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => this.#sock.destroy(new Error("timed out waiting for the auth service")), this.#timeoutMs);
-      this.#waiter = (l) => {
-        clearTimeout(timer);
-        this.#waiter = undefined;
-        if (l instanceof Error) reject(l);
-        else resolve(l);
-      };
-    });
-  }
-
-  write(s: string): void {
-    this.#sock.write(s);
-  }
-
-  /** Ends the connection once what was written has gone, and drops it if that takes long. */
-  close(): void {
-    this.#sock.end();
-    setTimeout(() => this.#sock.destroy(), 1000).unref?.();
-  }
+/** A connection to the auth service, its lines read within `timeoutMs`. */
+async function openReader(target: BackendTarget, timeoutMs: number, signal: AbortSignal): Promise<LineReader> {
+  return new LineReader({ timeoutMs, peer: "the auth service" }, await connectBackend(target, timeoutMs, signal));
 }
 
 /** The handshake: our VERSION and CPID, then the service's lines up to DONE; the mechanisms it offers. */
@@ -199,7 +126,7 @@ export const hook_auth_plain: Hooks<Data>["auth-plain"] = async function (_txn, 
   }
   let r: LineReader | undefined;
   try {
-    r = await LineReader.open(this.data.target, this.data.timeoutMs, this.signal);
+    r = await openReader(this.data.target, this.data.timeoutMs, this.signal);
     const mechs = await handshake(r);
     const wanted = mechanism.toUpperCase() === "LOGIN" ? "LOGIN" : "PLAIN";
     const mech = mechs.has(wanted) ? wanted : mechs.has("PLAIN") ? "PLAIN" : mechs.has("LOGIN") ? "LOGIN" : undefined;
@@ -229,7 +156,7 @@ function unavailable(p: HookContext<Data>, why: string): Result {
 export const check: Check<Data> = async function () {
   let r: LineReader | undefined;
   try {
-    r = await LineReader.open(this.data.target, Math.min(this.data.timeoutMs, 10_000), this.signal);
+    r = await openReader(this.data.target, Math.min(this.data.timeoutMs, 10_000), this.signal);
     const mechs = await handshake(r);
     return mechs.has("PLAIN") || mechs.has("LOGIN") ? [] : [`Dovecot auth at ${this.data.where} offers neither PLAIN nor LOGIN`];
   } catch (e) {

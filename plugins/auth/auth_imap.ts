@@ -40,6 +40,7 @@ import {
   type HookContext,
   type Hooks,
   type Init,
+  LineReader,
   LOGERROR,
   LOGINFO,
   LOGWARN,
@@ -100,79 +101,9 @@ export const init: Init<Data> = function (server, ...args) {
   this.data.timeoutMs = Number(seconds) * 1000;
 };
 
-/** CRLF lines from a socket that can be swapped for its TLS upgrade; bounded, each within the time limit. */
-class ImapLines {
-  #sock: net.Socket | undefined;
-  readonly #timeoutMs: number;
-  #buf = "";
-  #lines: string[] = [];
-  #waiter: ((line: string | Error) => void) | undefined;
-  #error: Error | undefined;
-  readonly #onData = (d: Buffer): void => {
-    this.#buf += d.toString("latin1");
-    if (this.#buf.length > 65536) return void this.#sock?.destroy(new Error("answer line too long"));
-    let i: number;
-    while ((i = this.#buf.indexOf("\r\n")) >= 0) {
-      const line = this.#buf.slice(0, i);
-      this.#buf = this.#buf.slice(i + 2);
-      if (this.#waiter) this.#waiter(line);
-      else this.#lines.push(line);
-    }
-  };
-  readonly #onError = (e: Error): void => this.#fail(e);
-  readonly #onClose = (): void => this.#fail(new Error("connection closed by the IMAP server"));
-
-  constructor(timeoutMs: number) {
-    this.#timeoutMs = timeoutMs;
-  }
-
-  #fail(e: Error): void {
-    this.#error ??= e;
-    this.#waiter?.(this.#error);
-  }
-
-  attach(sock: net.Socket): void {
-    this.#sock = sock;
-    sock.on("data", this.#onData);
-    sock.on("error", this.#onError);
-    sock.on("close", this.#onClose);
-  }
-
-  /** Hands the socket over for STARTTLS; throws when the server already sent more (an injection). */
-  detach(): net.Socket {
-    const sock = this.#sock!;
-    sock.off("data", this.#onData);
-    sock.off("error", this.#onError);
-    sock.off("close", this.#onClose);
-    if (this.#buf !== "" || this.#lines.length > 0) throw new Error("the server sent data after its STARTTLS answer");
-    return sock;
-  }
-
-  next(): Promise<string> {
-    const ready = this.#lines.shift();
-    if (ready !== undefined) return Promise.resolve(ready);
-    if (this.#error) return Promise.reject(this.#error);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => this.#sock?.destroy(new Error("timed out waiting for the IMAP server")), this.#timeoutMs);
-      this.#waiter = (l) => {
-        clearTimeout(timer);
-        this.#waiter = undefined;
-        if (l instanceof Error) reject(l);
-        else resolve(l);
-      };
-    });
-  }
-
-  write(data: string | Uint8Array): void {
-    this.#sock?.write(data);
-  }
-
-  /** Ends the connection once what was written has gone (a LOGOUT), and drops it if that takes long. */
-  close(): void {
-    const sock = this.#sock;
-    sock?.end();
-    setTimeout(() => sock?.destroy(), 1000).unref?.();
-  }
+/** CRLF lines from the IMAP server, each within the time limit (attached once connected). */
+function imapLines(timeoutMs: number): LineReader {
+  return new LineReader({ timeoutMs, peer: "the IMAP server", ending: "\r\n" });
 }
 
 /** Connects (in TLS for imaps) and settles once the socket is ready; honours the time limit and the signal. */
@@ -206,7 +137,7 @@ function parseTagged(line: string): Answer {
 }
 
 /** Reads to the tagged answer of `tag`. Untagged lines are skipped. */
-async function tagged(r: ImapLines, tag: string): Promise<Answer> {
+async function tagged(r: LineReader, tag: string): Promise<Answer> {
   for (let n = 0; n < 10_000; n++) {
     const line = await r.next();
     if (line.startsWith(`${tag} `)) return parseTagged(line);
@@ -215,8 +146,8 @@ async function tagged(r: ImapLines, tag: string): Promise<Answer> {
 }
 
 /** Connects, reads the greeting and does STARTTLS when configured; the lines reader and the greeting. */
-async function session(d: Data, signal: AbortSignal): Promise<{ r: ImapLines; greeting: string }> {
-  const r = new ImapLines(d.timeoutMs);
+async function session(d: Data, signal: AbortSignal): Promise<{ r: LineReader; greeting: string }> {
+  const r = imapLines(d.timeoutMs);
   const sock = await open(d, signal, d.tls === "imaps");
   r.attach(sock);
   try {
@@ -226,7 +157,7 @@ async function session(d: Data, signal: AbortSignal): Promise<{ r: ImapLines; gr
     r.write("a0 STARTTLS\r\n");
     const a = await tagged(r, "a0");
     if (a.status !== "OK") throw new Error(`STARTTLS refused: ${a.status} ${a.text}`);
-    const upgraded = new ImapLines(d.timeoutMs);
+    const upgraded = imapLines(d.timeoutMs);
     upgraded.attach(await open(d, signal, true, r.detach()));
     return { r: upgraded, greeting: "" };
   } catch (e) {
@@ -243,7 +174,7 @@ function imapString(s: string): { quoted: string } | { literal: Buffer } {
 }
 
 /** Sends `a1 LOGIN user pass`, waiting for the server's go-ahead before each literal. */
-async function login(r: ImapLines, user: string, pass: string): Promise<Answer> {
+async function login(r: LineReader, user: string, pass: string): Promise<Answer> {
   let line = "a1 LOGIN";
   for (const arg of [imapString(user), imapString(pass)]) {
     if ("quoted" in arg) {
@@ -268,7 +199,7 @@ async function login(r: ImapLines, user: string, pass: string): Promise<Answer> 
  * `login_trusted_networks`) then logs it and keys its brute-force penalty on it, not on us. Any
  * answer will do: a server that does not know ID only says BAD.
  */
-async function sendClientIp(r: ImapLines, ip: string): Promise<void> {
+async function sendClientIp(r: LineReader, ip: string): Promise<void> {
   if (!/^[\d.:a-fA-F]+$/.test(ip)) return;
   r.write(`a0 ID ("x-originating-ip" "${ip}")\r\n`);
   await tagged(r, "a0");
@@ -291,7 +222,7 @@ export const hook_auth_plain: Hooks<Data>["auth-plain"] = async function (_txn, 
     this.log(LOGWARN, `refusing ${user}: the credentials hold ${bad}`);
     return DENY;
   }
-  let r: ImapLines | undefined;
+  let r: LineReader | undefined;
   try {
     const s = await session(this.data, this.signal);
     r = s.r;
@@ -328,7 +259,7 @@ function unavailable(p: HookContext<Data>, why: string): Result {
 
 /** `qpsmtpd check`: the server greets (and takes STARTTLS when configured) and will take LOGIN. */
 export const check: Check<Data> = async function () {
-  let r: ImapLines | undefined;
+  let r: LineReader | undefined;
   try {
     const s = await session({ ...this.data, timeoutMs: Math.min(this.data.timeoutMs, 10_000) }, this.signal);
     r = s.r;

@@ -20,15 +20,16 @@
  * Failure policy: closed. OK only when vpopmaild said yes; when it cannot answer, 454 (the
  * client retries later), never 235 and never 535.
  */
-import * as net from "node:net";
 import {
   type Check,
+  connectBackend,
   DECLINED,
   DENY,
   DENYSOFT,
   type HookContext,
   type Hooks,
   type Init,
+  LineReader,
   LOGERROR,
   LOGINFO,
   LOGWARN,
@@ -56,80 +57,10 @@ export const init: Init<Data> = function (_server, ...args) {
   this.data.timeoutMs = Number(seconds) * 1000;
 };
 
-/** One vpopmaild conversation: lines in (bounded, each within the time limit), lines out. */
-class Conversation {
-  readonly #sock: net.Socket;
-  readonly #timeoutMs: number;
-  #buf = "";
-  #lines: string[] = [];
-  #waiter: ((line: string | Error) => void) | undefined;
-  #error: Error | undefined;
-
-  private constructor(sock: net.Socket, timeoutMs: number) {
-    this.#sock = sock;
-    this.#timeoutMs = timeoutMs;
-    sock.setEncoding("latin1");
-    sock.on("data", (d: string) => {
-      this.#buf += d;
-      let i: number;
-      while ((i = this.#buf.indexOf("\n")) >= 0) {
-        const line = this.#buf.slice(0, i).replace(/\r$/, "");
-        this.#buf = this.#buf.slice(i + 1);
-        if (this.#waiter) this.#waiter(line);
-        else this.#lines.push(line);
-      }
-      if (this.#buf.length > 4096) sock.destroy(new Error("answer line too long"));
-    });
-    const fail = (e: Error): void => {
-      this.#error ??= e;
-      this.#waiter?.(this.#error);
-    };
-    sock.on("error", fail);
-    sock.on("close", () => fail(new Error("connection closed by vpopmaild")));
-  }
-
-  static open(d: Data, signal: AbortSignal): Promise<Conversation> {
-    return new Promise((resolve, reject) => {
-      const sock = net.connect(d.port, d.host);
-      const onAbort = (): void => void sock.destroy(new Error("the plugin's time limit passed"));
-      signal.addEventListener("abort", onAbort, { once: true });
-      sock.once("close", () => signal.removeEventListener("abort", onAbort));
-      const timer = setTimeout(() => sock.destroy(new Error("connect timed out")), d.timeoutMs);
-      sock.once("connect", () => {
-        clearTimeout(timer);
-        resolve(new Conversation(sock, d.timeoutMs));
-      });
-      sock.once("error", (e: Error) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-    });
-  }
-
-  next(): Promise<string> {
-    const ready = this.#lines.shift();
-    if (ready !== undefined) return Promise.resolve(ready);
-    if (this.#error) return Promise.reject(this.#error);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => this.#sock.destroy(new Error("timed out waiting for vpopmaild")), this.#timeoutMs);
-      this.#waiter = (l) => {
-        clearTimeout(timer);
-        this.#waiter = undefined;
-        if (l instanceof Error) reject(l);
-        else resolve(l);
-      };
-    });
-  }
-
-  write(s: string): void {
-    this.#sock.write(s);
-  }
-
-  /** Ends the connection once what was written has gone, and drops it if that takes long. */
-  close(): void {
-    this.#sock.end();
-    setTimeout(() => this.#sock.destroy(), 1000).unref?.();
-  }
+/** A connection to vpopmaild, its lines read within the time limit. */
+async function openConversation(d: Data, signal: AbortSignal): Promise<LineReader> {
+  const sock = await connectBackend({ host: d.host, port: d.port }, d.timeoutMs, signal);
+  return new LineReader({ timeoutMs: d.timeoutMs, peer: "vpopmaild", maxLine: 4096 }, sock);
 }
 
 /** Why a credential cannot go into `login USER PASSWORD` as it is, or undefined. */
@@ -148,9 +79,9 @@ export const hook_auth_plain: Hooks<Data>["auth-plain"] = async function (_txn, 
     this.log(LOGWARN, `refusing ${user}: the credentials hold ${bad}`);
     return DENY;
   }
-  let c: Conversation | undefined;
+  let c: LineReader | undefined;
   try {
-    c = await Conversation.open(this.data, this.signal);
+    c = await openConversation(this.data, this.signal);
     const greeting = await c.next();
     if (!greeting.startsWith("+OK")) return unavailable(this, `greeting ${greeting.slice(0, 200)}`);
     c.write(`login ${user} ${passClear}\r\n`);
@@ -180,10 +111,10 @@ function unavailable(p: HookContext<Data>, why: string): Result {
 
 /** `qpsmtpd check`: vpopmaild greets with +OK. */
 export const check: Check<Data> = async function () {
-  let c: Conversation | undefined;
+  let c: LineReader | undefined;
   const where = `${this.data.host}:${this.data.port}`;
   try {
-    c = await Conversation.open({ ...this.data, timeoutMs: Math.min(this.data.timeoutMs, 10_000) }, this.signal);
+    c = await openConversation({ ...this.data, timeoutMs: Math.min(this.data.timeoutMs, 10_000) }, this.signal);
     const greeting = await c.next();
     c.write("quit\r\n");
     return greeting.startsWith("+OK") ? [] : [`vpopmaild at ${where} greets with ${greeting.slice(0, 100)}`];

@@ -64,4 +64,5 @@ export {
   withCrlf,
 } from "./smtp_client.ts";
 export { abortReason, type BackendTarget, backendTimeLimitMs, connectBackend, describeBackend, parseYesNo, writeAll } from "./backend.ts";
+export { LineReader, type LineReaderOptions } from "./line_reader.ts";
 export { VERSION } from "./version.ts";
