@@ -22,7 +22,8 @@
  */
 import { spawn } from "node:child_process";
 import { accessSync, constants } from "node:fs";
-import type { Writable } from "node:stream";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import {
   type Check,
   DECLINED,
@@ -70,31 +71,6 @@ async function* batch(me: string, txn: Transaction): AsyncGenerator<Uint8Array> 
   yield Buffer.from("QUIT\r\n");
 }
 
-/**
- * Writes `chunks` to the child's pipe and ends it, waiting for the pipe to drain. Rejects when the
- * pipe breaks or closes before everything was written (the child stopped reading).
- */
-async function pour(to: Writable, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<void> {
-  let failure: Error | undefined;
-  const gone = new Promise<void>((resolve) => {
-    to.once("error", (e: Error) => {
-      failure ??= e;
-      resolve();
-    });
-    to.once("close", () => {
-      failure ??= new Error("the pipe closed");
-      resolve();
-    });
-  });
-  for await (const c of chunks) {
-    if (failure) throw failure;
-    if (!to.write(c)) await Promise.race([new Promise((r) => to.once("drain", r)), gone]);
-  }
-  if (failure) throw failure;
-  await Promise.race([new Promise<void>((r) => to.end(r)), gone]);
-  if (!to.writableFinished) throw failure ?? new Error("the pipe closed");
-}
-
 interface Outcome {
   code: number | null;
   signal: string | null;
@@ -115,7 +91,7 @@ function runExim(p: HookContext<Data>, txn: Transaction): Promise<Outcome> {
     const timer = setTimeout(kill, p.data.timeoutMs);
     p.signal.addEventListener("abort", kill, { once: true });
     let writeError: string | undefined;
-    const writes = pour(child.stdin!, batch(p.qp.me, txn)).catch((e: Error) => void (writeError ??= e.message));
+    const writes = pipeline(Readable.from(batch(p.qp.me, txn)), child.stdin!).catch((e: Error) => void (writeError ??= e.message));
     const done = async (code: number | null, signal: string | null): Promise<void> => {
       clearTimeout(timer);
       p.signal.removeEventListener("abort", kill);

@@ -23,7 +23,8 @@
  */
 import { spawn } from "node:child_process";
 import { accessSync, constants } from "node:fs";
-import type { Writable } from "node:stream";
+import { Readable, type Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import {
   type Check,
   DECLINED,
@@ -89,31 +90,6 @@ function envelope(txn: Transaction): Buffer {
   return Buffer.from(parts.join(""), "utf8");
 }
 
-/**
- * Writes `chunks` to the child's pipe and ends it, waiting for the pipe to drain. Rejects when the
- * pipe breaks or closes before everything was written (the child stopped reading).
- */
-async function pour(to: Writable, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<void> {
-  let failure: Error | undefined;
-  const gone = new Promise<void>((resolve) => {
-    to.once("error", (e: Error) => {
-      failure ??= e;
-      resolve();
-    });
-    to.once("close", () => {
-      failure ??= new Error("the pipe closed");
-      resolve();
-    });
-  });
-  for await (const c of chunks) {
-    if (failure) throw failure;
-    if (!to.write(c)) await Promise.race([new Promise((r) => to.once("drain", r)), gone]);
-  }
-  if (failure) throw failure;
-  await Promise.race([new Promise<void>((r) => to.end(r)), gone]);
-  if (!to.writableFinished) throw failure ?? new Error("the pipe closed");
-}
-
 interface Outcome {
   pid: number | undefined;
   code: number | null;
@@ -136,7 +112,10 @@ function runQueue(p: HookContext<Data>, txn: Transaction): Promise<Outcome> {
     p.signal.addEventListener("abort", kill, { once: true });
     let writeError: string | undefined;
     const envelopePipe = child.stdio[3] as Writable;
-    const writes = Promise.all([pour(child.stdin!, txn.message_stream()), pour(envelopePipe, [envelope(txn)])])
+    const writes = Promise.all([
+      pipeline(Readable.from(txn.message_stream()), child.stdin!),
+      pipeline(Readable.from([envelope(txn)]), envelopePipe),
+    ])
       .catch((e: Error) => void (writeError ??= e.message));
     const done = async (code: number | null, signal: string | null): Promise<void> => {
       clearTimeout(timer);
