@@ -36,6 +36,7 @@ import * as net from "node:net";
 import {
   type BackendTarget,
   type Check,
+  connectBackend,
   DECLINED,
   DENY,
   DENYSOFT,
@@ -48,6 +49,7 @@ import {
   parsePluginArgs,
   type Result,
   type Transaction,
+  writeAll,
 } from "qpsmtpd";
 
 declare module "qpsmtpd" {
@@ -245,24 +247,6 @@ class AttrReader {
   }
 }
 
-function connect(t: BackendTarget, d: Data, signal: AbortSignal): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const sock = "path" in t ? net.connect(t.path) : net.connect(t.port, t.host);
-    const onAbort = (): void => void sock.destroy(new Error("the plugin's time limit passed"));
-    signal.addEventListener("abort", onAbort, { once: true });
-    sock.once("close", () => signal.removeEventListener("abort", onAbort));
-    const timer = setTimeout(() => sock.destroy(new Error("connect timed out")), d.timeoutMs);
-    sock.once("connect", () => {
-      clearTimeout(timer);
-      resolve(sock);
-    });
-    sock.once("error", (e: Error) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-  });
-}
-
 /** The first of `list` that accepts a connection; the socket and its name. */
 async function open(list: string[], d: Data, signal: AbortSignal): Promise<[net.Socket, string]> {
   const errors: string[] = [];
@@ -273,26 +257,12 @@ async function open(list: string[], d: Data, signal: AbortSignal): Promise<[net.
       continue;
     }
     try {
-      return [await connect(t, d, signal), s];
+      return [await connectBackend(t, d.timeoutMs, signal), s];
     } catch (e) {
       errors.push(`${s}: ${(e as Error).message}`);
     }
   }
   throw new Error(`no cleanup socket answers (${errors.join("; ")})`);
-}
-
-async function write(sock: net.Socket, data: Buffer): Promise<void> {
-  if (sock.destroyed) throw new Error("connection closed by cleanup");
-  if (!sock.write(data)) {
-    await new Promise<void>((resolve, reject) => {
-      const onClose = (): void => reject(new Error("connection closed by cleanup"));
-      sock.once("close", onClose);
-      sock.once("drain", () => {
-        sock.off("close", onClose);
-        resolve();
-      });
-    });
-  }
 }
 
 /** Postfix's arrival time record: `seconds microseconds`. */
@@ -316,10 +286,10 @@ export const hook_queue: Hooks<Data>["queue"] = async function (txn): Promise<Re
     if (!hello.has("queue_id")) hello = await attrs.next();
     const queueId = hello.get("queue_id");
     if (!queueId || !/^[\w]+$/.test(queueId)) throw new Error("cleanup sent no queue id");
-    await write(sock, Buffer.from(`flags\0${flags}\0\0`, "latin1"));
-    await write(sock, envelopeRecords(this, txn));
-    for await (const r of contentRecords(txn.message_stream())) await write(sock, r);
-    await write(sock, Buffer.concat([record("X", ""), record("E", "")]));
+    await writeAll(sock, Buffer.from(`flags\0${flags}\0\0`, "latin1"));
+    await writeAll(sock, envelopeRecords(this, txn));
+    for await (const r of contentRecords(txn.message_stream())) await writeAll(sock, r);
+    await writeAll(sock, Buffer.concat([record("X", ""), record("E", "")]));
     const answer = await attrs.next();
     const status = Number(answer.get("status"));
     const reason = (answer.get("reason") ?? "").replace(/[\r\n]/g, " ").trim();
