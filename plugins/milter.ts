@@ -43,9 +43,7 @@
  * 10 MiB or four times the message).
  */
 import { Buffer } from "node:buffer";
-import * as net from "node:net";
 import {
-  abortReason,
   Address,
   type BackendTarget,
   backendTimeLimitMs,
@@ -66,6 +64,9 @@ import {
   LOGINFO,
   LOGNOTICE,
   LOGWARN,
+  MilterLink,
+  type MilterOptions,
+  type MilterPacket,
   type Params,
   parsePluginArgs,
   type Result,
@@ -111,7 +112,6 @@ const P_NR_RCPT = 0x8000, P_NR_DATA = 0x10000, P_NR_EOH = 0x40000, P_NR_BODY = 0
 /** Every flag above plus NOUNKNOWN/NR_UNKN (we never send unknown commands). */
 const PROTOCOL = 0x1ff7ff;
 const VERSION = 6;
-const MAX_PACKET = 1024 * 1024;
 const BODY_CHUNK = 65535;
 
 /**
@@ -119,7 +119,7 @@ const BODY_CHUNK = 65535;
  * a recipient another plugin accepted before our rcpt hook ran.
  */
 type Stage = "connect" | "helo" | "replay" | "mail" | "rcpt" | "late_rcpt" | "data" | "message";
-type Reply = { cmd: string; data: Buffer };
+type Reply = MilterPacket;
 
 export const init: Init<Data> = function (_server, ...words) {
   const a = parsePluginArgs("milter", words, {
@@ -231,10 +231,10 @@ export const hook_disconnect: Hooks<Data>["disconnect"] = function () {
 export const check: Check<Data> = async function () {
   const waitMs = Math.min(this.data.scanMs, 10_000);
   try {
-    const link = await Link.open(this.data.target, this.data.connectMs, AbortSignal.timeout(waitMs));
+    const link = await MilterLink.open(this.data.target, this.data.connectMs, AbortSignal.timeout(waitMs));
     link.limits = { signal: new AbortController().signal, waitMs };
     try {
-      const n = await negotiate(link);
+      const n = await link.negotiate({ version: VERSION, actions: ACTIONS, protocol: PROTOCOL });
       return n.version < 2 ? [`milter ${this.data.label} speaks version ${n.version}`] : [];
     } finally {
       link.close(true);
@@ -262,12 +262,12 @@ function stateOf(p: HookContext<Data>): PerConnection {
 
 async function open(p: HookContext<Data>): Promise<Conversation | undefined> {
   try {
-    const link = await Link.open(p.data.target, p.data.connectMs, p.signal);
+    const link = await MilterLink.open(p.data.target, p.data.connectMs, p.signal);
     // The negotiation is instant for a working milter: a silent one must not hold the greeting
     // for a whole scan_timeout.
     link.limits = { signal: p.signal, waitMs: p.data.connectMs };
     try {
-      const n = await negotiate(link);
+      const n = await link.negotiate({ version: VERSION, actions: ACTIONS, protocol: PROTOCOL });
       const c = new Conversation(link, n, p.data.label);
       stateOf(p).conv = c;
       p.log(
@@ -390,50 +390,11 @@ function describeReply(r: Reply): string {
   return r.cmd === "y" ? `reply code ${printable(r.data)}` : names[r.cmd] ?? `"${r.cmd}"`;
 }
 
-// --- negotiation ---
-
-interface Negotiated {
-  version: number;
-  actions: number;
-  protocol: number;
-  /** Macros the milter asked for, by stage (SMFIM_*), when it used SETSYMLIST. */
-  macros: Map<number, string[]>;
-}
-
-async function negotiate(link: Link): Promise<Negotiated> {
-  const offer = Buffer.alloc(12);
-  offer.writeUInt32BE(VERSION, 0);
-  offer.writeUInt32BE(ACTIONS, 4);
-  offer.writeUInt32BE(PROTOCOL, 8);
-  await link.send("O", offer);
-  const r = await link.read();
-  if (r.cmd !== "O" || r.data.length < 12) throw new Error(`bad negotiation answer "${r.cmd}" (${r.data.length} bytes)`);
-  const n: Negotiated = {
-    version: r.data.readUInt32BE(0),
-    actions: r.data.readUInt32BE(4),
-    protocol: r.data.readUInt32BE(8),
-    macros: new Map(),
-  };
-  if (n.version < 2) throw new Error(`milter protocol version ${n.version} is too old`);
-  if ((n.actions & ~ACTIONS) !== 0) throw new Error(`the milter wants actions we do not offer (0x${n.actions.toString(16)})`);
-  if ((n.protocol & ~PROTOCOL & 0xfffffff) !== 0) {
-    throw new Error(`the milter wants protocol steps we do not offer (0x${n.protocol.toString(16)})`);
-  }
-  for (let at = 12; at + 4 < r.data.length;) {
-    const where = r.data.readUInt32BE(at);
-    const end = r.data.indexOf(0, at + 4);
-    if (end < 0) break;
-    n.macros.set(where, r.data.subarray(at + 4, end).toString("latin1").split(/\s+/).filter(Boolean));
-    at = end + 1;
-  }
-  return n;
-}
-
 // --- one milter connection, as the SMTP session goes ---
 
 class Conversation {
-  readonly #link: Link;
-  readonly #n: Negotiated;
+  readonly #link: MilterLink;
+  readonly #n: MilterOptions;
   readonly #label: string;
   inMessage = false;
   /** The milter accepted (or discards) the message: no more stages for it. */
@@ -442,7 +403,7 @@ class Conversation {
   #count = 0;
   readonly #rcpts = new Set<string>();
 
-  constructor(link: Link, n: Negotiated, label: string) {
+  constructor(link: MilterLink, n: MilterOptions, label: string) {
     this.#link = link;
     this.#n = n;
     this.#label = label;
@@ -624,13 +585,13 @@ class Conversation {
 class Changes {
   readonly #p: HookContext<Data>;
   readonly #txn: Transaction;
-  readonly #n: Negotiated;
+  readonly #n: MilterOptions;
   readonly #label: string;
   readonly #ops: Array<() => void> = [];
   #body: Buffer[] | undefined;
   #bodySize = 0;
 
-  constructor(p: HookContext<Data>, txn: Transaction, n: Negotiated, label: string) {
+  constructor(p: HookContext<Data>, txn: Transaction, n: MilterOptions, label: string) {
     this.#p = p;
     this.#txn = txn;
     this.#n = n;
@@ -760,143 +721,6 @@ function insertAt(h: Header, index: number, name: string, value: string): Header
   const all = fields(h).map(([n, v]) => `${n}:${v}\n`);
   all.splice(Math.min(index, all.length), 0, `${name}: ${value}\n`);
   return Header.parse(all.join(""));
-}
-
-// --- the socket ---
-
-/** A milter connection: packets of `<u32 length><command><data>`. */
-class Link {
-  readonly #s: net.Socket;
-  #buf: Buffer = Buffer.alloc(0);
-  #wake: (() => void) | undefined;
-  #error: Error | undefined;
-  #closed = false;
-  /** The limits of the exchange in progress: the call's signal and how long one wait may last. */
-  limits: { signal: AbortSignal; waitMs: number } = { signal: new AbortController().signal, waitMs: 30_000 };
-
-  private constructor(s: net.Socket) {
-    this.#s = s;
-    s.on("data", (d: Buffer) => {
-      this.#buf = this.#buf.length === 0 ? d : Buffer.concat([this.#buf, d]);
-      this.#notify();
-    });
-    s.on("error", (e) => {
-      this.#error ??= e;
-      this.#notify();
-    });
-    s.on("close", () => {
-      this.#closed = true;
-      this.#notify();
-    });
-  }
-
-  static open(t: BackendTarget, ms: number, signal: AbortSignal): Promise<Link> {
-    return new Promise((resolve, reject) => {
-      if (signal.aborted) return reject(new Error(`gave up connecting: ${abortReason(signal)}`));
-      const s = "path" in t ? net.connect(t.path) : net.connect(t.port, t.host);
-      const fail = (e: Error) => {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", onAbort);
-        s.destroy();
-        reject(e);
-      };
-      const onAbort = () => fail(new Error(`gave up connecting: ${abortReason(signal)}`));
-      const timer = setTimeout(() => fail(new Error(`no connection within ${ms} ms`)), ms);
-      signal.addEventListener("abort", onAbort, { once: true });
-      s.once("error", fail);
-      s.once("connect", () => {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", onAbort);
-        s.off("error", fail);
-        resolve(new Link(s));
-      });
-    });
-  }
-
-  get alive(): boolean {
-    return !this.#closed && !this.#error && !this.#s.destroyed;
-  }
-
-  #notify(): void {
-    const w = this.#wake;
-    this.#wake = undefined;
-    w?.();
-  }
-
-  async send(cmd: string, data: Uint8Array = new Uint8Array(0)): Promise<void> {
-    if (!this.alive) throw this.#error ?? new Error("the milter closed the connection");
-    const head = Buffer.alloc(5);
-    head.writeUInt32BE(data.length + 1, 0);
-    head.write(cmd, 4, "latin1");
-    if (this.#s.write(Buffer.concat([head, data]))) return;
-    // The milter is not reading: wait for room, within the same limits as for an answer.
-    const until = Date.now() + this.limits.waitMs;
-    let drained = false;
-    const ok = () => (drained = true, this.#notify());
-    this.#s.once("drain", ok);
-    try {
-      while (!drained) {
-        if (!this.alive) throw this.#error ?? new Error("the milter closed the connection");
-        await this.#pause(until, "the milter does not read what we send");
-      }
-    } finally {
-      this.#s.off("drain", ok);
-    }
-  }
-
-  /**
-   * The next packet, waiting at most `limits.waitMs` for it (each call has its own window, so
-   * progress packets keep a stage alive) and never past `limits.signal`. Throws when the
-   * connection ends, the packet is malformed, or the time is up.
-   */
-  async read(): Promise<Reply> {
-    const until = Date.now() + this.limits.waitMs;
-    for (;;) {
-      if (this.#buf.length >= 4) {
-        const len = this.#buf.readUInt32BE(0);
-        if (len < 1 || len > MAX_PACKET) {
-          this.close(false);
-          throw new Error(`bad packet length ${len}`);
-        }
-        if (this.#buf.length >= 4 + len) {
-          const cmd = String.fromCharCode(this.#buf[4]!);
-          const data = this.#buf.subarray(5, 4 + len);
-          this.#buf = this.#buf.subarray(4 + len);
-          return { cmd, data };
-        }
-      }
-      if (this.#error) throw this.#error;
-      if (this.#closed) throw new Error("the milter closed the connection");
-      await this.#pause(until, "no answer within the time limit");
-    }
-  }
-
-  /** Waits for the socket to say something, until `until` or the signal; then closes and throws `why`. */
-  async #pause(until: number, why: string): Promise<void> {
-    const { signal } = this.limits;
-    const left = until - Date.now();
-    if (signal.aborted || left <= 0) {
-      this.close(false);
-      throw new Error(signal.aborted ? abortReason(signal) : why);
-    }
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", done);
-        resolve();
-      };
-      const timer = setTimeout(done, left);
-      this.#wake = done;
-      signal.addEventListener("abort", done, { once: true });
-    });
-  }
-
-  /** Ends the connection: politely (SMFIC_QUIT) or at once. */
-  close(polite: boolean): void {
-    if (polite && this.alive) this.#s.end(Buffer.from([0, 0, 0, 1, 0x51]));
-    else this.#s.destroy();
-    this.#closed = true;
-  }
 }
 
 // --- small helpers ---

@@ -65,4 +65,5 @@ export {
 } from "./smtp_client.ts";
 export { abortReason, type BackendTarget, backendTimeLimitMs, connectBackend, describeBackend, parseYesNo, writeAll } from "./backend.ts";
 export { LineReader, type LineReaderOptions } from "./line_reader.ts";
+export { MilterLink, type MilterOptions, type MilterPacket } from "./milter_link.ts";
 export { VERSION } from "./version.ts";
