@@ -308,7 +308,7 @@ export const hook_data_post: Hooks["data_post"] = function (txn): Result {
   // RFC 7489 §7.3 and practice: 550 5.7.1, where data_post's DENY would answer 552. The
   // enhanced code goes to EHLO clients only (ENHANCEDSTATUSCODES is an ESMTP extension).
   if (code === DENY) {
-    this.qp.respond(550, `${this.connection.hello === "ehlo" ? "5.7.1 " : ""}${text.join(" ")}`);
+    this.qp.respond_status(550, "5.7.1", text.join(" "));
     return DONE;
   }
   return [code, ...text];

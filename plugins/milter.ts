@@ -360,10 +360,9 @@ function refuse(p: HookContext<Data>, stage: Stage, code: number, lines: string[
   return status ? ours(p, code, status, lines) : (p.qp.respond(code, ...lines), DONE);
 }
 
-/** Our own reply; its RFC 3463 status code goes first when the client said EHLO. */
+/** Our own reply, with its RFC 3463 status code when the client said EHLO. */
 function ours(p: HookContext<Data>, code: number, status: string, lines: string[]): Result {
-  const [first = "", ...rest] = lines;
-  p.qp.respond(code, p.connection.hello === "ehlo" ? `${status} ${first}` : first, ...rest);
+  p.qp.respond_status(code, status, ...lines);
   return DONE;
 }
 

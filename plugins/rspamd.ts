@@ -180,7 +180,7 @@ export const check: Check<Data> = async function () {
  * RFC 3463 status code goes first when the client said EHLO.
  */
 function answer(p: HookContext<Data>, code: number, status: string, text: string): Result {
-  p.qp.respond(code, p.connection.hello === "ehlo" ? `${status} ${text}` : text);
+  p.qp.respond_status(code, status, text);
   return DONE;
 }
 

@@ -162,7 +162,7 @@ function failed(p: HookContext<Data>, why: string): Result {
 
 /** Our own reply and its RFC 3463 status code, which goes first when the client said EHLO. */
 function answer(p: HookContext<Data>, code: number, status: string, text: string): Result {
-  p.qp.respond(code, p.connection.hello === "ehlo" ? `${status} ${text}` : text);
+  p.qp.respond_status(code, status, text);
   return DONE;
 }
 

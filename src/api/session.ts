@@ -20,6 +20,12 @@ export interface Session {
   log(level: number, ...message: unknown[]): void;
   /** Sends a reply; for hooks that answer themselves and return DONE. */
   respond(code: number, ...lines: string[]): void;
+  /**
+   * Sends a reply with its RFC 3463 status code (`4.3.0`) in front of each line when the client
+   * speaks ENHANCEDSTATUSCODES (it said EHLO), as the engine's own replies; for hooks that answer
+   * themselves and return DONE.
+   */
+  respond_status(code: number, status: string, ...lines: string[]): void;
   /** Ends the transaction (the `reset_transaction` hooks run) without starting another. */
   reset_transaction(): Promise<void>;
   /** Runs the `disconnect` hooks and closes the connection after the pending output. */

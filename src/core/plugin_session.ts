@@ -45,6 +45,10 @@ export class PluginSession implements Session {
     this.#s.respond(code, ...lines);
   }
 
+  respond_status(code: number, status: string, ...lines: string[]): void {
+    this.#s.respondStatus(code, status, ...lines);
+  }
+
   reset_transaction(): Promise<void> {
     return this.#s.resetTransaction();
   }

@@ -394,6 +394,11 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
     this.#write(code, splitLines(lines));
   }
 
+  respondStatus(code: number, status: string, ...lines: string[]): void {
+    const text = splitLines(lines);
+    this.#write(code, this.enhancedCodes ? text.map((l) => `${status} ${l}`) : text);
+  }
+
   #write(code: number, lines: readonly string[]): void {
     if (this.#closed) return;
     this.#lastCode = code;

@@ -45,6 +45,8 @@ export interface SmtpSession {
   send(reply: Reply, text?: readonly string[]): void;
   /** Writes a reply a plugin composed itself. */
   respond(code: number, ...lines: string[]): void;
+  /** A reply a plugin composed, with `status` in front of each line when the session shows status codes. */
+  respondStatus(code: number, status: string, ...lines: string[]): void;
   flush(): void;
   config(name: string, address?: Address): string | undefined;
   configAll(name: string, address?: Address): readonly string[];

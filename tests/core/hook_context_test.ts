@@ -2,7 +2,7 @@
  * What a plugin can reach: the public API, and nothing of the engine behind it.
  */
 import { describe, expect, test } from "bun:test";
-import { DECLINED, OK } from "qpsmtpd";
+import { DECLINED, DONE, OK } from "qpsmtpd";
 import type { Hooks } from "qpsmtpd";
 import { TestSession } from "../../src/testing/harness.ts";
 
@@ -81,5 +81,24 @@ describe("a hook's `this`", () => {
     await t.command("MAIL FROM:<a@example.net>");
     expect(names).toEqual(["helo", "mail"]);
     expect(signals.size).toBe(2);
+  });
+});
+
+describe("qp.respond_status", () => {
+  test("puts the status code in front of each line after EHLO, and leaves it out after HELO", async () => {
+    const start = async () => {
+      const t = await TestSession.start({ plugins: ["rcpt_ok"] });
+      t.mockHook("mail", function () {
+        this.qp.respond_status(451, "4.3.0", "Unable to scan now", "try again later");
+        return DONE;
+      });
+      return t;
+    };
+    const ehlo = await start();
+    await ehlo.command("EHLO c");
+    expect((await ehlo.command("MAIL FROM:<a@example.net>")).lines).toEqual(["4.3.0 Unable to scan now", "4.3.0 try again later"]);
+    const helo = await start();
+    await helo.command("HELO c");
+    expect((await helo.command("MAIL FROM:<a@example.net>")).lines).toEqual(["Unable to scan now", "try again later"]);
   });
 });
