@@ -98,7 +98,7 @@ export const hook_queue: Hooks<Data>["queue"] = async function (txn): Promise<Re
       `MAIL FROM:${txn.sender()?.format() ?? "<>"}${caps.has("8BITMIME") ? " BODY=8BITMIME" : ""}\r\n`,
       ...rcpts.map((r) => `RCPT TO:${r.format()}\r\n`),
     ];
-    const replies = await sendEnvelope(client, envelope, caps.has("PIPELINING"));
+    const replies = await client.sendEnvelope(envelope, caps.has("PIPELINING"));
     const mail = replies[0]!;
     if (mail.code !== 250) {
       if (mail.code < 400) return unavailable(this, `MAIL answered ${text(mail)}`);
@@ -149,22 +149,6 @@ export const hook_queue: Hooks<Data>["queue"] = async function (txn): Promise<Re
     client?.close();
   }
 };
-
-/** MAIL and the RCPTs, pipelined when the server allows it; one reply each (fewer if MAIL failed unpipelined). */
-async function sendEnvelope(client: SmtpClient, commands: string[], pipelining: boolean): Promise<ClientReply[]> {
-  const replies: ClientReply[] = [];
-  if (pipelining) {
-    await client.write(commands.join(""));
-    for (let i = 0; i < commands.length; i++) replies.push(await client.read());
-    return replies;
-  }
-  for (const c of commands) {
-    await client.write(c);
-    replies.push(await client.read());
-    if (replies[0]!.code !== 250) break;
-  }
-  return replies;
-}
 
 function logFailures(p: HookContext<Data>, failed: ReadonlyArray<[string, ClientReply]>, stage: string): void {
   for (const [rcpt, r] of failed) p.log(LOGWARN, `not delivered to ${rcpt}${stage ? ` ${stage}` : ""}: ${text(r)}`);

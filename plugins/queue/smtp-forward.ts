@@ -359,22 +359,6 @@ function rcptParams(caps: Set<string>, rcpt: Address): string {
   return s;
 }
 
-/** MAIL and RCPTs, pipelined when offered; one reply each (fewer when MAIL failed unpipelined). */
-async function envelope(client: SmtpClient, commands: string[], pipelining: boolean): Promise<ClientReply[]> {
-  const replies: ClientReply[] = [];
-  if (pipelining) {
-    await client.write(commands.join(""));
-    for (let i = 0; i < commands.length; i++) replies.push(await client.read());
-    return replies;
-  }
-  for (const c of commands) {
-    await client.write(c);
-    replies.push(await client.read());
-    if (replies[0]!.code !== 250) break;
-  }
-  return replies;
-}
-
 /** Sends the content by BDAT or DATA; the next hop's final reply. */
 async function sendContent(
   p: HookContext<Data>,
@@ -397,8 +381,7 @@ async function sendContent(
 async function transfer(p: HookContext<Data>, txn: Transaction, client: SmtpClient, caps: Set<string>, needs: Needs): Promise<Verdict> {
   const { host } = p.data;
   const rcpts = txn.recipients();
-  const replies = await envelope(
-    client,
+  const replies = await client.sendEnvelope(
     [
       `MAIL FROM:${txn.sender()?.format() ?? "<>"}${mailParams(caps, needs)}\r\n`,
       ...rcpts.map((r) => `RCPT TO:${r.format()}${rcptParams(caps, r)}\r\n`),
@@ -520,8 +503,7 @@ async function report(
   const what = `delivery status notification to ${sender.format()} for ${entries.map((e) => e.rcpt.format()).join(", ")}`;
   try {
     const global = needs.utf8;
-    const replies = await envelope(
-      client,
+    const replies = await client.sendEnvelope(
       [`MAIL FROM:<>${mailParams(caps, { ...needs, binary: false }, true)}\r\n`, `RCPT TO:${sender.format()}\r\n`],
       caps.has("PIPELINING"),
     );

@@ -222,6 +222,25 @@ export class SmtpClient {
     if (!this.#sock.write(data)) await new Promise<void>((r) => this.#sock.once("drain", () => r()));
   }
 
+  /**
+   * Sends MAIL and the RCPTs (`commands`, each ending in CRLF), at once when the server offers
+   * PIPELINING, else one by one, stopping when MAIL is refused; a reply for each command sent.
+   */
+  async sendEnvelope(commands: readonly string[], pipelining: boolean): Promise<ClientReply[]> {
+    const replies: ClientReply[] = [];
+    if (pipelining) {
+      await this.write(commands.join(""));
+      for (let i = 0; i < commands.length; i++) replies.push(await this.read());
+      return replies;
+    }
+    for (const c of commands) {
+      await this.write(c);
+      replies.push(await this.read());
+      if (replies[0]!.code !== 250) break;
+    }
+    return replies;
+  }
+
   /** Sends a message (LF or CRLF line ends) as DATA content, ending with the final dot. */
   async sendData(chunks: AsyncIterable<Uint8Array>): Promise<void> {
     const stuff = new DotStuffer();

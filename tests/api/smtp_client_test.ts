@@ -237,6 +237,29 @@ describe.skipIf(!postfixSmtpdUsable)("SmtpClient STARTTLS and BDAT against Postf
     c.close();
   });
 
+  test("sendEnvelope: one by one without PIPELINING, stopping when MAIL is refused; all at once with it", async () => {
+    const peer = await fakePeer(lineScript("220 mx\r\n", ["250 mx\r\n", "550 no such sender\r\n"]));
+    try {
+      const c = await SmtpClient.connect(peer.target, { timeoutMs: 5000 });
+      await c.read();
+      await c.hello("client.example");
+      const replies = await c.sendEnvelope(["MAIL FROM:<a@example.net>\r\n", "RCPT TO:<b@example.org>\r\n"], false);
+      expect(replies.map((r) => r.code)).toEqual([550]);
+      expect(peer.received.join("")).not.toContain("RCPT");
+      c.close();
+    } finally {
+      await peer.close();
+    }
+    const port = await freePort();
+    await sink(`127.0.0.1:${port}`);
+    const c = await SmtpClient.connect({ host: "127.0.0.1", port }, { timeoutMs: 5000 });
+    await c.read();
+    await c.hello("client.example");
+    const all = await c.sendEnvelope(["MAIL FROM:<a@example.net>\r\n", "RCPT TO:<b@example.org>\r\n", "RCPT TO:<c@example.org>\r\n"], true);
+    expect(all.map((r) => r.code)).toEqual([250, 250, 250]);
+    c.close();
+  });
+
   test("a reply injected after the 220 to STARTTLS makes startTls throw", async () => {
     const peer = await fakePeer(lineScript("220 mx\r\n", ["250-mx\r\n250 STARTTLS\r\n", "220 go ahead\r\n250 injected\r\n"]));
     try {
