@@ -27,16 +27,10 @@ import { BATCH_MS, Outbox } from "./outbox.ts";
 import type { ProcessView } from "./observe.ts";
 import { clashes, listeningNow } from "./ports.ts";
 
-export interface PrimaryOptions {
+/** What every worker is given (WorkerConfig but its slot), and the primary's own. */
+export interface PrimaryOptions extends Omit<WorkerConfig, "slot"> {
   /** The primary's host: config (stress_threshold, loglevel) and the stderr logger. */
   readonly host: ServerHost;
-  readonly workers: number;
-  readonly dirs: readonly string[];
-  readonly listen: readonly ListenSpec[];
-  readonly limitConnections: number;
-  readonly maxFromIp: number;
-  readonly user: string | undefined;
-  readonly shutdownGrace: number;
   /** Called once every worker is gone after a stop (remove the pid file, exit). */
   readonly stopped: () => void;
   /** A worker could not start before any served: the message for stderr, then exit 1. */
