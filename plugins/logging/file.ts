@@ -21,13 +21,15 @@ interface Data {
   tsformat: string;
   nosplit: boolean;
   truncate: boolean;
+  /** How the path is made for each line: a file per connection (`%i`), by time (other escapes), or fixed. */
+  naming: "connection" | "time" | "fixed";
 }
 
 /** Open files by path, shared by every instance and generation; closed on reload. */
 const files = new Map<string, number>();
 
 export const init: Init<Data> = function (_server, ...args) {
-  const s: Data = { level: LOGWARN, path: "", tsformat: "%F %T", nosplit: false, truncate: false };
+  const s: Data = { level: LOGWARN, path: "", tsformat: "%F %T", nosplit: false, truncate: false, naming: "fixed" };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === "loglevel") {
@@ -43,6 +45,7 @@ export const init: Init<Data> = function (_server, ...args) {
     else throw new Error(`logging/file: unknown argument "${a}" (arguments: [loglevel L] [reopen] [nosplit] [tsformat FORMAT] PATH)`);
   }
   if (!s.path) throw new Error("logging/file needs a file name");
+  s.naming = s.path.includes("%i") ? "connection" : s.path.includes("%") ? "time" : "fixed";
   for (const fd of files.values()) fs.closeSync(fd); // SIGHUP reload: reopen everything
   files.clear();
   Object.assign(this.data, s);
@@ -74,12 +77,11 @@ export const hook_logging: Hooks<Data>["logging"] = function (_txn, level, hook,
   const s = this.data;
   if (level > s.level) return DECLINED;
   const now = Date.now();
-  const perConnection = s.path.includes("%i");
-  const path = perConnection ? strftime(s.path, new Date(now), conn) : s.path.includes("%") ? stamp(s.path, now) : s.path;
+  const path = s.naming === "connection" ? strftime(s.path, new Date(now), conn) : s.naming === "time" ? stamp(s.path, now) : s.path;
   const text = s.nosplit ? message.replace(/\n/g, " | ") : message;
   const head = `${stamp(s.tsformat, now)} ${PID}${conn ? ` ${conn}` : ""} ${hook ? `(${hook}) ` : ""}${plugin ? `${plugin}: ` : ""}`;
   const lines = text.includes("\n") ? text.split("\n").map((l) => `${head}${l}\n`).join("") : `${head}${text}\n`;
-  if (perConnection) fs.appendFileSync(path, lines);
+  if (s.naming === "connection") fs.appendFileSync(path, lines);
   else fs.writeSync(fdFor(path, s.truncate), lines);
   if (files.size > 64) {
     for (const [p, fd] of files) if (p !== path) (fs.closeSync(fd), files.delete(p));

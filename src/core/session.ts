@@ -90,15 +90,16 @@ function defaultSpoolDir(host: ServerHost): string {
  * connection otherwise. A bad value is reported by the session that reads it.
  */
 const limitsByHost = new WeakMap<ServerHost, { at: number; generation: number; limits: Limits }>();
-function sharedLimits(host: ServerHost, report: (message: string) => void): Limits {
+function sharedLimits(s: Session): Limits {
+  const host = s.host;
   const config = host.configDir;
   // Overridden values (tests, `--config` tricks) change at will: read them each time.
-  if (config.overrides.size > 0) return readLimits(config, report);
+  const shared = config.overrides.size === 0;
   const now = host.clock.now();
-  const hit = limitsByHost.get(host);
+  const hit = shared ? limitsByHost.get(host) : undefined;
   if (hit && hit.generation === config.generation && now - hit.at < 1000 && now >= hit.at) return hit.limits;
-  const limits = Object.freeze(readLimits(config, report));
-  limitsByHost.set(host, { at: now, generation: config.generation, limits });
+  const limits = Object.freeze(readLimits(config, (m) => s.log(LOGERROR, m)));
+  if (shared) limitsByHost.set(host, { at: now, generation: config.generation, limits });
   return limits;
 }
 
@@ -163,7 +164,7 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
     this.clock = this.host.clock;
     this.#transport = opts.transport;
     this.#connection = new SmtpConnection(opts.endpoints, opts.id ?? randomBytes(4).toString("hex"), opts.tlsCipher);
-    this.limits = sharedLimits(this.host, (m) => this.log(LOGERROR, m));
+    this.limits = sharedLimits(this);
     this.api = new PluginSession(this);
   }
 
