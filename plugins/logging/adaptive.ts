@@ -46,6 +46,7 @@ export const init: Init<Data> = function (_server, ...args) {
   this.data.reject = level("reject", LOGINFO);
   this.data.prefix = o.prefix ?? "-";
   this.data.buffers = new Map();
+  this.logs_up_to(Math.max(this.data.accept, this.data.reject));
 };
 
 export const hook_logging: Hooks<Data>["logging"] = function (_txn, level, hook, plugin, message, conn) {

@@ -53,6 +53,7 @@ export const init: Init<Data> = function (_server, ...args) {
     throw new Error(`logging/apache: cannot open ${path}: ${(e as Error).message}`);
   }
   Object.assign(this.data, { level, path } satisfies Data);
+  this.logs_up_to(level);
 };
 
 const two = (n: number) => String(n).padStart(2, "0");

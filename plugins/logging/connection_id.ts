@@ -30,6 +30,7 @@ export const init: Init<Data> = function (_server, ...args) {
   const n = level === undefined ? LOGWARN : parseLogLevel(level);
   if (n === undefined) throw new Error(`logging/connection_id: "${level}" is not a log level`);
   this.data.level = n;
+  this.logs_up_to(n);
 };
 
 /** qpsmtpd's line: the id, then `PLUGIN plugin:` or `running plugin (HOOK):`, then the message. */

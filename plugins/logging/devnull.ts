@@ -10,6 +10,7 @@ import { DECLINED, type Hooks, parsePluginArgs, type Register } from "qpsmtpd";
 // config line, and stops start-up with its file and line.
 export const register: Register = function (_server, ...words) {
   parsePluginArgs("logging/devnull", words, {});
+  this.logs_up_to(-1);
 };
 
 export const hook_logging: Hooks["logging"] = () => DECLINED;

@@ -49,6 +49,7 @@ export const init: Init<Data> = function (_server, ...args) {
   for (const fd of files.values()) fs.closeSync(fd); // SIGHUP reload: reopen everything
   files.clear();
   Object.assign(this.data, s);
+  this.logs_up_to(s.level);
 };
 
 function fdFor(path: string, truncate: boolean): number {

@@ -72,6 +72,7 @@ export const init: Init<Data> = function (server, ...args) {
     }
   }
   Object.assign(this.data, { level, host: server.me, ...(path !== undefined ? { path } : {}) });
+  this.logs_up_to(level);
 };
 
 function remember(id: string, entry: { ip: string; n: number; last?: WeakRef<Transaction> }): void {

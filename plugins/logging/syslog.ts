@@ -88,6 +88,7 @@ export const init: Init<Data> = function (_server, ...args) {
       sock,
     } satisfies Data,
   );
+  this.logs_up_to(level);
 };
 
 export const hook_logging: Hooks<Data>["logging"] = function (_txn, level, hook, plugin, message, conn) {

@@ -45,6 +45,7 @@ export const init: Init<Data> = function (_server, ...args) {
   const n = level === undefined ? LOGWARN : parseLogLevel(level);
   if (n === undefined) throw new Error(`logging/transaction_id: "${level}" is not a log level`);
   this.data.level = n;
+  this.logs_up_to(n);
 };
 
 /** qpsmtpd's line (as logging/connection_id; built-ins share no code but "qpsmtpd"). */

@@ -24,6 +24,7 @@ export const init: Init<Data> = function (_server, ...args) {
   const n = level === undefined ? LOGWARN : parseLogLevel(level);
   if (n === undefined) throw new Error(`logging/warn: "${level}" is not a log level`);
   this.data.level = n;
+  this.logs_up_to(n);
 };
 
 export const hook_logging: Hooks<Data>["logging"] = function (_txn, level, hook, plugin, message, conn) {

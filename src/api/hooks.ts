@@ -122,6 +122,11 @@ export type Hooks<D extends object = PluginData> = { [H in HookName]: HookFn<H, 
 export interface LoadContext<D extends object = PluginData> extends PluginContext<Partial<D>> {
   /** Registers `fn` for `hook`; `unshift` puts it first in the chain. */
   register_hook<H extends HookName>(hook: H, fn: HookFn<H, D>, unshift?: boolean): void;
+  /**
+   * For a logging plugin: it keeps lines at `level` or more urgent and declines the rest. Its
+   * `hook_logging` then gets only those, and a line no logging plugin keeps is not even made.
+   */
+  logs_up_to(level: number): void;
 }
 
 /**

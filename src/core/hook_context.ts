@@ -125,6 +125,10 @@ export class LoadCall extends ServerCall implements LoadContext<Record<string, u
   register_hook<H extends HookName>(hook: H, fn: HookFn<H, Record<string, unknown>>, unshift = false): void {
     this.#p.register(hook, fn, unshift);
   }
+
+  logs_up_to(level: number): void {
+    this.#p.logsUpTo = level;
+  }
 }
 
 /** `this` in a hook that runs for a connection. */

@@ -12,6 +12,8 @@ export class Logger {
   level: number;
   /** Runs the logging hooks; returns false when there are none. */
   sink: LogSink | undefined;
+  /** The least urgent level a logging hook keeps (`logs_up_to`); lines past it are not made. */
+  sinkUpTo = Infinity;
   #inSink = false;
 
   constructor(level = 4) {
@@ -20,12 +22,13 @@ export class Logger {
 
   /** Whether a line at `level` could go anywhere (logging plugins filter for themselves). */
   wants(level: number): boolean {
-    return this.sink !== undefined || level <= this.level;
+    return this.sink !== undefined ? level <= this.sinkUpTo : level <= this.level;
   }
 
   log(level: number, message: string, hook = "", plugin = "", connId = ""): void {
     if (this.#inSink) return; // a logging plugin's own log calls would recurse
     if (this.sink) {
+      if (level > this.sinkUpTo) return;
       this.#inSink = true;
       try {
         if (this.sink(level, hook, plugin, message, connId)) return;

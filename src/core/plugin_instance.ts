@@ -58,6 +58,8 @@ export class PluginInstance {
   /** The time limit for each call, ms. */
   readonly timeoutMs: number;
   readonly registrations: Registration[] = [];
+  /** A logging plugin's least urgent level (`logs_up_to`); undefined: it sees every line. */
+  logsUpTo: number | undefined;
   readonly #loglevel: { absolute?: number; relative?: number } = {};
 
   constructor(opts: InstanceOptions) {

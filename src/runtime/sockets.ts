@@ -7,6 +7,10 @@
 import * as net from "node:net";
 import * as tls from "node:tls";
 import type { TlsOptions } from "../api/tls.ts";
+import { acceptOnBunSockets, bunHandle } from "./bun_sockets.ts";
+import type { AcceptedConnection, InputHandlers, SessionTransport } from "./connection.ts";
+
+export type { AcceptedConnection, InputHandlers, SessionTransport };
 
 const HANDSHAKE_TIMEOUT_MS = 30_000;
 /** Bytes a client may send after a preamble before its session opens (reading is paused then). */
@@ -20,12 +24,6 @@ export interface BoundAddress {
 export interface Listener {
   readonly bound: BoundAddress;
   close(): void;
-}
-
-export interface InputHandlers {
-  data(chunk: Uint8Array): void;
-  /** The client closed its side, or the socket failed. */
-  end(): void;
 }
 
 /** Builds a TLS context from a plugin's certificate and key; throws when they are unusable. */
@@ -43,7 +41,10 @@ function toPem(x: string | Uint8Array): string | Buffer {
   return typeof x === "string" ? x : Buffer.from(x.buffer, x.byteOffset, x.byteLength);
 }
 
-/** Listens on `host:port`; `onAccept` gets each new connection. */
+/**
+ * Listens on `host:port`; `onAccept` gets each new connection. node:net binds (in a cluster
+ * worker it gets the primary's socket); under Bun the connections are Bun's own sockets.
+ */
 export function listen(
   host: string,
   port: number,
@@ -52,27 +53,38 @@ export function listen(
 ): Promise<Listener> {
   const srv = net.createServer({ pauseOnConnect: false }, (sock) => {
     sock.on("error", () => undefined);
-    onAccept(new AcceptedConnection(sock));
+    onAccept(new NodeConnection(sock));
   });
   return new Promise((resolve, reject) => {
     srv.once("error", reject);
     srv.listen(port, host, () => {
       srv.off("error", reject);
       srv.on("error", onError);
+      const bun = bunHandle(srv);
+      if (bun) acceptOnBunSockets(bun, onAccept);
       const a = srv.address() as net.AddressInfo;
       resolve({ bound: { address: a.address, port: a.port }, close: () => srv.close() });
     });
   });
 }
 
-/** A connection the listener accepted, before its session starts. */
-export class AcceptedConnection {
+/** An accepted net.Socket (Deno, or a Bun whose listener cannot hand over its sockets). */
+class NodeConnection implements AcceptedConnection {
   #sock: net.Socket;
   /** Set once a preamble was read: the client's bytes since, for the session, and whether it left. */
   #held: { chunks: Uint8Array[]; size: number; ended: boolean; release: () => void } | undefined;
 
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+
   constructor(sock: net.Socket) {
     this.#sock = sock;
+    this.remoteAddress = sock.remoteAddress ?? "";
+    this.remotePort = sock.remotePort ?? 0;
+    this.localAddress = sock.localAddress ?? "";
+    this.localPort = sock.localPort ?? 0;
   }
 
   /**
@@ -123,27 +135,10 @@ export class AcceptedConnection {
     });
   }
 
-  /** Bytes read with `readPreamble` that belong to the session: it gets them first, in order. */
   unread(bytes: Uint8Array): void {
     if (bytes.length === 0 || !this.#held) return;
     this.#held.chunks.unshift(bytes);
     this.#held.size += bytes.length;
-  }
-
-  get remoteAddress(): string {
-    return this.#sock.remoteAddress ?? "";
-  }
-
-  get remotePort(): number {
-    return this.#sock.remotePort ?? 0;
-  }
-
-  get localAddress(): string {
-    return this.#sock.localAddress ?? "";
-  }
-
-  get localPort(): number {
-    return this.#sock.localPort ?? 0;
   }
 
   /** Writes `text` and closes (a refusal before any session). */
@@ -155,7 +150,6 @@ export class AcceptedConnection {
     this.#sock.destroy();
   }
 
-  /** Implicit TLS: the handshake before anything is said. Resolves with the cipher name. */
   async secure(context: unknown): Promise<string> {
     const t = await handshake(this.#sock, context as tls.SecureContext);
     this.#sock = t;
@@ -163,12 +157,12 @@ export class AcceptedConnection {
   }
 
   /** Starts delivering the client's bytes to `handlers`; the session writes to the transport. */
-  open(handlers: InputHandlers): SocketTransport {
+  open(handlers: InputHandlers): SessionTransport {
     const s = this.#sock;
     const held = this.#held;
     this.#held = undefined;
     held?.release();
-    const t = new SocketTransport(s, handlers);
+    const t = new NodeTransport(s, handlers);
     // After the caller has its session (it is built from the transport this returns): first the
     // bytes held since the preamble, then the socket's own, or the end that came meanwhile.
     queueMicrotask(() => {
@@ -180,8 +174,7 @@ export class AcceptedConnection {
   }
 }
 
-/** What a session writes to: output, back-pressure, STARTTLS and close. */
-export class SocketTransport {
+class NodeTransport implements SessionTransport {
   #sock: net.Socket;
   /** close() was called: the second call (a session closes as it disconnects, and as it ends) does nothing. */
   #closing = false;

@@ -134,6 +134,9 @@ export class TestSession {
     const logs: TestLogLine[] = [];
     const logger = registry.host.logger;
     const sink = logger.sink;
+    // The test sees every line, whatever the logging plugins keep (each is still asked only
+    // about the lines it keeps).
+    logger.sinkUpTo = Infinity;
     logger.sink = (level, hook, plugin, message, connId) => {
       logs.push({ level, hook, plugin, message });
       return sink ? sink(level, hook, plugin, message, connId) : false;
