@@ -10,7 +10,7 @@ import { Header } from "../api/header.ts";
 import { VERSION } from "../api/version.ts";
 import { HeaderBlock } from "../smtp/header_block.ts";
 import { refuse } from "./refusals.ts";
-import { type Refusals, REPLIES } from "./replies.ts";
+import { type Refusals, type Reply, REPLIES } from "./replies.ts";
 import type { SmtpSession } from "./smtp_session.ts";
 import { type SmtpTransaction, transactionControl } from "./transaction.ts";
 
@@ -198,6 +198,22 @@ function refusalCode(code: number, table: Refusals): number | undefined {
   return undefined;
 }
 
+/** The reply to the queue hooks' answer; undefined for DONE (the plugin answered itself). */
+function queueReply(code: number): Reply | undefined {
+  switch (code) {
+    case OK:
+      return REPLIES.queued;
+    case DENY:
+      return REPLIES.queueDenied;
+    case DENYSOFT:
+      return REPLIES.queueDeferred;
+    case DONE:
+      return undefined;
+    default:
+      return REPLIES.queueDeclined;
+  }
+}
+
 /** Counts a message answered after its data (metrics; the accepted ones for `qpsmtpd status`). */
 function answered(s: SmtpSession, code: number, plugin: string | undefined): void {
   s.host.metrics.message(code, plugin ?? "", s.clock.now());
@@ -217,11 +233,7 @@ async function queue(s: SmtpSession): Promise<void> {
     return;
   }
   const r = await s.runHooks("queue");
-  const reply = {
-    [OK]: REPLIES.queued,
-    [DENY]: REPLIES.queueDenied,
-    [DENYSOFT]: REPLIES.queueDeferred,
-  }[r.timedOut ? DECLINED : r.code] ?? (r.code === DONE && !r.timedOut ? undefined : REPLIES.queueDeclined);
+  const reply = r.timedOut ? REPLIES.queueDeclined : queueReply(r.code);
   if (reply) {
     answered(s, reply.code, r.plugin);
     s.send(reply, r.msg);

@@ -35,7 +35,6 @@ interface BunSocket {
   terminate(): void;
   pause(): void;
   resume(): void;
-  setNoDelay(on: boolean): boolean;
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly localAddress: string;
@@ -124,7 +123,7 @@ export class BunConnection implements AcceptedConnection, SessionTransport {
     this.localAddress = sock.localAddress ?? "";
     this.localPort = sock.localPort ?? 0;
     sock.data = this;
-    sock.setNoDelay(true);
+    // No setNoDelay: Bun sets TCP_NODELAY on every socket it accepts.
   }
 
   // ---- events (from HANDLERS) -------------------------------------------------------------
@@ -268,7 +267,7 @@ export class BunConnection implements AcceptedConnection, SessionTransport {
   // ---- the session's transport ------------------------------------------------------------
 
   write(data: string): void {
-    if (this.#closed || this.#endWhenFlushed) return;
+    if (this.#closed || this.#closing) return; // as net.Socket: nothing is written after end()
     if (this.#out.length > 0) {
       this.#queue(Buffer.from(data));
       return;
