@@ -10,7 +10,7 @@ import { Header } from "../api/header.ts";
 import { VERSION } from "../api/version.ts";
 import { HeaderBlock } from "../smtp/header_block.ts";
 import { refuse } from "./refusals.ts";
-import { type Refusals, type Reply, REPLIES } from "./replies.ts";
+import { type Refusals, REPLIES, type Reply } from "./replies.ts";
 import type { SmtpSession } from "./smtp_session.ts";
 import { type SmtpTransaction, transactionControl } from "./transaction.ts";
 
