@@ -27,6 +27,7 @@ import {
   type Server,
   smtpSource,
   type SourceRun,
+  startFloor,
   startOurs,
   startSink,
   tail,
@@ -187,6 +188,27 @@ function targets(r: Map<string, Measured>, profiles: Profile[], sinkRates: Map<s
   say(`bold profile:${ratio} CPU ${bold.cpu.toFixed(2)} ms/msg (target <= 0.5)`);
 }
 
+/**
+ * The same 4 KB profiles against bench/floor.ts, which answers SMTP and does nothing else: what the
+ * kernel and Bun's sockets cost by themselves on this machine, and what is left for our code.
+ */
+async function floorRow(profiles: Profile[], ours: Map<string, Measured>): Promise<void> {
+  const floor = await startFloor(process.execPath);
+  try {
+    await smtpSource(floor.port, WARM_UP);
+    const [p1, p2, p3] = profiles;
+    const [a, b, bold] = [await measure(floor, p1!), await measure(floor, p2!), await measure(floor, p3!)];
+    const o = (p: Profile) => ours.get(p.label)!.cpu;
+    say(
+      `floor (bench/floor.ts: SMTP answered, nothing checked or kept, on Bun's sockets): CPU ${bold.cpu.toFixed(2)} ms/msg bold ` +
+        `(ours ${(o(p3!) - bold.cpu).toFixed(2)} above it), per connection ${(a.cpu - b.cpu).toFixed(2)} ms ` +
+        `(ours ${(o(p1!) - o(p2!) - (a.cpu - b.cpu)).toFixed(2)} above it)`,
+    );
+  } finally {
+    await floor.stop();
+  }
+}
+
 // ---- groups -------------------------------------------------------------------------------
 
 async function benchGroups(): Promise<void> {
@@ -216,6 +238,7 @@ async function benchGroups(): Promise<void> {
       }
     });
     targets(results, profiles, sinkBy);
+    if (workers === 1) await floorRow(profiles, results);
     if (workers === 1) one = results;
     else if (one) {
       const bold = profiles[2]!.label;

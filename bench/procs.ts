@@ -133,6 +133,15 @@ export async function startOurs(binary: string, config: string, args: string[], 
   return s;
 }
 
+/** bench/floor.ts (an SMTP responder that checks and keeps nothing) on a free port, run by `bun`. */
+export async function startFloor(bun: string): Promise<Server> {
+  const port = await freePort();
+  const child = spawn(bun, [join(import.meta.dirname, "floor.ts"), String(port)], { stdio: "ignore" });
+  const s = started("floor", child, port) as Server & { alive(): boolean };
+  await waitForPort(port, 10000, s.alive);
+  return s;
+}
+
 /** Postfix's smtp-sink on a free port, taking at most `maxConnections` at once. */
 export async function startSink(maxConnections: number): Promise<Server> {
   const port = await freePort();
