@@ -95,7 +95,7 @@ export class BunConnection implements AcceptedConnection, SessionTransport {
   /** While a preamble is read: where each chunk goes. */
   #take: ((chunk: Uint8Array) => void) | undefined;
   /** Bytes that came before the session took its input (or after a preamble), in order. */
-  #held: Uint8Array[] = [];
+  #held: Uint8Array[] | undefined;
   #heldSize = 0;
   #paused = false;
   /** The client half-closed or left before the session took its input. */
@@ -104,11 +104,12 @@ export class BunConnection implements AcceptedConnection, SessionTransport {
   #closing = false;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   /** Output the kernel did not take yet, oldest first. */
-  #out: Uint8Array[] = [];
+  #out: Uint8Array[] | undefined;
   #outSize = 0;
   #endWhenFlushed = false;
-  #drainWaiters: Array<() => void> = [];
-  #gone: Array<() => void> = [];
+  #drainWaiters: Array<() => void> | undefined;
+  /** A preamble being read: told when the client leaves. */
+  #onGone: (() => void) | undefined;
   #handshake: { resolve(cipher: string): void; reject(e: Error): void } | undefined;
 
   readonly remoteAddress: string;
@@ -136,7 +137,7 @@ export class BunConnection implements AcceptedConnection, SessionTransport {
       receivedSinceCollect = 0;
       collect?.(true);
     }
-    if (this.#input) this.#input.data(d);
+    if (this.#input) this.#input.feed(d);
     else if (this.#take) this.#take(d);
     else this.#hold(d);
   }
@@ -150,7 +151,7 @@ export class BunConnection implements AcceptedConnection, SessionTransport {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#closeTimer);
-    this.#out = [];
+    this.#out = undefined;
     this.#outSize = 0;
     this.#flushWaiters();
     this.#handshake?.reject(new Error("the client closed the connection during the TLS handshake"));
@@ -160,17 +161,19 @@ export class BunConnection implements AcceptedConnection, SessionTransport {
 
   onDrain(s: BunSocket): void {
     if (s !== this.#sock) return;
-    while (this.#out.length > 0) {
-      const chunk = this.#out[0]!;
+    const out = this.#out;
+    while (out && out.length > 0) {
+      const chunk = out[0]!;
       const n = s.write(chunk);
       if (n < 0) return;
       this.#outSize -= Math.min(n, chunk.length);
       if (n < chunk.length) {
-        this.#out[0] = chunk.subarray(n);
+        out[0] = chunk.subarray(n);
         return;
       }
-      this.#out.shift();
+      out.shift();
     }
+    this.#out = undefined;
     this.#flushWaiters();
     if (this.#endWhenFlushed) this.#sock.end();
   }
@@ -193,18 +196,20 @@ export class BunConnection implements AcceptedConnection, SessionTransport {
       return;
     }
     this.#ended = true;
-    for (const g of this.#gone.splice(0)) g();
+    this.#onGone?.();
   }
 
   #hold(d: Uint8Array): void {
-    this.#held.push(d);
+    (this.#held ??= []).push(d);
     this.#heldSize += d.length;
     if (this.#heldSize > HELD_MAX) this.#sock.terminate();
     else if (this.#heldSize > HOLD_PAUSE && !this.#paused) this.pause();
   }
 
   #flushWaiters(): void {
-    for (const w of this.#drainWaiters.splice(0)) w();
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = undefined;
+    for (const w of waiters ?? []) w();
   }
 
   // ---- before the session (AcceptedConnection) --------------------------------------------
@@ -216,6 +221,7 @@ export class BunConnection implements AcceptedConnection, SessionTransport {
         if (settled) return;
         settled = true;
         this.#take = undefined;
+        this.#onGone = undefined;
         this.pause();
         resolve(r);
       };
@@ -224,14 +230,14 @@ export class BunConnection implements AcceptedConnection, SessionTransport {
         if (r !== undefined) finish(r);
       };
       if (this.#ended || this.#closed) return finish("closed");
-      this.#gone.push(() => finish("closed"));
+      this.#onGone = () => finish("closed");
       void timeUp.then(() => finish("timeout"));
     });
   }
 
   unread(bytes: Uint8Array): void {
     if (bytes.length === 0) return;
-    this.#held.unshift(bytes);
+    (this.#held ??= []).unshift(bytes);
     this.#heldSize += bytes.length;
   }
 
@@ -249,26 +255,27 @@ export class BunConnection implements AcceptedConnection, SessionTransport {
     return this.startTls(context);
   }
 
-  open(handlers: InputHandlers): SessionTransport {
-    // After the caller has its session (it is built from what this returns): first the bytes
-    // held so far, then the socket's own, or the end that came meanwhile.
+  open(): SessionTransport {
+    return this;
+  }
+
+  start(input: InputHandlers): void {
     queueMicrotask(() => {
-      const held = this.#held;
-      this.#held = [];
+      const held = this.#held ?? [];
+      this.#held = undefined;
       this.#heldSize = 0;
-      for (const c of held) handlers.data(c);
-      this.#input = handlers;
-      if (this.#ended || this.#closed) handlers.end();
+      for (const c of held) input.feed(c);
+      this.#input = input;
+      if (this.#ended || this.#closed) input.end();
       else if (this.#paused) this.resume();
     });
-    return this;
   }
 
   // ---- the session's transport ------------------------------------------------------------
 
   write(data: string): void {
     if (this.#closed || this.#closing) return; // as net.Socket: nothing is written after end()
-    if (this.#out.length > 0) {
+    if (this.#out) {
       this.#queue(Buffer.from(data));
       return;
     }
@@ -280,7 +287,7 @@ export class BunConnection implements AcceptedConnection, SessionTransport {
   }
 
   #queue(bytes: Uint8Array): void {
-    this.#out.push(bytes);
+    (this.#out ??= []).push(bytes);
     this.#outSize += bytes.length;
   }
 
@@ -290,7 +297,7 @@ export class BunConnection implements AcceptedConnection, SessionTransport {
 
   drained(): Promise<void> {
     if (this.#closed || this.#outSize === 0) return Promise.resolve();
-    return new Promise((r) => this.#drainWaiters.push(r));
+    return new Promise((r) => (this.#drainWaiters ??= []).push(r));
   }
 
   abort(): void {

@@ -24,12 +24,17 @@ export interface AcceptedConnection {
   destroy(): void;
   /** Implicit TLS: the handshake before anything is said. Resolves with the cipher name. */
   secure(context: unknown): Promise<string>;
-  /** Starts delivering the client's bytes to `handlers`; the session writes to the transport. */
-  open(handlers: InputHandlers): SessionTransport;
+  /** The transport a session writes to; the client's bytes reach the session once it calls `start`. */
+  open(): SessionTransport;
 }
 
 /** What a session writes to: output, back-pressure, STARTTLS and close (the core's Transport). */
 export interface SessionTransport {
+  /**
+   * Delivers the client's bytes to `input` from the next microtask on: first those held since
+   * the accept (or a preamble), then the socket's own, or the end that came meanwhile.
+   */
+  start(input: InputHandlers): void;
   write(data: string): void;
   /** Bytes written that the client has not been sent yet. */
   backlog(): number;
@@ -46,8 +51,9 @@ export interface SessionTransport {
   startTls(context: unknown): Promise<string>;
 }
 
+/** Where a connection's input goes (a Session is one). */
 export interface InputHandlers {
-  data(chunk: Uint8Array): void;
+  feed(chunk: Uint8Array): void;
   /** The client closed its side, or the socket failed. */
   end(): void;
 }

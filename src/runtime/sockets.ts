@@ -156,21 +156,11 @@ class NodeConnection implements AcceptedConnection {
     return t.getCipher()?.name ?? "unknown";
   }
 
-  /** Starts delivering the client's bytes to `handlers`; the session writes to the transport. */
-  open(handlers: InputHandlers): SessionTransport {
-    const s = this.#sock;
+  open(): SessionTransport {
     const held = this.#held;
     this.#held = undefined;
     held?.release();
-    const t = new NodeTransport(s, handlers);
-    // After the caller has its session (it is built from the transport this returns): first the
-    // bytes held since the preamble, then the socket's own, or the end that came meanwhile.
-    queueMicrotask(() => {
-      for (const c of held?.chunks ?? []) handlers.data(c);
-      if (held?.ended || s.destroyed) handlers.end();
-      else if (held) s.resume();
-    });
-    return t;
+    return new NodeTransport(this.#sock, held);
   }
 }
 
@@ -178,15 +168,28 @@ class NodeTransport implements SessionTransport {
   #sock: net.Socket;
   /** close() was called: the second call (a session closes as it disconnects, and as it ends) does nothing. */
   #closing = false;
-  readonly #onData: (d: Buffer) => void;
-  readonly #onEnd: () => void;
+  #held: { chunks: Uint8Array[]; ended: boolean } | undefined;
+  #onData: (d: Buffer) => void = () => undefined;
+  #onEnd: () => void = () => undefined;
 
-  constructor(sock: net.Socket, handlers: InputHandlers) {
+  constructor(sock: net.Socket, held: { chunks: Uint8Array[]; ended: boolean } | undefined) {
     this.#sock = sock;
-    this.#onData = (d) => handlers.data(d);
-    this.#onEnd = () => handlers.end();
+    this.#held = held;
     sock.setNoDelay(true);
-    this.#attach(sock);
+  }
+
+  start(input: InputHandlers): void {
+    const s = this.#sock;
+    const held = this.#held;
+    this.#held = undefined;
+    this.#onData = (d) => input.feed(d);
+    this.#onEnd = () => input.end();
+    this.#attach(s);
+    queueMicrotask(() => {
+      for (const c of held?.chunks ?? []) input.feed(c);
+      if (held?.ended || s.destroyed) input.end();
+      else if (held) s.resume();
+    });
   }
 
   #attach(s: net.Socket): void {

@@ -235,6 +235,8 @@ export class SmtpServer {
       return;
     }
     const peers = this.#opts.peers;
+    // From the session's start the gate is released when it ends, not when this returns.
+    let served = false;
     try {
       if (registry.has("pre-connection")) {
         const own = [...this.sessions].map((s) => s.connection.remote_ip);
@@ -263,31 +265,46 @@ export class SmtpServer {
         metrics.tlsHandshakes.inc({ kind: "implicit", result: cipher === undefined ? "failed" : "ok" });
         if (cipher === undefined) return;
       }
-      // The socket's events come after this statement, so the closures see the session.
-      const session: Session = new Session({
+      const transport = c.open();
+      const session = new Session({
         registry,
-        transport: c.open({ data: (d) => session.feed(d), end: () => session.end() }),
+        transport,
         endpoints,
         id: randomBytes(4).toString("hex"),
         ...(cipher ? { tlsCipher: cipher } : {}),
       });
+      transport.start(session);
       if (via) session.connection.notes("proxy", via);
-      this.sessions.add(session);
-      metrics.connections.inc();
-      metrics.connectionsOpen.inc();
-      peers?.session(remote, 1);
-      this.#updateStress();
-      try {
-        await session.run();
-      } finally {
-        metrics.connectionsOpen.dec();
-        this.sessions.delete(session);
-        peers?.session(remote, -1);
-        this.#updateStress();
-      }
+      this.#serve(session, remote);
+      served = true;
     } finally {
-      this.#gate.release(remote);
+      if (!served) this.#gate.release(remote);
     }
+  }
+
+  /**
+   * Runs `session` and counts it until it ends. Not awaited by #accept, so an open connection
+   * holds no suspended accept (its frame and promise) for as long as it lasts.
+   */
+  #serve(session: Session, remote: string): void {
+    const metrics = this.registry.host.metrics;
+    const peers = this.#opts.peers;
+    this.sessions.add(session);
+    metrics.connections.inc();
+    metrics.connectionsOpen.inc();
+    peers?.session(remote, 1);
+    this.#updateStress();
+    const ended = (): void => {
+      metrics.connectionsOpen.dec();
+      this.sessions.delete(session);
+      peers?.session(remote, -1);
+      this.#updateStress();
+      this.#gate.release(remote);
+    };
+    session.run().then(ended, (e: Error) => {
+      this.#log(LOGERROR, `session ${session.connection.id} with ${remote} failed: ${e.stack ?? e.message}`);
+      ended();
+    });
   }
 
   /** The open sessions, each with its client and where it is (for `qpsmtpd status`). */

@@ -66,7 +66,7 @@ describe("connections on Bun's own sockets", () => {
     await Bun.sleep(50);
     let got = "";
     let ended = false;
-    a.open({ data: (d) => (got += Buffer.from(d).toString("latin1")), end: () => (ended = true) });
+    a.open().start({ feed: (d) => (got += Buffer.from(d).toString("latin1")), end: () => (ended = true) });
     c.end("QUIT\r\n");
     for (let i = 0; i < 100 && !ended; i++) await Bun.sleep(10);
     expect(got).toBe("EHLO one\r\nMAIL FROM:<a@b>\r\nQUIT\r\n");
@@ -78,7 +78,8 @@ describe("connections on Bun's own sockets", () => {
     const c = await client(srv.port);
     c.pause();
     const a = await srv.next();
-    const t = a.open({ data: () => undefined, end: () => undefined });
+    const t = a.open();
+    t.start({ feed: () => undefined, end: () => undefined });
     const line = "250-" + "x".repeat(995) + "\r\n"; // 1001 bytes
     for (let i = 0; i < 8000; i++) t.write(line);
     expect(t.backlog()).toBeGreaterThan(0); // 8 MB do not fit in the kernel's buffers
@@ -108,7 +109,7 @@ describe("connections on Bun's own sockets", () => {
     c.write("QUIT\r\n");
     await Bun.sleep(30);
     let got = "";
-    a.open({ data: (d) => (got += Buffer.from(d).toString("latin1")), end: () => undefined });
+    a.open().start({ feed: (d) => (got += Buffer.from(d).toString("latin1")), end: () => undefined });
     for (let i = 0; i < 100 && !got.includes("QUIT"); i++) await Bun.sleep(10);
     expect(got).toBe("EHLO x\r\nQUIT\r\n");
     c.destroy();
@@ -132,7 +133,8 @@ describe("connections on Bun's own sockets", () => {
     const c = await client(srv.port);
     const a = await srv.next();
     let got = "";
-    const t = a.open({ data: (d) => (got += Buffer.from(d).toString("latin1")), end: () => undefined });
+    const t = a.open();
+    t.start({ feed: (d) => (got += Buffer.from(d).toString("latin1")), end: () => undefined });
     t.write("220 go ahead\r\n");
     const cipher = t.startTls(context);
     const greeting = await new Promise<string>((r) => c.once("data", (d: Buffer) => r(d.toString())));
@@ -154,7 +156,8 @@ describe("connections on Bun's own sockets", () => {
     const srv = await serve();
     const c = await client(srv.port);
     const a = await srv.next();
-    const t = a.open({ data: () => undefined, end: () => undefined });
+    const t = a.open();
+    t.start({ feed: () => undefined, end: () => undefined });
     const cipher = t.startTls(context).then(() => "ok", (e: Error) => e.message);
     await Bun.sleep(20);
     c.write("this is not a ClientHello\r\n\r\n");
