@@ -13,7 +13,8 @@ import { type AddressNotes, notesStore, type NoteValue } from "./notes.ts";
 
 const ATOM = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+$/;
 const DOT_STRING = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*$/;
-const LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$/;
+/** Dot-separated labels of 1 to 63 letters, digits and inner hyphens (the length of the whole is checked apart). */
+const DOMAIN = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 /** RFC 6531 local parts: atext plus any non-ASCII character. */
 const UTF8_DOT_STRING =
   /^(?:[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]|[\u0080-\u{10ffff}])+(?:\.(?:[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]|[\u0080-\u{10ffff}])+)*$/u;
@@ -24,9 +25,7 @@ export const MAX_DOMAIN = 255;
 export const MAX_PATH = 256;
 
 export function isDomain(s: string): boolean {
-  if (s.length === 0 || s.length > MAX_DOMAIN) return false;
-  for (const label of s.split(".")) if (label.length > 63 || !LABEL.test(label)) return false;
-  return true;
+  return s.length > 0 && s.length <= MAX_DOMAIN && DOMAIN.test(s);
 }
 
 /**
@@ -76,7 +75,8 @@ export class Address {
   host: string | undefined;
   /** A recipient's DSN parameters (NOTIFY, ORCPT), when the client gave any. */
   dsn: RcptDsn | undefined;
-  readonly #notes = notesStore();
+  /** Made at the first note: most addresses never get one. */
+  #notes: Record<string, unknown> | undefined;
   #formatted: string | undefined;
   #formattedUser = "";
   #formattedHost: string | undefined;
@@ -176,7 +176,7 @@ export class Address {
   /** Notes on this address (qpsmtpd's `$address->notes`). */
   notes<K extends string>(key: K, ...value: [NoteValue<AddressNotes, K> | undefined] | []): NoteValue<AddressNotes, K> | undefined {
     // accessNote's rule, inline: the hot path then makes no array for `value`.
-    if (value.length > 0) this.#notes[key] = value[0];
-    return this.#notes[key] as NoteValue<AddressNotes, K> | undefined;
+    if (value.length > 0) (this.#notes ??= notesStore())[key] = value[0];
+    return this.#notes?.[key] as NoteValue<AddressNotes, K> | undefined;
   }
 }

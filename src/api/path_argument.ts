@@ -17,8 +17,10 @@ export interface PathArgument {
  */
 export function parsePathArgument(rest: string, keyword: "from" | "to"): PathArgument | undefined {
   const kw = keyword.length + 1;
-  if (rest.slice(0, kw).toLowerCase() !== `${keyword}:`) return undefined;
-  const s = rest.slice(kw).replace(/^ +/, "");
+  if (rest.length < kw || rest[kw - 1] !== ":" || rest.slice(0, kw - 1).toLowerCase() !== keyword) return undefined;
+  let from = kw;
+  while (rest[from] === " ") from++;
+  const s = rest.slice(from);
   let end: number;
   if (s[0] === "<") {
     let inQuote = false;
@@ -37,9 +39,8 @@ export function parsePathArgument(rest: string, keyword: "from" | "to"): PathArg
     end = s.indexOf(" ");
     if (end < 0) end = s.length;
   }
-  const path = s.slice(0, end);
-  const tail = s.slice(end);
-  if (tail !== "" && tail[0] !== " ") return undefined;
-  const params = tail.split(" ").filter((w) => w !== "");
-  return { path, params };
+  if (end === s.length) return { path: s, params: [] };
+  if (s[end] !== " ") return undefined;
+  const params = s.slice(end).split(" ").filter((w) => w !== "");
+  return { path: s.slice(0, end), params };
 }

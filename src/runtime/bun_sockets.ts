@@ -327,9 +327,8 @@ export class BunConnection implements AcceptedConnection, SessionTransport {
 
   /** STARTTLS (after the 220 was flushed) or implicit TLS: resolves with the cipher name. */
   async startTls(context: unknown): Promise<string> {
+    // Once the 220 is out, and in the same turn: no client bytes can come between it and TLS.
     await this.drained();
-    // On a later turn: Bun does not upgrade a socket inside one of its own callbacks.
-    await new Promise<void>((r) => setImmediate(r));
     if (this.#closed) throw new Error("the client closed the connection before the TLS handshake");
     const [, t] = this.#sock.upgradeTLS({
       tls: { secureContext: (context as tls.SecureContext & { context: unknown }).context },

@@ -13,6 +13,22 @@ const context = createTlsContext({
   key: readFileSync(join(FIXTURES, "server.key"), "utf8"),
 });
 
+/** Reads the greeting, says STARTTLS, and starts TLS as soon as the 220 comes; prints the reply to EHLO. */
+const STARTTLS_CLIENT = `
+import socket, ssl, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+f = s.makefile("rb")
+f.readline()
+s.sendall(b"STARTTLS\\r\\n")
+f.readline()
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+t = ctx.wrap_socket(s)
+t.sendall(b"EHLO x\\r\\n")
+print(t.makefile("rb").readline().decode().strip())
+`;
+
 let listener: Listener | undefined;
 afterEach(() => listener?.close());
 
@@ -150,6 +166,38 @@ describe("connections on Bun's own sockets", () => {
     t.close();
     await reply.ended;
     expect(reply.text()).toBe("250 secured\r\n");
+  });
+
+  test("a ClientHello that arrives before the upgrade (the loop was busy) goes to TLS, not to the session", async () => {
+    const srv = await serve();
+    // Python's ssl in its own process answers the 220 at once, while this process is still busy.
+    const py = Bun.spawn(["python3", "-c", STARTTLS_CLIENT, String(srv.port)], { stdout: "pipe", stderr: "pipe" });
+    const a = await srv.next();
+    const t = a.open();
+    let plain = "";
+    let secured = false;
+    t.start({
+      feed: (d) => {
+        const text = Buffer.from(d).toString("latin1");
+        if (secured) {
+          if (text.startsWith("EHLO")) t.write("250 secure\r\n");
+          return;
+        }
+        plain += text;
+        if (!plain.includes("STARTTLS\r\n")) return;
+        t.write("220 go ahead\r\n");
+        const until = Date.now() + 300;
+        while (Date.now() < until) { /* a busy event loop: the ClientHello arrives meanwhile */ }
+        void t.startTls(context).then(() => (secured = true));
+      },
+      end: () => undefined,
+    });
+    t.write("220 test\r\n");
+    const out = await new Response(py.stdout).text();
+    expect(await py.exited).toBe(0);
+    expect(out.trim()).toBe("250 secure");
+    expect(plain).toBe("STARTTLS\r\n"); // the ClientHello never reached the session as text
+    t.close();
   });
 
   test("a client that is no TLS client fails the handshake, and the failure is reported", async () => {
