@@ -55,7 +55,7 @@ async function cmdHelo(s: SmtpSession, rest: string, verb: "helo" | "ehlo" = "he
   const xclient = xclientKeyword(s);
   if (xclient) lines.push(xclient);
   s.enhancedCodes = true;
-  const caps = s.transaction.notes("capabilities");
+  const caps = s.hasTransaction() ? s.transaction.notes("capabilities") : undefined;
   if (Array.isArray(caps)) lines.push(...caps.map(String));
   const mechs = advertisedMechanisms(s);
   s.authAdvertised = mechs.length > 0;

@@ -74,7 +74,8 @@ const THREW = Symbol("threw");
 /** What `decide` says about one plugin's answer: the chain's outcome, or go on to the next plugin. */
 const NEXT = Symbol("next plugin");
 type Step = Outcome | typeof NEXT;
-const NO_HOOKS_DONE: Promise<Outcome> = Promise.resolve(NO_HOOKS);
+/** The outcome of a hook nobody registered. */
+export const NO_HOOKS_DONE: Promise<Outcome> = Promise.resolve(NO_HOOKS);
 
 /**
  * Runs `hook`'s chain. A plugin that answers synchronously is not awaited: the chain only turns

@@ -555,11 +555,23 @@ const FIRES: Partial<Record<HookName | `${HookName}-${string}`, () => Promise<vo
   },
   async reset_transaction() {
     const resets: string[] = [];
-    const t = await withPlugin({ hook_reset_transaction: (txn) => void resets.push(String(txn.sender() ?? "none")) });
+    // A connect hook is given the transaction, so one exists at the greeting (a hook nobody registered makes none).
+    const t = await withPlugin({
+      hook_connect: () => DECLINED,
+      hook_reset_transaction: (txn) => void resets.push(String(txn.sender() ?? "none")),
+    });
     await t.command("HELO c"); // a greeting resets the (empty) transaction too (RFC 5321 4.1.4)
     await t.command("MAIL FROM:<a@example.net>");
     await t.command("RSET");
     expect(resets).toEqual(["none", "<a@example.net>"]);
+    // As qpsmtpd: a hook nobody registered is given no transaction, so without the connect hook none
+    // exists at the greeting, and there is nothing to reset.
+    resets.length = 0;
+    const bare = await withPlugin({ hook_reset_transaction: (txn) => void resets.push(String(txn.sender() ?? "none")) });
+    await bare.command("HELO c");
+    await bare.command("MAIL FROM:<b@example.net>");
+    await bare.command("RSET");
+    expect(resets).toEqual(["<b@example.net>"]);
   },
   async disconnect() {
     const order: string[] = [];
