@@ -49,7 +49,8 @@ export class SmtpTransaction implements Transaction {
   readonly #settings: SpoolSettings;
   #spool: Spool | undefined;
   #bodyStart = 0;
-  readonly #tempFiles: string[] = [];
+  /** Made by the first temp file: most transactions have none. */
+  #tempFiles: string[] | undefined;
 
   constructor(settings: SpoolSettings, started = Date.now()) {
     this.#settings = settings;
@@ -71,12 +72,14 @@ export class SmtpTransaction implements Transaction {
         t.#bodyStart = offset;
       },
       addTempFile(t, path) {
-        t.#tempFiles.push(path);
+        (t.#tempFiles ??= []).push(path);
       },
       destroy(t) {
         t.#spool?.destroy();
         t.#spool = undefined;
-        for (const f of t.#tempFiles.splice(0)) rmSync(f, { force: true, recursive: true });
+        const files = t.#tempFiles;
+        t.#tempFiles = undefined;
+        for (const f of files ?? []) rmSync(f, { force: true, recursive: true });
       },
     };
   }
