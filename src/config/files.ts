@@ -90,7 +90,7 @@ export class ConfigDir {
   generation = 0;
 
   #lookup(name: string): { lines: ConfigLine[]; values: string[] } {
-    const o = this.overrides.get(name);
+    const o = this.overrides.size === 0 ? undefined : this.overrides.get(name);
     if (o) return { lines: o.map((value, i) => ({ value, file: `(override ${name})`, line: i + 1 })), values: [...o] };
     const now = this.#now();
     const hit = this.#memo.get(name);
