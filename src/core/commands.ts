@@ -76,6 +76,8 @@ function decodeUtf8(latin1: string): string | undefined {
 interface Envelope {
   readonly address: Address;
   readonly params: Params;
+  /** The line had non-ASCII bytes: only then can the address hold UTF-8 (without it the parser takes ASCII only). */
+  readonly utf8: boolean;
 }
 
 /** Parses `FROM:<path> params` or `TO:<path> params`, with the parse and pre hooks. */
@@ -114,7 +116,7 @@ async function parseEnvelope(s: SmtpSession, line: string, kind: "mail" | "rcpt"
     s.send(kind === "mail" ? REPLIES.badSender : REPLIES.badRecipient);
     return undefined;
   }
-  return { address, params };
+  return { address, params, utf8 };
 }
 
 async function cmdMail(s: SmtpSession, rest: string): Promise<void> {
@@ -135,7 +137,7 @@ async function cmdMail(s: SmtpSession, rest: string): Promise<void> {
     s.send(options);
     return;
   }
-  if (env.address.isUtf8() && !options.smtputf8) {
+  if (env.utf8 && env.address.isUtf8() && !options.smtputf8) {
     s.send(REPLIES.utf8WithoutSmtputf8);
     return;
   }
@@ -173,7 +175,7 @@ async function cmdRcpt(s: SmtpSession, rest: string): Promise<void> {
     s.send(dsn);
     return;
   }
-  if (env.address.isUtf8() && !s.transaction.mail_options().smtputf8) {
+  if (env.utf8 && env.address.isUtf8() && !s.transaction.mail_options().smtputf8) {
     s.send(REPLIES.utf8WithoutSmtputf8);
     return;
   }
