@@ -263,7 +263,7 @@ async function status(argv: string[]): Promise<void> {
   } catch (e) {
     fail((e as Error).message);
   }
-  const run = "/run/qpsmtpd/control.sock";
+  const run = join(RUN_DIR, "control.sock");
   const path = parsed.values.socket ?? configured ?? (fs.existsSync(run) ? run : join(host.spoolDir(), "control.sock"));
   let answer: unknown;
   try {
@@ -463,14 +463,16 @@ async function worker(json: string): Promise<void> {
   });
 }
 
-/** `control_socket`, else /run/qpsmtpd/control.sock when it can be used, else in the spool directory. */
+/** Where the control socket goes by default, when this process may make or write the directory. */
+const RUN_DIR = "/run/qpsmtpd";
+
+/** `control_socket`, else RUN_DIR/control.sock when it can be used, else in the spool directory. */
 function controlSocketPath(host: ServerHost, settings: Pick<DaemonSettings, "controlSocket">): string {
   if (settings.controlSocket) return settings.controlSocket;
-  const run = "/run/qpsmtpd";
   try {
-    fs.mkdirSync(run, { recursive: true, mode: 0o700 });
-    fs.accessSync(run, fs.constants.W_OK);
-    return join(run, "control.sock");
+    fs.mkdirSync(RUN_DIR, { recursive: true, mode: 0o700 });
+    fs.accessSync(RUN_DIR, fs.constants.W_OK);
+    return join(RUN_DIR, "control.sock");
   } catch {
     return join(host.spoolDir(), "control.sock");
   }

@@ -9,7 +9,7 @@
 import { isIPv4, isIPv6 } from "node:net";
 import { domainToASCII } from "node:url";
 import type { RcptDsn } from "./esmtp.ts";
-import { type AddressNotes, notesStore, type NoteValue } from "./notes.ts";
+import { accessNote, type AddressNotes, notesStore, type NoteValue } from "./notes.ts";
 
 const ATOM = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+$/;
 const DOT_STRING = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*$/;
@@ -75,7 +75,7 @@ export class Address {
   host: string | undefined;
   /** A recipient's DSN parameters (NOTIFY, ORCPT), when the client gave any. */
   dsn: RcptDsn | undefined;
-  /** Made at the first note: most addresses never get one. */
+  /** Made at the first look at the notes: most addresses never get one. */
   #notes: Record<string, unknown> | undefined;
   #formatted: string | undefined;
   #formattedUser = "";
@@ -175,8 +175,6 @@ export class Address {
 
   /** Notes on this address (qpsmtpd's `$address->notes`). */
   notes<K extends string>(key: K, ...value: [NoteValue<AddressNotes, K> | undefined] | []): NoteValue<AddressNotes, K> | undefined {
-    // accessNote's rule, inline: the hot path then makes no array for `value`.
-    if (value.length > 0) (this.#notes ??= notesStore())[key] = value[0];
-    return this.#notes?.[key] as NoteValue<AddressNotes, K> | undefined;
+    return accessNote(this.#notes ??= notesStore(), key, value) as NoteValue<AddressNotes, K> | undefined;
   }
 }

@@ -5,7 +5,7 @@
  */
 import type { Connection } from "../api/connection.ts";
 import { normaliseIp } from "../api/ip.ts";
-import { type ConnectionNotes, notesStore, type NoteValue } from "../api/notes.ts";
+import { accessNote, type ConnectionNotes, notesStore, type NoteValue } from "../api/notes.ts";
 
 /** Socket addresses of a new connection. */
 export interface Endpoints {
@@ -91,9 +91,7 @@ export class SmtpConnection implements Connection {
   }
 
   notes<K extends string>(key: K, ...value: [NoteValue<ConnectionNotes, K> | undefined] | []): NoteValue<ConnectionNotes, K> | undefined {
-    // accessNote's rule, inline: the hot path then makes no array for `value`.
-    if (value.length > 0) this.#notes[key] = value[0];
-    return this.#notes[key] as NoteValue<ConnectionNotes, K> | undefined;
+    return accessNote(this.#notes, key, value) as NoteValue<ConnectionNotes, K> | undefined;
   }
 }
 

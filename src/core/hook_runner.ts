@@ -88,11 +88,7 @@ export function runHooks<H extends HookName>(run: HookRun, hook: H, txn: Transac
   if (chain.length === 0) return NO_HOOKS_DONE;
   const state = { timedOut: false };
   for (let i = 0; i < chain.length; i++) {
-    const entry = chain[i]!;
-    const raw = call(run, entry, hook, txn, args);
-    const step = raw instanceof Promise
-      ? raw.then((r) => decide(run, hook, txn, entry, r, state))
-      : decide(run, hook, txn, entry, raw, state);
+    const step = callAndDecide(run, chain[i]!, hook, txn, args, state);
     if (step === NEXT) continue;
     if (step instanceof Promise) return finishChain(run, hook, txn, args, chain, i + 1, step, state);
     return Promise.resolve(step);
@@ -114,13 +110,22 @@ async function finishChain(
   let step = await pending;
   for (let i = next; step === NEXT; i++) {
     if (i >= chain.length) return declined(state);
-    const entry = chain[i]!;
-    const raw = call(run, entry, hook, txn, args);
-    step = await (raw instanceof Promise
-      ? raw.then((r) => decide(run, hook, txn, entry, r, state))
-      : decide(run, hook, txn, entry, raw, state));
+    step = await callAndDecide(run, chain[i]!, hook, txn, args, state);
   }
   return step;
+}
+
+/** Calls one plugin and decides on its answer: at once when it answered at once. */
+function callAndDecide(
+  run: HookRun,
+  entry: HookEntry,
+  hook: HookName,
+  txn: Transaction,
+  args: readonly unknown[],
+  state: { timedOut: boolean },
+): Step | Promise<Step> {
+  const raw = call(run, entry, hook, txn, args);
+  return raw instanceof Promise ? raw.then((r) => decide(run, hook, txn, entry, r, state)) : decide(run, hook, txn, entry, raw, state);
 }
 
 function declined(state: { timedOut: boolean }): Outcome {
@@ -185,7 +190,8 @@ function call(run: HookRun, entry: HookEntry, hook: HookName, txn: Transaction, 
     return THREW;
   }
   const held = performance.now() - since;
-  if (!isThenable(raw)) run.registry.host.metrics.pluginCall(hook, plugin.escapedName, held / 1000);
+  const pending = isThenable(raw);
+  if (!pending) run.registry.host.metrics.pluginCall(hook, plugin.escapedName, held / 1000);
   if (held > STALL_MS) {
     run.log(
       LOGWARN,
@@ -194,7 +200,7 @@ function call(run: HookRun, entry: HookEntry, hook: HookName, txn: Transaction, 
       plugin.escapedName,
     );
   }
-  return isThenable(raw) ? settle(run, plugin, hook, ctx, raw, since) : raw;
+  return pending ? settle(run, plugin, hook, ctx, raw as PromiseLike<unknown>, since) : raw;
 }
 
 function fatal(run: HookRun, plugin: HookEntry["plugin"], hook: HookName, e: unknown): void {

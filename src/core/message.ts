@@ -9,8 +9,8 @@ import { DECLINED, DENY, DENY_DISCONNECT, DENYSOFT, DENYSOFT_DISCONNECT, DONE, L
 import { Header } from "../api/header.ts";
 import { VERSION } from "../api/version.ts";
 import { HeaderBlock } from "../smtp/header_block.ts";
-import { refuse } from "./refusals.ts";
-import { type Refusals, REPLIES, type Reply } from "./replies.ts";
+import { refusalReply, refuse } from "./refusals.ts";
+import { REPLIES, type Reply } from "./replies.ts";
 import type { SmtpSession } from "./smtp_session.ts";
 import { type SmtpTransaction, transactionControl } from "./transaction.ts";
 
@@ -183,19 +183,10 @@ export async function finishMessage(s: SmtpSession, txn: SmtpTransaction): Promi
     await s.resetTransaction();
     return;
   }
-  const refusal = refusalCode(post.code, REPLIES.dataPostRefusals);
-  if (refusal) answered(s, refusal, post.plugin);
+  const refusal = refusalReply(post.code, REPLIES.dataPostRefusals);
+  if (refusal) answered(s, refusal.code, post.plugin);
   if (await refuse(s, post, REPLIES.dataPostRefusals)) return;
   await queue(s);
-}
-
-/** The reply code `table` gives `code`, when it is a refusal. */
-function refusalCode(code: number, table: Refusals): number | undefined {
-  if (code === DENY) return table.deny.code;
-  if (code === DENYSOFT) return table.denysoft.code;
-  if (code === DENY_DISCONNECT) return table.denyDisconnect.code;
-  if (code === DENYSOFT_DISCONNECT) return table.denysoftDisconnect.code;
-  return undefined;
 }
 
 /** The reply to the queue hooks' answer; undefined for DONE (the plugin answered itself). */

@@ -69,38 +69,36 @@ function returnKey(hook: string): string {
   return key;
 }
 
-/**
- * The host's spool directory when no `spool_dir` is configured, asked again at most once a
- * second (as the config files are looked at): it is wanted for every MAIL, and asking makes a
- * system call.
- */
-const spoolDirs = new WeakMap<ServerHost, { at: number; dir: string }>();
-function defaultSpoolDir(host: ServerHost): string {
+/** What `make` gives for `host`, made again after a second or a reload (as the config files are read). */
+function perSecond<T>(cache: WeakMap<ServerHost, { at: number; generation: number; value: T }>, host: ServerHost, make: () => T): T {
   const now = host.clock.now();
-  const hit = spoolDirs.get(host);
-  if (hit && now - hit.at < 1000 && now >= hit.at) return hit.dir;
-  const dir = host.spoolDir();
-  spoolDirs.set(host, { at: now, dir });
-  return dir;
+  const generation = host.configDir.generation;
+  const hit = cache.get(host);
+  if (hit && hit.generation === generation && now - hit.at < 1000 && now >= hit.at) return hit.value;
+  const value = make();
+  cache.set(host, { at: now, generation, value });
+  return value;
 }
 
 /**
- * The limits from the config files, read again at most once a second and shared by the
- * sessions that start meanwhile (they are frozen): sixteen config lookups and an object per
- * connection otherwise. A bad value is reported by the session that reads it.
+ * The host's spool directory when no `spool_dir` is configured: it is wanted for every MAIL,
+ * and asking makes a system call.
  */
-const limitsByHost = new WeakMap<ServerHost, { at: number; generation: number; limits: Limits }>();
+const spoolDirs = new WeakMap<ServerHost, { at: number; generation: number; value: string }>();
+function defaultSpoolDir(host: ServerHost): string {
+  return perSecond(spoolDirs, host, () => host.spoolDir());
+}
+
+/**
+ * The limits from the config files, shared by the sessions that start within a second (they are
+ * frozen): sixteen config lookups and an object per connection otherwise. A bad value is
+ * reported by the session that reads it.
+ */
+const limitsByHost = new WeakMap<ServerHost, { at: number; generation: number; value: Limits }>();
 function sharedLimits(s: Session): Limits {
-  const host = s.host;
-  const config = host.configDir;
+  const read = (): Limits => Object.freeze(readLimits(s.host.configDir, (m) => s.log(LOGERROR, m)));
   // Overridden values (tests, `--config` tricks) change at will: read them each time.
-  const shared = config.overrides.size === 0;
-  const now = host.clock.now();
-  const hit = shared ? limitsByHost.get(host) : undefined;
-  if (hit && hit.generation === config.generation && now - hit.at < 1000 && now >= hit.at) return hit.limits;
-  const limits = Object.freeze(readLimits(config, (m) => s.log(LOGERROR, m)));
-  if (shared) limitsByHost.set(host, { at: now, generation: config.generation, limits });
-  return limits;
+  return s.host.configDir.overrides.size === 0 ? perSecond(limitsByHost, s.host, read) : read();
 }
 
 /** Why a wait for the client's input ended. */

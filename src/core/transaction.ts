@@ -8,7 +8,7 @@ import type { Address } from "../api/address.ts";
 import type { MailOptions } from "../api/esmtp.ts";
 import type { Header } from "../api/header.ts";
 import { linesOf } from "../api/lines.ts";
-import { notesStore, type NoteValue, type TransactionNotes } from "../api/notes.ts";
+import { accessNote, notesStore, type NoteValue, type TransactionNotes } from "../api/notes.ts";
 import type { Transaction } from "../api/transaction.ts";
 import { Spool } from "./spool.ts";
 
@@ -117,9 +117,7 @@ export class SmtpTransaction implements Transaction {
   }
 
   notes<K extends string>(key: K, ...value: [NoteValue<TransactionNotes, K> | undefined] | []): NoteValue<TransactionNotes, K> | undefined {
-    // accessNote's rule, inline: the hot path then makes no array for `value`.
-    if (value.length > 0) this.#notes[key] = value[0];
-    return this.#notes[key] as NoteValue<TransactionNotes, K> | undefined;
+    return accessNote(this.#notes, key, value) as NoteValue<TransactionNotes, K> | undefined;
   }
 
   data_size(): number {

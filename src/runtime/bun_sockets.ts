@@ -279,11 +279,10 @@ export class BunConnection implements AcceptedConnection, SessionTransport {
       this.#queue(Buffer.from(data));
       return;
     }
+    // Bun answers in bytes (an SMTPUTF8 reply has more bytes than characters); -1 once closed.
     const n = this.#sock.write(data);
-    // Replies are ASCII but for SMTPUTF8 text: compare bytes only when the characters fell short.
-    if (n === data.length && n === Buffer.byteLength(data)) return;
-    const bytes = Buffer.from(data);
-    if (n < bytes.length) this.#queue(bytes.subarray(Math.max(0, n)));
+    if (n >= Buffer.byteLength(data)) return;
+    this.#queue(Buffer.from(data).subarray(Math.max(0, n)));
   }
 
   #queue(bytes: Uint8Array): void {
