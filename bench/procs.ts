@@ -77,6 +77,29 @@ export function cpuMs(pid: number): number {
   return (ticks * 1000) / TICKS;
 }
 
+/**
+ * CPU milliseconds of the JIT's compiler threads (JavaScriptCore names them JITWorker) over a
+ * server's process tree: how much of its CPU is still compiling rather than serving.
+ */
+export function compilerMs(pid: number): number {
+  let ticks = 0;
+  for (const p of processTree(pid)) {
+    let tasks: string[] = [];
+    try {
+      tasks = readdirSync(`/proc/${p}/task`);
+    } catch { /* gone */ }
+    for (const t of tasks) {
+      try {
+        if (!readFileSync(`/proc/${p}/task/${t}/comm`, "utf8").startsWith("JITWorker")) continue;
+        const s = readFileSync(`/proc/${p}/task/${t}/stat`, "utf8");
+        const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+        ticks += Number(f[11]) + Number(f[12]);
+      } catch { /* the thread ended */ }
+    }
+  }
+  return (ticks * 1000) / TICKS;
+}
+
 /** A /proc/PID/status field in KiB (VmRSS, VmHWM), summed over the tree. */
 export function memKiB(pid: number, field: "VmRSS" | "VmHWM"): number {
   let kib = 0;
