@@ -12,9 +12,27 @@ export interface SplitCommand {
   readonly rest: string;
 }
 
+/**
+ * The verb is the leading run of non-white-space characters; the rest follows one or more
+ * spaces. Any other white space right after the verb (a tab) makes the line no command: verb
+ * and rest are empty. By hand rather than by a regular expression: this runs for every line.
+ */
 export function splitCommand(line: string): SplitCommand {
-  const m = /^(\S*)(?: +(.*))?$/s.exec(line);
-  return { verb: (m?.[1] ?? "").toLowerCase(), rest: m?.[2] ?? "" };
+  const n = line.length;
+  let end = 0;
+  while (end < n && !isWhiteSpace(line.charCodeAt(end))) end++;
+  if (end === n) return { verb: line.toLowerCase(), rest: "" };
+  if (line.charCodeAt(end) !== 32) return { verb: "", rest: "" };
+  let start = end + 1;
+  while (start < n && line.charCodeAt(start) === 32) start++;
+  return { verb: line.slice(0, end).toLowerCase(), rest: line.slice(start) };
+}
+
+/** JavaScript's `\s`. */
+function isWhiteSpace(c: number): boolean {
+  if (c < 0x80) return c === 32 || (c >= 9 && c <= 13);
+  return c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f ||
+    c === 0x205f || c === 0x3000 || c === 0xfeff;
 }
 
 /** A verb as qpsmtpd accepts it: 1 to 12 word characters. */
