@@ -87,10 +87,12 @@ export function runHooks<H extends HookName>(run: HookRun, hook: H, txn: Transac
   const chain = run.registry.chain(hook);
   if (chain.length === 0) return NO_HOOKS_DONE;
   const state = { timedOut: false };
+  // Every plugin gets the same arguments: the array is made once per chain, not per call.
+  const argv = [txn, ...args];
   for (let i = 0; i < chain.length; i++) {
-    const step = callAndDecide(run, chain[i]!, hook, txn, args, state);
+    const step = callAndDecide(run, chain[i]!, hook, txn, argv, state);
     if (step === NEXT) continue;
-    if (step instanceof Promise) return finishChain(run, hook, txn, args, chain, i + 1, step, state);
+    if (step instanceof Promise) return finishChain(run, hook, txn, argv, chain, i + 1, step, state);
     return Promise.resolve(step);
   }
   return Promise.resolve(declined(state));
@@ -101,7 +103,7 @@ async function finishChain(
   run: HookRun,
   hook: HookName,
   txn: Transaction,
-  args: readonly unknown[],
+  argv: readonly unknown[],
   chain: readonly HookEntry[],
   next: number,
   pending: Promise<Step>,
@@ -110,21 +112,21 @@ async function finishChain(
   let step = await pending;
   for (let i = next; step === NEXT; i++) {
     if (i >= chain.length) return declined(state);
-    step = await callAndDecide(run, chain[i]!, hook, txn, args, state);
+    step = await callAndDecide(run, chain[i]!, hook, txn, argv, state);
   }
   return step;
 }
 
-/** Calls one plugin and decides on its answer: at once when it answered at once. */
+/** Calls one plugin with `argv` (the transaction, then the hook's arguments) and decides on its answer: at once when it answered at once. */
 function callAndDecide(
   run: HookRun,
   entry: HookEntry,
   hook: HookName,
   txn: Transaction,
-  args: readonly unknown[],
+  argv: readonly unknown[],
   state: { timedOut: boolean },
 ): Step | Promise<Step> {
-  const raw = call(run, entry, hook, txn, args);
+  const raw = call(run, entry, hook, argv);
   return raw instanceof Promise ? raw.then((r) => decide(run, hook, txn, entry, r, state)) : decide(run, hook, txn, entry, raw, state);
 }
 
@@ -177,13 +179,13 @@ function decided(r: { code: number; msg: string[]; value?: unknown }, plugin: st
  * Calls one plugin. A synchronous answer (or a throw, as THREW) comes back at once; a promise is
  * raced against the plugin's time limit and the client's leaving. A throw or a timeout is logged here.
  */
-function call(run: HookRun, entry: HookEntry, hook: HookName, txn: Transaction, args: readonly unknown[]): unknown {
+function call(run: HookRun, entry: HookEntry, hook: HookName, argv: readonly unknown[]): unknown {
   const plugin = entry.plugin;
   const ctx = run.session ? new SessionCall(plugin, hook, run.session) : new ServerCall(plugin, hook);
   const since = performance.now();
   let raw: unknown;
   try {
-    raw = (entry.fn as (...a: unknown[]) => unknown).call(ctx, txn, ...args);
+    raw = (entry.fn as (...a: unknown[]) => unknown).apply(ctx, argv as unknown[]);
   } catch (e) {
     fatal(run, plugin, hook, e);
     run.registry.host.metrics.pluginCall(hook, plugin.escapedName, (performance.now() - since) / 1000, "threw");
