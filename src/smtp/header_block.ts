@@ -15,9 +15,10 @@ export interface HeaderEnd {
 const LF = 10;
 const FIELD = /^[!-9;-~]+:/;
 
+const EMPTY = Buffer.alloc(0);
+
 export class HeaderBlock {
-  // Below the size Buffer.allocUnsafe takes from its shared pool; it grows for a larger header.
-  #buf: Buffer = Buffer.allocUnsafe(2048);
+  #buf: Buffer = EMPTY;
   #len = 0;
   /** Start of the first line not yet judged. */
   #line = 0;
@@ -29,8 +30,23 @@ export class HeaderBlock {
     return this.#len;
   }
 
-  /** Appends message bytes (LF line ends); returns the end of the block once it is known. */
+  /**
+   * Appends message bytes (LF line ends); returns the end of the block once it is known. A first
+   * chunk that holds the whole block is looked at where it is, not copied: ask for `text` before
+   * that chunk's buffer is used again.
+   */
   push(chunk: Uint8Array): HeaderEnd | undefined {
+    if (this.#len === 0) {
+      this.#buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      this.#len = chunk.length;
+      const end = this.#scan();
+      if (end) return end;
+      // The block goes on: keep a copy (the caller may reuse its buffer). 2 KB is below the size
+      // Buffer.allocUnsafe takes from its shared pool.
+      this.#buf = Buffer.allocUnsafe(Math.max(2048, chunk.length));
+      this.#buf.set(chunk, 0);
+      return undefined;
+    }
     if (this.#len + chunk.length > this.#buf.length) {
       const grown = Buffer.allocUnsafe(Math.max(this.#buf.length * 2, this.#len + chunk.length));
       this.#buf.copy(grown, 0, 0, this.#len);

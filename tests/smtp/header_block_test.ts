@@ -15,6 +15,27 @@ describe("HeaderBlock", () => {
     }
   });
 
+  test("a caller that reuses its buffer after each push loses nothing of the block", () => {
+    // As the DATA reader does once a message goes to disk: one scratch buffer for every chunk.
+    for (let cut = 1; cut <= MESSAGE.length; cut++) {
+      const b = new HeaderBlock();
+      const scratch = Buffer.alloc(MESSAGE.length);
+      const feed = (text: string) => {
+        scratch.fill(0x21);
+        scratch.write(text, "latin1");
+        const end = b.push(scratch.subarray(0, text.length));
+        // What the caller reads at once is right; then it writes its next chunk over the buffer.
+        const header = end ? b.text(end.header) : undefined;
+        scratch.fill(0x21);
+        return { end, header };
+      };
+      let got = feed(MESSAGE.slice(0, cut));
+      if (!got.end) got = feed(MESSAGE.slice(cut));
+      expect(got.end).toEqual({ header: 47, body: 48 });
+      expect(got.header).toBe("From x Mon Jan 1\nSubject: hi\n\tcontinued\nX-A: 1\n");
+    }
+  });
+
   test("a line that is not a field ends the block and starts the body", () => {
     const b = new HeaderBlock();
     expect(b.push(Buffer.from("Subject: a\nthis is not a header\nrest\n"))).toEqual({ header: 11, body: 11 });
