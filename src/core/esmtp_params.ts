@@ -28,7 +28,8 @@ export function mailOptions(params: Params, ctx: MailContext): MailOptions | Rep
   let requiretls = false;
   let ret: "FULL" | "HDRS" | undefined;
   let envid: string | undefined;
-  for (const [key, value] of Object.entries(params)) {
+  for (const key in params) {
+    const value = params[key];
     switch (key) {
       case "size":
         if (value === undefined || !/^\d{1,20}$/.test(value)) return REPLIES.badParameter("SIZE");
@@ -86,7 +87,8 @@ const NOTIFY = new Set<string>(["NEVER", "SUCCESS", "FAILURE", "DELAY"]);
 export function rcptDsn(params: Params): RcptDsn | undefined | Reply {
   let notify: DsnNotify[] | undefined;
   let orcpt: { type: string; address: string } | undefined;
-  for (const [key, value] of Object.entries(params)) {
+  for (const key in params) {
+    const value = params[key];
     switch (key) {
       case "notify": {
         const list = (value ?? "").toUpperCase().split(",");
