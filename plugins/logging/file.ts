@@ -8,11 +8,15 @@
  *  - `loglevel` (default LOGWARN); `tsformat` the time stamp (default `%F %T`); `nosplit` keeps
  *    a multi-line message on one line with `\n` shown as ` | `.
  * Files are opened for appending and reopened on SIGHUP (for log rotation); `reopen` truncates
- * instead when the file is first opened after start-up or a reload.
+ * instead when the file is first opened after start-up or a reload. The lines of one turn of the
+ * event loop go to each file in one write at its end (and at exit): a busy server makes one
+ * system call for the lines of many connections, not one per line.
  * Line format: `TIMESTAMP PID CONNECTION (hook) plugin: message`.
  */
 import * as fs from "node:fs";
 import { dirname } from "node:path";
+import process from "node:process";
+import { setImmediate } from "node:timers";
 import { DECLINED, type Hooks, type Init, LOGWARN, parseLogLevel, strftime } from "qpsmtpd";
 
 interface Data {
@@ -27,6 +31,43 @@ interface Data {
 
 /** Open files by path, shared by every instance and generation; closed on reload. */
 const files = new Map<string, number>();
+
+/** Lines not written yet, by path, with how the file is opened. */
+const pending = new Map<string, { text: string; perConnection: boolean; truncate: boolean }>();
+let flushing = false;
+/** A turn's lines past this size are written at once. */
+const FLUSH_BYTES = 64 * 1024;
+
+function write(path: string, perConnection: boolean, truncate: boolean, text: string): void {
+  const p = pending.get(path);
+  if (p) p.text += text;
+  else pending.set(path, { text, perConnection, truncate });
+  if ((p?.text.length ?? text.length) >= FLUSH_BYTES) flush();
+  else if (!flushing) {
+    flushing = true;
+    setImmediate(flush);
+  }
+}
+
+/** Writes every pending line. A file that cannot be written is said on stderr (logging it would come back here). */
+function flush(): void {
+  flushing = false;
+  for (const [path, p] of pending) {
+    try {
+      if (p.perConnection) fs.appendFileSync(path, p.text);
+      else fs.writeSync(fdFor(path, p.truncate), p.text);
+    } catch (e) {
+      process.stderr.write(`logging/file: cannot write ${path}: ${(e as Error).message}\n`);
+    }
+  }
+  pending.clear();
+  if (files.size > 64) {
+    for (const fd of files.values()) fs.closeSync(fd);
+    files.clear();
+  }
+}
+
+process.on("exit", flush);
 
 export const init: Init<Data> = function (_server, ...args) {
   const s: Data = { level: LOGWARN, path: "", tsformat: "%F %T", nosplit: false, truncate: false, naming: "fixed" };
@@ -46,7 +87,8 @@ export const init: Init<Data> = function (_server, ...args) {
   }
   if (!s.path) throw new Error("logging/file needs a file name");
   s.naming = s.path.includes("%i") ? "connection" : s.path.includes("%") ? "time" : "fixed";
-  for (const fd of files.values()) fs.closeSync(fd); // SIGHUP reload: reopen everything
+  flush(); // SIGHUP reload: the lines so far to the old files, then reopen everything
+  for (const fd of files.values()) fs.closeSync(fd);
   files.clear();
   Object.assign(this.data, s);
   this.logs_up_to(s.level);
@@ -82,10 +124,6 @@ export const hook_logging: Hooks<Data>["logging"] = function (_txn, level, hook,
   const text = s.nosplit ? message.replace(/\n/g, " | ") : message;
   const head = `${stamp(s.tsformat, now)} ${PID}${conn ? ` ${conn}` : ""} ${hook ? `(${hook}) ` : ""}${plugin ? `${plugin}: ` : ""}`;
   const lines = text.includes("\n") ? text.split("\n").map((l) => `${head}${l}\n`).join("") : `${head}${text}\n`;
-  if (s.naming === "connection") fs.appendFileSync(path, lines);
-  else fs.writeSync(fdFor(path, s.truncate), lines);
-  if (files.size > 64) {
-    for (const [p, fd] of files) if (p !== path) (fs.closeSync(fd), files.delete(p));
-  }
+  write(path, s.naming === "connection", s.truncate, lines);
   return DECLINED;
 };

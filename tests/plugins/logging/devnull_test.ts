@@ -41,6 +41,7 @@ describe("logging/devnull", () => {
       config: { logging: ["logging/devnull", `logging/file loglevel LOGINFO ${dir}/qp.log`], rcpthosts: "example.org" },
     });
     await refuse(t);
+    await new Promise((r) => setImmediate(r)); // logging/file writes a turn's lines at its end
     expect(readFileSync(join(dir, "qp.log"), "utf8")).toContain("rcpt_ok: fail, evil.test is not a local domain");
   });
 });
