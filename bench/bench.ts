@@ -18,7 +18,7 @@ import { join, resolve } from "node:path";
 import { chunkingClient, holdIdle, timeToGreeting } from "./clients.ts";
 import {
   BENCH_SET,
-  compilerMs,
+  compilerCpu,
   countFiles,
   cpuMs,
   freePort,
@@ -110,10 +110,10 @@ async function measure(server: Server, run: SourceRun): Promise<Measured> {
 /**
  * A daemon serves for days: what a message costs it then is what the bench measures. The JIT
  * goes on compiling for thousands of messages (measured, bold profile: its compiler threads took
- * 0.42 ms per message over the first 1,500, 0.1-0.2 ms up to about 10,000, then nothing), so each
- * qpsmtpd started for measuring, and the floor, first serve batches of the bold profile's shape
- * until the compiler threads take under COMPILING of their CPU (at most WARM_BATCHES batches).
- * smtp-sink, compiled C, gets one batch.
+ * 0.42 ms per message over the first 1,500, 0.1-0.2 ms up to about 10,000, then nothing; two
+ * workers take twice the messages), so each qpsmtpd started for measuring, and the floor, first
+ * serve batches of the bold profile's shape until the compiler threads take under COMPILING of
+ * their CPU (at most WARM_BATCHES batches). smtp-sink, compiled C, gets one batch.
  */
 const WARM_UP: SourceRun = {
   sessions: 20,
@@ -122,7 +122,7 @@ const WARM_UP: SourceRun = {
   rcpts: 5,
   keep: false,
 };
-const WARM_BATCHES = 12;
+const WARM_BATCHES = 24;
 const COMPILING = 0.03;
 /** Each warmed server: its name, the messages its warm-up took, the compiler threads' share in the last batch. */
 const warmUps: Array<{ name: string; messages: number; compiling: number }> = [];
@@ -132,11 +132,11 @@ async function warmUp(server: Server, name: string): Promise<void> {
   let messages = 0;
   let compiling = 1;
   for (let i = 0; i < WARM_BATCHES && compiling >= COMPILING; i++) {
-    const j0 = compilerMs(server.pid);
+    const compiled = compilerCpu(server.pid);
     const c0 = cpuMs(server.pid);
     await smtpSource(server.port, WARM_UP);
     messages += WARM_UP.messages;
-    compiling = (compilerMs(server.pid) - j0) / Math.max(1, cpuMs(server.pid) - c0);
+    compiling = compiled() / Math.max(1, cpuMs(server.pid) - c0);
   }
   warmUps.push({ name, messages, compiling });
 }

@@ -78,11 +78,21 @@ export function cpuMs(pid: number): number {
 }
 
 /**
- * CPU milliseconds of the JIT's compiler threads (JavaScriptCore names them JITWorker) over a
- * server's process tree: how much of its CPU is still compiling rather than serving.
+ * A stopwatch on the JIT's compiler threads (JavaScriptCore names them JITWorker) of a server's
+ * process tree: call the result for their CPU milliseconds since, i.e. how much of the server's
+ * CPU went on compiling rather than serving. A thread that ends in between is not counted.
  */
-export function compilerMs(pid: number): number {
-  let ticks = 0;
+export function compilerCpu(pid: number): () => number {
+  const before = compilerTicks(pid);
+  return () => {
+    let ticks = 0;
+    for (const [tid, n] of compilerTicks(pid)) ticks += n - (before.get(tid) ?? 0);
+    return (ticks * 1000) / TICKS;
+  };
+}
+
+function compilerTicks(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
   for (const p of processTree(pid)) {
     let tasks: string[] = [];
     try {
@@ -93,11 +103,11 @@ export function compilerMs(pid: number): number {
         if (!readFileSync(`/proc/${p}/task/${t}/comm`, "utf8").startsWith("JITWorker")) continue;
         const s = readFileSync(`/proc/${p}/task/${t}/stat`, "utf8");
         const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
-        ticks += Number(f[11]) + Number(f[12]);
+        out.set(`${p}/${t}`, Number(f[11]) + Number(f[12]));
       } catch { /* the thread ended */ }
     }
   }
-  return (ticks * 1000) / TICKS;
+  return out;
 }
 
 /** A /proc/PID/status field in KiB (VmRSS, VmHWM), summed over the tree. */
