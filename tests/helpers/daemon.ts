@@ -9,6 +9,7 @@ import { chmodSync, mkdtempSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "./daemons.ts";
 
 export interface RunningDaemon {
   readonly name: string;
@@ -34,16 +35,7 @@ export function daemonDir(prefix: string): string {
   return d;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = net.createServer();
-    s.once("error", rej);
-    s.listen(0, "127.0.0.1", () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => res(p));
-    });
-  });
-}
+export { freePort };
 
 /** Whether something accepts connections at `where` now. */
 export function answers(where: { port: number } | { path: string }): Promise<boolean> {

@@ -44,7 +44,9 @@ async function dialogue(port: number, pieces: string[]): Promise<string> {
 
 Deno.test("a PROXY listener under Deno: byte-wise header, pipelined SMTP, the real client", async () => {
   const config = mkdtempSync(join(tmpdir(), "qpdeno-proxy-"));
-  const [port, proxyPort] = [await freePort(), await freePort()];
+  const port = await freePort();
+  let proxyPort = await freePort();
+  while (proxyPort === port) proxyPort = await freePort(); // a closed port may be handed out again
   writeFileSync(join(config, "me"), "mx.example.org\n");
   writeFileSync(join(config, "plugins"), "rcpt_ok\n");
   writeFileSync(join(config, "smtpd.yaml"), `proxy_ports: [${proxyPort}]\nproxy_trusted: [127.0.0.1]\nproxy_timeout: 5\n`);
