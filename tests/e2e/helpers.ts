@@ -3,21 +3,14 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { freePort } from "../helpers/daemons.ts";
 
 export const ROOT = resolve(import.meta.dir, "../..");
 export const BINARY = join(ROOT, "dist/qpsmtpd");
 export const TLS_DIR = join(ROOT, "tests/fixtures/tls");
 export const EXAMPLE_PLUGINS = join(ROOT, "examples/plugins");
 
-export function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => res(p));
-    });
-  });
-}
+export { freePort };
 
 export async function waitForPort(port: number, ms = 15000): Promise<void> {
   const until = Date.now() + ms;
