@@ -346,6 +346,13 @@ async function hooks(host: ServerHost): Promise<void> {
 async function serve(host: ServerHost, settings: DaemonSettings): Promise<void> {
   if (settings.pidFile) claimPidFile(settings.pidFile);
   if (settings.workers > 1) return primary(host, settings);
+  // A stop asked for while starting waits until the server can stop (the default action would
+  // kill it: its pid file and its last log lines left behind).
+  let askedToStop: string | undefined;
+  const keepTerm = (): void => void (askedToStop ??= "SIGTERM");
+  const keepInt = (): void => void (askedToStop ??= "SIGINT");
+  process.on("SIGTERM", keepTerm);
+  process.on("SIGINT", keepInt);
   let registry;
   try {
     registry = await firstGeneration(host, loadPlugins);
@@ -398,6 +405,9 @@ async function serve(host: ServerHost, settings: DaemonSettings): Promise<void> 
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+  process.off("SIGTERM", keepTerm);
+  process.off("SIGINT", keepInt);
+  if (askedToStop) stop(askedToStop);
 }
 
 /** `workers` > 1: this process is the cluster's primary; the workers serve. */

@@ -272,6 +272,42 @@ describe("the daemon's process behaviour", () => {
     expect(newMessages(maildir).length).toBe(1);
   });
 
+  test("SIGTERM while the plugins load is kept: the daemon starts, then stops as it would later (log, pid file, exit 0)", async () => {
+    const plugins = mkdtempSync(join(tmpdir(), "qpslow-"));
+    const loading = join(plugins, "loading");
+    // A plugin whose init takes 800 ms and says when it began: the signal comes in the middle of it.
+    writeFileSync(
+      join(plugins, "slow_init.ts"),
+      `import { writeFileSync } from "node:fs";
+export const init = function () {
+  writeFileSync(${JSON.stringify(loading)}, "");
+  const until = Date.now() + 800;
+  while (Date.now() < until);
+};
+export const hook_rcpt = () => undefined;
+`,
+    );
+    const { dir } = mailConfig(["slow_init", "rcpt_ok"], {
+      plugin_dirs: `${plugins}\n`,
+      logging: `logging/file loglevel LOGINFO ${join(plugins, "qp.log")}\n`,
+    });
+    const pidFile = join(plugins, "qpsmtpd.pid");
+    const port = await freePort();
+    const proc = Bun.spawn([BINARY, "--config", dir, "-l", "127.0.0.1", "-p", String(port), "--workers", "1", "--pid-file", pidFile], {
+      stdout: "ignore",
+      stderr: "pipe",
+    });
+    for (let i = 0; i < 200 && !existsSync(loading); i++) await Bun.sleep(25);
+    expect(existsSync(loading)).toBe(true);
+    proc.kill("SIGTERM");
+    expect(await proc.exited).toBe(0);
+    const log = readFileSync(join(plugins, "qp.log"), "utf8");
+    expect(log).toMatch(
+      /\(server\) qpsmtpd [\d.]+ listening on 127\.0\.0\.1:\d+\n.*\(server\) SIGTERM: stopping;.*\n.*\(server\) stopped\n$/,
+    );
+    expect(existsSync(pidFile)).toBe(false);
+  });
+
   test("spool files left by a dead process are removed at start-up; live ones stay", async () => {
     const spool = mkdtempSync(join(tmpdir(), "qpspool-"));
     const dead = join(spool, `1700000000000.999999.abcdef012345.spool`);
