@@ -345,14 +345,8 @@ async function hooks(host: ServerHost): Promise<void> {
 
 async function serve(host: ServerHost, settings: DaemonSettings): Promise<void> {
   if (settings.pidFile) claimPidFile(settings.pidFile);
-  if (settings.workers > 1) return primary(host, settings);
-  // A stop asked for while starting waits until the server can stop (the default action would
-  // kill it: its pid file and its last log lines left behind).
-  let askedToStop: string | undefined;
-  const keepTerm = (): void => void (askedToStop ??= "SIGTERM");
-  const keepInt = (): void => void (askedToStop ??= "SIGINT");
-  process.on("SIGTERM", keepTerm);
-  process.on("SIGINT", keepInt);
+  const starting = keepStopSignals();
+  if (settings.workers > 1) return primary(host, settings, starting);
   let registry;
   try {
     registry = await firstGeneration(host, loadPlugins);
@@ -405,13 +399,32 @@ async function serve(host: ServerHost, settings: DaemonSettings): Promise<void> 
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
-  process.off("SIGTERM", keepTerm);
-  process.off("SIGINT", keepInt);
-  if (askedToStop) stop(askedToStop);
+  const asked = starting.release();
+  if (asked) stop(asked);
+}
+
+/**
+ * Until `release`, a SIGTERM or SIGINT is kept instead of killing a daemon that is starting (the
+ * default action would leave its pid file, and its last log lines unwritten); `release` says which
+ * came first, to be obeyed once the daemon can stop.
+ */
+function keepStopSignals(): { release(): string | undefined } {
+  let asked: string | undefined;
+  const term = (): void => void (asked ??= "SIGTERM");
+  const int = (): void => void (asked ??= "SIGINT");
+  process.on("SIGTERM", term);
+  process.on("SIGINT", int);
+  return {
+    release() {
+      process.off("SIGTERM", term);
+      process.off("SIGINT", int);
+      return asked;
+    },
+  };
 }
 
 /** `workers` > 1: this process is the cluster's primary; the workers serve. */
-async function primary(host: ServerHost, settings: DaemonSettings): Promise<void> {
+async function primary(host: ServerHost, settings: DaemonSettings, starting: { release(): string | undefined }): Promise<void> {
   const { Primary, portTaken } = await import("./server/cluster.ts");
   const listen = listenSpecs(settings);
   const taken = portTaken(listen);
@@ -453,6 +466,8 @@ async function primary(host: ServerHost, settings: DaemonSettings): Promise<void
     gather: () => p.gather(),
   });
   await p.start();
+  const asked = starting.release();
+  if (asked) p.stop(asked);
 }
 
 /** A worker of the cluster, configured by the primary. */
