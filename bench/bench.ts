@@ -18,7 +18,6 @@ import { join, resolve } from "node:path";
 import { chunkingClient, holdIdle, timeToGreeting } from "./clients.ts";
 import {
   BENCH_SET,
-  compilerCpu,
   countFiles,
   cpuMs,
   freePort,
@@ -32,6 +31,7 @@ import {
   startOurs,
   startSink,
   tail,
+  untilCompiled,
   writeBenchConfig,
 } from "./procs.ts";
 
@@ -129,16 +129,8 @@ const warmUps: Array<{ name: string; messages: number; compiling: number }> = []
 
 /** Serves WARM_UP batches until the JIT is done compiling (see WARM_UP). */
 async function warmUp(server: Server, name: string): Promise<void> {
-  let messages = 0;
-  let compiling = 1;
-  for (let i = 0; i < WARM_BATCHES && compiling >= COMPILING; i++) {
-    const compiled = compilerCpu(server.pid);
-    const c0 = cpuMs(server.pid);
-    await smtpSource(server.port, WARM_UP);
-    messages += WARM_UP.messages;
-    compiling = compiled() / Math.max(1, cpuMs(server.pid) - c0);
-  }
-  warmUps.push({ name, messages, compiling });
+  const w = await untilCompiled(server.pid, () => smtpSource(server.port, WARM_UP), COMPILING, WARM_BATCHES);
+  warmUps.push({ name, messages: w.batches * WARM_UP.messages, compiling: w.compiling });
 }
 
 interface Profile extends SourceRun {

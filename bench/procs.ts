@@ -82,13 +82,36 @@ export function cpuMs(pid: number): number {
  * process tree: call the result for their CPU milliseconds since, i.e. how much of the server's
  * CPU went on compiling rather than serving. A thread that ends in between is not counted.
  */
-export function compilerCpu(pid: number): () => number {
+function compilerCpu(pid: number): () => number {
   const before = compilerTicks(pid);
   return () => {
     let ticks = 0;
     for (const [tid, n] of compilerTicks(pid)) ticks += n - (before.get(tid) ?? 0);
     return (ticks * 1000) / TICKS;
   };
+}
+
+/**
+ * Runs `batch` until the server's compiler threads take under `share` of its CPU in one (at most
+ * `max` times): a daemon that has served for a while has its code compiled. Says how many batches
+ * it took and the compiler threads' share in the last.
+ */
+export async function untilCompiled(
+  pid: number,
+  batch: () => Promise<unknown>,
+  share: number,
+  max: number,
+): Promise<{ batches: number; compiling: number }> {
+  let batches = 0;
+  let compiling = 1;
+  while (batches < max && compiling >= share) {
+    const compiled = compilerCpu(pid);
+    const c0 = cpuMs(pid);
+    await batch();
+    batches++;
+    compiling = compiled() / Math.max(1, cpuMs(pid) - c0);
+  }
+  return { batches, compiling };
 }
 
 function compilerTicks(pid: number): Map<string, number> {

@@ -34,24 +34,19 @@ const files = new Map<string, number>();
 
 /** Lines not written yet, by path, with how the file is opened. */
 const pending = new Map<string, { text: string; perConnection: boolean; truncate: boolean }>();
-let flushing = false;
 /** A turn's lines past this size are written at once. */
 const FLUSH_BYTES = 64 * 1024;
 
 function write(path: string, perConnection: boolean, truncate: boolean, text: string): void {
+  if (pending.size === 0) setImmediate(flush); // the turn's first line
   const p = pending.get(path);
   if (p) p.text += text;
   else pending.set(path, { text, perConnection, truncate });
   if ((p?.text.length ?? text.length) >= FLUSH_BYTES) flush();
-  else if (!flushing) {
-    flushing = true;
-    setImmediate(flush);
-  }
 }
 
 /** Writes every pending line. A file that cannot be written is said on stderr (logging it would come back here). */
 function flush(): void {
-  flushing = false;
   for (const [path, p] of pending) {
     try {
       if (p.perConnection) fs.appendFileSync(path, p.text);
