@@ -30,7 +30,6 @@
  * accepted), a broken record permerror (refused only at level 6); the result is always logged.
  * Karma: +1 on pass, -1 on fail and softfail.
  */
-import { spf } from "mailauth";
 import {
   DECLINED,
   DENY,
@@ -106,6 +105,8 @@ export interface SpfRequest {
 /** RFC 7208 check_host() of the request's identity, through `dns`. Never throws. */
 export async function checkSpf(dns: Resolver, req: SpfRequest): Promise<SpfOutcome> {
   const scope = req.sender ? "mfrom" : "helo";
+  // Imported here, not at the top: mailauth takes 50-70 ms to load, which start-up need not wait for.
+  const { spf } = await import("mailauth");
   const r = await spf({
     sender: req.sender || undefined,
     ip: req.ip,
