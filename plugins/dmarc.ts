@@ -27,7 +27,6 @@
  * transaction `dmarc_result`.
  */
 import { domainToASCII } from "node:url";
-import { getDomain } from "tldts";
 import {
   DECLINED,
   DENY,
@@ -217,14 +216,16 @@ async function fetchRecord(p: HookContext, domain: string): Promise<DmarcRecord 
 
 // ---- the check ----------------------------------------------------------------------------
 
-export function organisationalDomain(domain: string): string {
+export async function organisationalDomain(domain: string): Promise<string> {
+  // Imported here, not at the top: the Public Suffix List takes about 5 ms to load, which start-up need not wait for.
+  const { getDomain } = await import("tldts");
   return getDomain(domain, { allowPrivateDomains: true }) ?? domain;
 }
 
-function aligned(mode: "r" | "s", author: string, id: string | undefined): boolean {
+async function aligned(mode: "r" | "s", author: string, id: string | undefined): Promise<boolean> {
   if (!id) return false;
   const d = id.toLowerCase().replace(/\.$/, "");
-  return mode === "s" ? d === author : organisationalDomain(d) === organisationalDomain(author);
+  return mode === "s" ? d === author : (await organisationalDomain(d)) === (await organisationalDomain(author));
 }
 
 const WEAKER: Readonly<Record<Policy, Policy>> = { reject: "quarantine", quarantine: "none", none: "none" };
@@ -237,7 +238,7 @@ async function evaluate(p: HookContext, from: string[], reject: boolean): Promis
   let policyDomain = domain;
   try {
     record = await fetchRecord(p, domain);
-    const org = organisationalDomain(domain);
+    const org = await organisationalDomain(domain);
     if (!record && org !== domain) {
       record = await fetchRecord(p, org);
       policyDomain = org;
@@ -248,11 +249,14 @@ async function evaluate(p: HookContext, from: string[], reject: boolean): Promis
   if (!record) return { result: "none", domain, disposition: "none", reason: "no policy", enforce: false };
   const policy = policyDomain === domain ? record.p : record.sp ?? record.p;
   const spf = p.transaction.notes("dmarc_spf");
-  const spfAligned = spf?.result === "pass" && aligned(record.aspf, domain, spf.domain) ? spf.domain : undefined;
-  const dkimAligned = (p.transaction.notes("dkim_results") ?? []).find((r) =>
-    r.result === "pass" && aligned(record.adkim, domain, r.domain)
-  )
-    ?.domain;
+  const spfAligned = spf?.result === "pass" && await aligned(record.aspf, domain, spf.domain) ? spf.domain : undefined;
+  let dkimAligned: string | undefined;
+  for (const r of p.transaction.notes("dkim_results") ?? []) {
+    if (r.result === "pass" && await aligned(record.adkim, domain, r.domain)) {
+      dkimAligned = r.domain;
+      break;
+    }
+  }
   const base = { domain, policy_domain: policyDomain, policy, ...(spfAligned ? { spf_aligned: spfAligned } : {}) };
   if (spfAligned || dkimAligned) {
     return { ...base, result: "pass", disposition: "none", ...(dkimAligned ? { dkim_aligned: dkimAligned } : {}), enforce: false };

@@ -12,7 +12,7 @@ import { configDirs, createHost, homeDir, loadPlugins } from "./app.ts";
 import { LOGERROR, LOGINFO, LOGNOTICE } from "./api/codes.ts";
 import type { ServerHost } from "./core/server_host.ts";
 import { type DaemonSettings, DEFAULT_SETTINGS, listenSpecs, MAX_WORKERS, readSettingsFile } from "./config/settings.ts";
-import { installPluginModules } from "./runtime/runtime.ts";
+import { installPluginModules, nativeYamlParse } from "./runtime/runtime.ts";
 import { SmtpServer } from "./server/server.ts";
 import { formatStatus, startObservers, type StatusReport, viewOf } from "./server/observe.ts";
 import { askControl } from "./control/control.ts";
@@ -150,7 +150,7 @@ async function main(argv: string[]): Promise<void> {
     return Number(v);
   };
   try {
-    if (yamlPath) Object.assign(settings, readSettingsFile(yamlPath));
+    if (yamlPath) Object.assign(settings, await readSettingsFile(yamlPath, nativeYamlParse));
   } catch (e) {
     fail((e as Error).message);
   }
@@ -259,7 +259,7 @@ async function status(argv: string[]): Promise<void> {
   let configured: string | undefined;
   const yamlPath = host.configDir.path("smtpd.yaml");
   try {
-    if (yamlPath) configured = readSettingsFile(yamlPath).controlSocket;
+    if (yamlPath) configured = (await readSettingsFile(yamlPath, nativeYamlParse)).controlSocket;
   } catch (e) {
     fail((e as Error).message);
   }
@@ -425,13 +425,8 @@ function keepStopSignals(): { release(): string | undefined } {
 
 /** `workers` > 1: this process is the cluster's primary; the workers serve. */
 async function primary(host: ServerHost, settings: DaemonSettings, starting: { release(): string | undefined }): Promise<void> {
-  const { Primary, portTaken } = await import("./server/cluster.ts");
+  const { Primary } = await import("./server/cluster.ts");
   const listen = listenSpecs(settings);
-  const taken = portTaken(listen);
-  if (taken) {
-    removePidFile(host, settings);
-    fail(`cannot listen: ${taken}`);
-  }
   const p = new Primary({
     host,
     workers: settings.workers,
@@ -457,15 +452,17 @@ async function primary(host: ServerHost, settings: DaemonSettings, starting: { r
   });
   // The primary runs no plugin; an error of its own is logged, and it goes on supervising.
   catchStrayErrors(host);
-  // Made while still root, like the listening sockets.
-  await startObservers({
-    host,
-    listen,
-    ...(settings.metricsListen ? { metricsListen: settings.metricsListen } : {}),
-    controlSocket: controlSocketPath(host, settings),
-    gather: () => p.gather(),
+  // The workers start first (they take the longest); the observers are made while they do, while
+  // still root, like the listening sockets.
+  await p.start(async () => {
+    await startObservers({
+      host,
+      listen,
+      ...(settings.metricsListen ? { metricsListen: settings.metricsListen } : {}),
+      controlSocket: controlSocketPath(host, settings),
+      gather: () => p.gather(),
+    });
   });
-  await p.start();
   const asked = starting.release();
   if (asked) p.stop(asked);
 }

@@ -5,12 +5,20 @@
  */
 
 interface BunLike {
+  readonly YAML?: { parse(text: string): unknown };
   plugin(p: { name: string; setup(build: { module(id: string, load: () => unknown): void }): void }): void;
 }
 
 const bun = (globalThis as { Bun?: BunLike }).Bun;
 
 export const runtimeName: "bun" | "deno" | "node" = bun ? "bun" : "Deno" in globalThis ? "deno" : "node";
+
+/**
+ * Bun's own YAML parser, where the runtime has one: it reads a small file in 0.2 ms, where the
+ * yaml package takes 3-5 ms to load and 7-11 ms to parse its first document (measured in the
+ * executable), on every start.
+ */
+export const nativeYamlParse: ((text: string) => unknown) | undefined = bun?.YAML ? (text) => bun.YAML!.parse(text) : undefined;
 
 /** True inside a `bun build --compile` executable (its modules live in Bun's embedded file system). */
 export function isCompiled(): boolean {

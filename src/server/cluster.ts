@@ -4,14 +4,20 @@
  * they ask (node:cluster's SCHED_NONE: one socket per port, shared by every worker, each
  * accepting for itself; under Bun the default would pass every connection through the primary),
  * counts for `-c` and `-m` (the Ledger) and for stress and `child_addrs` (the LoadBoard),
+ * checks while they start that no other program listens on their ports,
  * passes SIGHUP and SIGTERM on to every worker, and replaces a worker that dies, with a
  * back-off when they die young. Its own log lines go through a worker's logging plugins
  * (stderr when no worker is up).
  *
- * Privileges (`-u`), as qpsmtpd-forkserver: the sockets are bound as root (by the primary, for
- * the first workers), every worker switches to the user before it loads its plugins, and the
- * primary switches once the first workers listen. A replacement worker gets the sockets the
- * primary holds, so it needs no root to bind port 25.
+ * A worker serves as soon as it listens and the port check is done: it need not wait for the
+ * others to start (a cluster of two on two cores would otherwise answer its first connection when
+ * the slower has loaded its plugins).
+ *
+ * Privileges (`-u`), as qpsmtpd-forkserver: the sockets are bound as root (by the primary, when
+ * the first worker asks), every worker switches to the user before it loads its plugins, and the
+ * primary switches once the first worker listens (every socket is bound then), before any worker
+ * serves. Other workers, and a replacement, get the sockets the primary holds, so they need no
+ * root to bind port 25.
  * @module
  */
 import type { Worker } from "node:cluster";
@@ -22,6 +28,7 @@ import type { ListenSpec } from "../config/settings.ts";
 import { Ledger } from "./admission.ts";
 import { Backoff } from "./backoff.ts";
 import { LoadBoard } from "./load.ts";
+import type { BoundAddress } from "../runtime/sockets.ts";
 import { type Down, type Up, WORKER_ENV, type WorkerConfig } from "./messages.ts";
 import { BATCH_MS, Outbox } from "./outbox.ts";
 import type { ProcessView } from "./observe.ts";
@@ -35,7 +42,7 @@ export interface PrimaryOptions extends Omit<WorkerConfig, "slot"> {
   readonly stopped: () => void;
   /** A worker could not start before any served: the message for stderr, then exit 1. */
   readonly failed: (message: string) => void;
-  /** Every first worker listens: the primary drops privileges here (throws when it cannot). */
+  /** A worker listens, so every socket is bound: the primary drops privileges here (throws when it cannot). */
   readonly listening: () => void;
 }
 
@@ -46,14 +53,20 @@ interface Slot {
   worker: Worker | undefined;
   out: Outbox<Down> | undefined;
   startedAt: number;
+  /** It listens (its plugins are loaded). */
   ready: boolean;
+  /** It was told to serve (hello). */
+  serving: boolean;
   fatal: string | undefined;
   restart: ReturnType<typeof setTimeout> | undefined;
 }
 
-/** The first listener whose port something on this machine listens on already, as a message. */
-export function portTaken(specs: readonly ListenSpec[]): string | undefined {
-  const now = listeningNow();
+/**
+ * The first listener whose port something on this machine listens on already, as a message; the
+ * sockets of processes `ours` are not counted.
+ */
+export async function portTaken(specs: readonly ListenSpec[], ours: readonly number[]): Promise<string | undefined> {
+  const now = await listeningNow(ours);
   for (const spec of specs) {
     const clash = spec.port === 0 ? undefined : clashes(spec.host, spec.port, now);
     if (clash) return `${spec.host}:${spec.port}: address in use (${clash.address}:${clash.port} is listening already)`;
@@ -68,6 +81,12 @@ export class Primary {
   readonly #board: LoadBoard;
   readonly #byId = new Map<number, Slot>();
   #announced = false;
+  /** The port check and the caller's work alongside are done: workers may serve. */
+  #cleared = false;
+  /** The primary has dropped its privileges (or had none to drop). */
+  #switched = false;
+  /** Where the first worker listens, for the start-up line. */
+  #bound: readonly BoundAddress[] = [];
   #stopping = false;
   #flushScheduled = false;
   #observeId = 0;
@@ -94,8 +113,11 @@ export class Primary {
     });
   }
 
-  /** Forks every worker and takes the signals. */
-  async start(): Promise<void> {
+  /**
+   * Forks every worker and takes the signals. While they start, it checks their ports and runs
+   * `alongside` (main.ts: the control socket); no worker serves before both are done.
+   */
+  async start(alongside: () => Promise<void>): Promise<void> {
     const cluster = (await import("node:cluster")).default;
     // Workers accept on the primary's socket themselves: no IPC per connection.
     cluster.schedulingPolicy = cluster.SCHED_NONE;
@@ -108,6 +130,7 @@ export class Primary {
         out: undefined,
         startedAt: 0,
         ready: false,
+        serving: false,
         fatal: undefined,
         restart: undefined,
       };
@@ -117,6 +140,24 @@ export class Primary {
     process.on("SIGHUP", () => this.reload());
     process.on("SIGTERM", () => this.stop("SIGTERM"));
     process.on("SIGINT", () => this.stop("SIGINT"));
+    let why: string | undefined;
+    try {
+      const [taken] = await Promise.all([portTaken(this.#o.listen, [process.pid, ...this.pids.filter((p) => p > 0)]), alongside()]);
+      if (taken) why = `cannot listen: ${taken}`;
+    } catch (e) {
+      why = (e as Error).message;
+    }
+    if (this.#stopping) return;
+    if (why) return this.#fail(why);
+    this.#cleared = true;
+    for (const [id, s] of this.#byId) if (s.ready) this.#serve(s, id);
+  }
+
+  /** The daemon cannot start: the workers go at once, and the caller says why. */
+  #fail(message: string): void {
+    this.#stopping = true;
+    for (const s of this.#slots) s.worker?.process.kill("SIGKILL");
+    this.#o.failed(message);
   }
 
   #fork(slot: Slot): void {
@@ -135,6 +176,7 @@ export class Primary {
     slot.worker = w;
     slot.startedAt = Date.now();
     slot.ready = false;
+    slot.serving = false;
     slot.fatal = undefined;
     slot.out = new Outbox<Down>((batch) => {
       try {
@@ -188,28 +230,31 @@ export class Primary {
           break;
         }
         slot.ready = true;
-        if (this.#announced) {
-          this.#hello(slot, id);
-          this.log(LOGNOTICE, `worker ${slot.n} (pid ${slot.worker?.process.pid}) replaced the one that died`);
-          break;
-        }
-        if (!this.#slots.every((s) => s.ready)) break;
-        // Every first worker listens: the primary drops privileges, and only then does any worker
-        // serve (as one process serves nothing before it has switched).
-        this.#announced = true;
-        try {
-          this.#o.listening();
-        } catch (e) {
-          this.#stopping = true;
-          for (const s of this.#slots) s.worker?.process.kill("SIGKILL");
-          this.#o.failed((e as Error).message);
-          return;
-        }
-        for (const [wid, s] of this.#byId) this.#hello(s, wid);
-        const where = m.bound.map((a) => `${a.address}:${a.port}`).join(", ");
-        this.log(LOGNOTICE, `qpsmtpd ${VERSION} listening on ${where} (${this.#o.workers} workers, primary pid ${process.pid})`);
+        if (this.#bound.length === 0) this.#bound = m.bound;
+        if (this.#cleared) this.#serve(slot, id);
         break;
       }
+    }
+  }
+
+  /** A worker that listens serves: once the primary has switched users (as one process serves nothing before). */
+  #serve(slot: Slot, id: number): void {
+    if (!this.#switched) {
+      try {
+        this.#o.listening();
+      } catch (e) {
+        return this.#fail((e as Error).message);
+      }
+      this.#switched = true;
+    }
+    slot.serving = true;
+    this.#hello(slot, id);
+    if (this.#announced) {
+      this.log(LOGNOTICE, `worker ${slot.n} (pid ${slot.worker?.process.pid}) replaced the one that died`);
+    } else if (this.#slots.every((s) => s.serving)) {
+      this.#announced = true;
+      const where = this.#bound.map((a) => `${a.address}:${a.port}`).join(", ");
+      this.log(LOGNOTICE, `qpsmtpd ${VERSION} listening on ${where} (${this.#o.workers} workers, primary pid ${process.pid})`);
     }
   }
 
@@ -228,17 +273,15 @@ export class Primary {
     slot.worker = undefined;
     slot.out = undefined;
     slot.ready = false;
+    slot.serving = false;
     if (this.#stopping) {
       if (this.#slots.every((s) => !s.worker)) this.#o.stopped();
       return;
     }
     const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
     if (!this.#announced) {
-      // Before any worker served, a worker that cannot start stops the daemon, as one process would.
-      this.#stopping = true;
-      for (const s of this.#slots) s.worker?.process.kill("SIGKILL");
-      this.#o.failed(slot.fatal ?? `worker ${slot.n} ${how} while starting`);
-      return;
+      // Before every first worker serves, a worker that cannot start stops the daemon, as one process would.
+      return this.#fail(slot.fatal ?? `worker ${slot.n} ${how} while starting`);
     }
     const delay = slot.backoff.next(Date.now() - slot.startedAt);
     const why = slot.fatal ? `: ${slot.fatal}` : "";

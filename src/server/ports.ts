@@ -2,9 +2,11 @@
  * Whether a port the cluster is to listen on is taken already. The workers bind with
  * SO_REUSEPORT (node:cluster under Bun), which Linux lets a second program of the same user
  * share silently: a second qpsmtpd started by mistake would split the mail with the first. So
- * the primary looks in /proc/net/tcp and tcp6 for a listening socket on each port before it
- * forks (binding to try would accept connections in the meantime). Elsewhere than Linux it
- * finds nothing, and a worker's own bind reports what it can.
+ * the primary looks in /proc/net/tcp and tcp6 for a listening socket on each port that is not
+ * its own or its workers' (binding to try would accept connections in the meantime). It looks
+ * while the workers start, before any serves: reading the tables takes the kernel 5 ms each
+ * here, however few sockets there are. Elsewhere than Linux it finds nothing, and a worker's own
+ * bind reports what it can.
  * @module
  */
 import * as fs from "node:fs";
@@ -12,6 +14,8 @@ import * as fs from "node:fs";
 export interface Listening {
   readonly address: string;
   readonly port: number;
+  /** The socket's inode, as in /proc/PID/fd's `socket:[N]` links. */
+  readonly inode: number;
 }
 
 /** The listening sockets in the text of /proc/net/tcp (`v6` false) or /proc/net/tcp6. */
@@ -23,7 +27,7 @@ export function parseProcNet(text: string, v6: boolean): Listening[] {
     const [hex, portHex] = f[1]!.split(":");
     if (!hex || !portHex) continue;
     const address = v6 ? ipv6(hex) : ipv4(hex);
-    if (address !== undefined) out.push({ address, port: parseInt(portHex, 16) });
+    if (address !== undefined) out.push({ address, port: parseInt(portHex, 16), inode: Number(f[9]) });
   }
   return out;
 }
@@ -61,14 +65,28 @@ export function clashes(host: string, port: number, taken: readonly Listening[])
   });
 }
 
-/** What listens on this machine now (nothing where /proc/net is not Linux's). */
-export function listeningNow(): Listening[] {
-  const read = (path: string): string => {
-    try {
-      return fs.readFileSync(path, "utf8");
-    } catch {
-      return "";
-    }
-  };
-  return [...parseProcNet(read("/proc/net/tcp"), false), ...parseProcNet(read("/proc/net/tcp6"), true)];
+/**
+ * What listens on this machine now, but the sockets that processes `ours` (pids) hold (nothing
+ * where /proc/net is not Linux's).
+ */
+export async function listeningNow(ours: readonly number[] = []): Promise<Listening[]> {
+  const read = (path: string): Promise<string> => fs.promises.readFile(path, "utf8").catch(() => "");
+  const [v4, v6] = await Promise.all([read("/proc/net/tcp"), read("/proc/net/tcp6")]);
+  // The descriptors after the tables: a socket of ours in the tables existed before, so it is there.
+  const own = await socketInodes(ours);
+  return [...parseProcNet(v4, false), ...parseProcNet(v6, true)].filter((l) => !own.has(l.inode));
+}
+
+/** The inodes of the sockets that processes `pids` hold (/proc/PID/fd). */
+async function socketInodes(pids: readonly number[]): Promise<Set<number>> {
+  const inodes = new Set<number>();
+  await Promise.all(pids.map(async (pid) => {
+    const fds = await fs.promises.readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+    await Promise.all(fds.map(async (fd) => {
+      const link = await fs.promises.readlink(`/proc/${pid}/fd/${fd}`).catch(() => "");
+      const m = /^socket:\[(\d+)\]$/.exec(link);
+      if (m) inodes.add(Number(m[1]));
+    }));
+  }));
+  return inodes;
 }

@@ -9,7 +9,7 @@ import { DEFAULT_SETTINGS, listenSpecs, readSettingsFile } from "../../src/confi
 const dir = (): string => mkdtempSync(join(tmpdir(), "qpcfg-"));
 
 describe("ConfigDir", () => {
-  test("one value a line; comments, blanks and whitespace are dropped; lines are numbered", () => {
+  test("one value a line; comments, blanks and whitespace are dropped; lines are numbered", async () => {
     const d = dir();
     writeFileSync(join(d, "rcpthosts"), "# local domains\n\n  example.org  \n\t# indented comment\n.example.net\n");
     const c = new ConfigDir({ dirs: [d] });
@@ -18,7 +18,7 @@ describe("ConfigDir", () => {
     expect(c.get("missing")).toBeUndefined();
   });
 
-  test("each file is looked up along the search path on its own", () => {
+  test("each file is looked up along the search path on its own", async () => {
     const a = dir();
     const b = dir();
     writeFileSync(join(a, "me"), "first.example\n");
@@ -29,7 +29,7 @@ describe("ConfigDir", () => {
     expect(c.get("rcpthosts")).toBe("only-in-b.example");
   });
 
-  test("$include splices a file or a directory (sorted, dot files skipped); cycles are reported", () => {
+  test("$include splices a file or a directory (sorted, dot files skipped); cycles are reported", async () => {
     const d = dir();
     mkdirSync(join(d, "hosts.d"));
     writeFileSync(join(d, "hosts.d", "b"), "b.example\n");
@@ -65,7 +65,7 @@ describe("ConfigDir", () => {
     expect(c.int("databytes", 0)).toBe(3);
   });
 
-  test("a bad number is an error naming the file and line", () => {
+  test("a bad number is an error naming the file and line", async () => {
     const d = dir();
     writeFileSync(join(d, "databytes"), "# size\n10MB\n");
     const c = new ConfigDir({ dirs: [d] });
@@ -77,11 +77,11 @@ describe("ConfigDir", () => {
 });
 
 describe("smtpd.yaml", () => {
-  test("settings are read and listeners expanded", () => {
+  test("settings are read and listeners expanded", async () => {
     const d = dir();
     const f = join(d, "smtpd.yaml");
     writeFileSync(f, "listen: [127.0.0.1, '[::1]']\nport: [25, 587]\ntls_port: 465\nmax_from_ip: 3\n");
-    const s = { ...DEFAULT_SETTINGS, ...readSettingsFile(f) };
+    const s = { ...DEFAULT_SETTINGS, ...await readSettingsFile(f) };
     expect(s.maxFromIp).toBe(3);
     expect(listenSpecs(s)).toEqual([
       { host: "127.0.0.1", port: 25, tls: false },
@@ -93,14 +93,14 @@ describe("smtpd.yaml", () => {
     ]);
   });
 
-  test("an unknown key or a bad value names the file and line", () => {
+  test("an unknown key or a bad value names the file and line", async () => {
     const d = dir();
     const f = join(d, "smtpd.yaml");
     writeFileSync(f, "port: 25\nlisten_adress: 0.0.0.0\n");
-    expect(() => readSettingsFile(f)).toThrow(`${f}:2: unknown setting "listen_adress"`);
+    await expect(readSettingsFile(f)).rejects.toThrow(`${f}:2: unknown setting "listen_adress"`);
     writeFileSync(f, "port: 25\nmax_from_ip: lots\n");
-    expect(() => readSettingsFile(f)).toThrow(`${f}:2: bad value for max_from_ip`);
+    await expect(readSettingsFile(f)).rejects.toThrow(`${f}:2: bad value for max_from_ip`);
     writeFileSync(f, "port: [25\n");
-    expect(() => readSettingsFile(f)).toThrow(ConfigError);
+    await expect(readSettingsFile(f)).rejects.toThrow(ConfigError);
   });
 });

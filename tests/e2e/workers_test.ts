@@ -295,6 +295,35 @@ describe("--workers 2 (dist/qpsmtpd)", () => {
     expect(await d.stop()).toBe(0);
   }, 30_000);
 
+  test("a worker serves as soon as it listens: the first 220 does not wait for the slower worker", async () => {
+    // The first worker to load this plugin takes the mark; the other's init takes 3 s.
+    const mark = join(mkdtempSync(join(tmpdir(), "qpslow-")), "first");
+    const pluginDir = mkdtempSync(join(tmpdir(), "qpslowp-"));
+    writeFileSync(
+      join(pluginDir, "slow_second.ts"),
+      `import { closeSync, openSync } from "node:fs";
+export function init() {
+  try {
+    closeSync(openSync(${JSON.stringify(mark)}, "wx"));
+  } catch {
+    return new Promise((r) => setTimeout(r, 3000));
+  }
+}
+`,
+    );
+    const { dir } = workersConfig(["slow_second", "rcpt_ok"]);
+    writeFileSync(join(dir, "plugin_dirs"), `${pluginDir}\n${readFileSync(join(dir, "plugin_dirs"), "utf8")}`);
+    const d = await daemon(dir, ["--workers", "2"]);
+    const c = await Client.open(d.port);
+    c.close();
+    expect(c.greeting).toBe(220);
+    // Served while the other worker was still loading its plugins.
+    expect([...servingPids(d).values()]).toEqual([c.pid]);
+    expect(d.stderr()).not.toContain("listening on");
+    await until("both serving, then the primary's line", () => servingPids(d).size === 2 && /listening on .* \(2 workers/.test(d.stderr()));
+    expect(await d.stop()).toBe(0);
+  }, 30_000);
+
   test("a worker that cannot start stops the daemon at start-up with its reason, as one process would", async () => {
     const { dir } = workersConfig(["no_such_plugin"]);
     const port = await freePort();

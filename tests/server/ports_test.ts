@@ -1,5 +1,6 @@
 /** Finding a port that is taken already, from /proc/net/tcp and tcp6 (src/server/ports.ts). */
 import { describe, expect, test } from "bun:test";
+import { spawn } from "node:child_process";
 import * as net from "node:net";
 import { clashes, listeningNow, parseProcNet } from "../../src/server/ports.ts";
 
@@ -17,17 +18,20 @@ const TCP6 =
 
 describe("ports taken already", () => {
   test("reads the listening sockets (state 0A) of /proc/net/tcp and tcp6, addresses in host order", () => {
-    expect(parseProcNet(TCP, false)).toEqual([{ address: "127.0.0.1", port: 2601 }, { address: "0.0.0.0", port: 2024 }]);
+    expect(parseProcNet(TCP, false)).toEqual([
+      { address: "127.0.0.1", port: 2601, inode: 1538111 },
+      { address: "0.0.0.0", port: 2024, inode: 1587 },
+    ]);
     expect(parseProcNet(TCP6, true)).toEqual([
-      { address: "0:0:0:0:0:0:0:1", port: 25 },
-      { address: "::", port: 465 },
-      { address: "::ffff:127.0.0.1", port: 587 },
+      { address: "0:0:0:0:0:0:0:1", port: 25, inode: 1 },
+      { address: "::", port: 465, inode: 2 },
+      { address: "::ffff:127.0.0.1", port: 587, inode: 3 },
     ]);
   });
 
   test("the same port clashes on the same address or where either side is a wildcard", () => {
     const taken = [...parseProcNet(TCP, false), ...parseProcNet(TCP6, true)];
-    expect(clashes("127.0.0.1", 2601, taken)).toEqual({ address: "127.0.0.1", port: 2601 });
+    expect(clashes("127.0.0.1", 2601, taken)).toEqual({ address: "127.0.0.1", port: 2601, inode: 1538111 });
     expect(clashes("127.0.0.2", 2601, taken)).toBeUndefined();
     expect(clashes("0.0.0.0", 2601, taken)).toBeDefined();
     expect(clashes("10.1.2.3", 2024, taken)).toBeDefined(); // 0.0.0.0:2024 holds every address
@@ -36,12 +40,24 @@ describe("ports taken already", () => {
     expect(clashes("127.0.0.1", 2602, taken)).toBeUndefined();
   });
 
-  test("sees a real listener on this machine", async () => {
+  test("sees a real listener on this machine, but not the ones of the processes named as ours", async () => {
     const s = net.createServer();
     const port = await new Promise<number>((r) => s.listen(0, "127.0.0.1", () => r((s.address() as net.AddressInfo).port)));
+    // Another process's listener, as a second qpsmtpd's would be.
+    const other = spawn("python3", [
+      "-c",
+      "import socket,sys,time; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(30)",
+    ], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     try {
-      expect(clashes("127.0.0.1", port, listeningNow())).toBeDefined();
+      const otherPort = Number(await new Promise<string>((r) => other.stdout!.once("data", (d: Buffer) => r(d.toString()))));
+      expect(clashes("127.0.0.1", port, await listeningNow())).toBeDefined();
+      expect(clashes("127.0.0.1", port, await listeningNow([process.pid]))).toBeUndefined();
+      expect(clashes("127.0.0.1", otherPort, await listeningNow([process.pid]))).toBeDefined();
+      expect(clashes("127.0.0.1", otherPort, await listeningNow([process.pid, other.pid!]))).toBeUndefined();
     } finally {
+      other.kill();
       s.close();
     }
   });
