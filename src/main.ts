@@ -15,18 +15,8 @@ import { type DaemonSettings, DEFAULT_SETTINGS, listenSpecs, MAX_WORKERS, readSe
 import { installPluginModules, nativeYamlParse } from "./runtime/runtime.ts";
 import { SmtpServer } from "./server/server.ts";
 import { formatStatus, startObservers, type StatusReport, viewOf } from "./server/observe.ts";
-import { askControl } from "./control/control.ts";
-import { checkConfig } from "./plugin/check.ts";
 import { PLUGIN_DEPENDENCIES } from "./plugin/dependencies.ts";
 import { BUILTINS } from "../plugins/mod.ts";
-import { printCheck } from "./cli/check.ts";
-import { KARMA_USAGE, karmaTool } from "./cli/karma.ts";
-import { writeTlsCert } from "./cli/tls_cert.ts";
-import { dkimKeygen } from "./cli/dkim_keygen.ts";
-import { scaffold } from "./cli/scaffold.ts";
-import { testFiles } from "./cli/test.ts";
-import { writeTypes } from "./cli/types.ts";
-import * as testing from "./testing/mod.ts";
 import { dropPrivileges } from "./server/privileges.ts";
 import { catchStrayErrors, firstGeneration, Reloader } from "./server/daemon.ts";
 import { WORKER_ENV, type WorkerConfig } from "./server/messages.ts";
@@ -115,7 +105,7 @@ async function main(argv: string[]): Promise<void> {
   if (command === "new-plugin") {
     const name = positionals[1] ?? fail("new-plugin needs a NAME");
     try {
-      for (const f of scaffold(name, positionals[2] ?? ".")) process.stdout.write(`wrote ${f}\n`);
+      for (const f of (await import("./cli/scaffold.ts")).scaffold(name, positionals[2] ?? ".")) process.stdout.write(`wrote ${f}\n`);
     } catch (e) {
       fail((e as Error).message);
     }
@@ -123,7 +113,7 @@ async function main(argv: string[]): Promise<void> {
   }
   if (command === "types") {
     try {
-      for (const f of writeTypes(positionals[1] ?? ".")) process.stdout.write(`wrote ${f}\n`);
+      for (const f of (await import("./cli/types.ts")).writeTypes(positionals[1] ?? ".")) process.stdout.write(`wrote ${f}\n`);
     } catch (e) {
       fail((e as Error).message);
     }
@@ -132,12 +122,12 @@ async function main(argv: string[]): Promise<void> {
   installPluginModules({
     ...PLUGIN_DEPENDENCIES,
     qpsmtpd: api as unknown as Record<string, unknown>,
-    "qpsmtpd/testing": testing as unknown as Record<string, unknown>,
+    "qpsmtpd/testing": () => import("./testing/mod.ts") as unknown as Promise<Record<string, unknown>>,
   });
   if (command === "test") {
     const files = positionals.slice(1);
     if (files.length === 0) fail("test needs at least one FILE");
-    const failed = await testFiles(files, (line) => process.stdout.write(`${line}\n`));
+    const failed = await (await import("./cli/test.ts")).testFiles(files, (line) => process.stdout.write(`${line}\n`));
     process.exit(failed > 0 ? 1 : 0);
   }
   const dirs = configDirs(values.config);
@@ -180,18 +170,23 @@ async function main(argv: string[]): Promise<void> {
 
 /** The migration report; exits 1 on what would stop the daemon. */
 async function check(host: ServerHost, settings: DaemonSettings): Promise<void> {
-  const report = await checkConfig({
+  const report = await (await import("./plugin/check.ts")).checkConfig({
     host,
     builtins: BUILTINS,
     defaultPluginDirs: [join(homeDir(), "plugins")],
     tlsPorts: settings.tlsPorts.length,
   });
-  const code = printCheck(report, host.configDir.dirs[0] ?? "", (t) => process.stdout.write(t), (t) => process.stderr.write(t));
+  const code = (await import("./cli/check.ts")).printCheck(
+    report,
+    host.configDir.dirs[0] ?? "",
+    (t) => process.stdout.write(t),
+    (t) => process.stderr.write(t),
+  );
   process.exit(code);
 }
 
 /** `qpsmtpd tls-cert`: qpsmtpd's tls_cert, with its option names. */
-function tlsCert(argv: string[]): void {
+async function tlsCert(argv: string[]): Promise<void> {
   const text = { type: "string" } as const;
   let values;
   try {
@@ -227,7 +222,7 @@ function tlsCert(argv: string[]): void {
   const days = values.days === undefined ? 730 : Number(values.days);
   if (!(days > 0)) fail(`--days wants a number of days, not "${values.days}"`);
   try {
-    const written = writeTlsCert(dir, {
+    const written = (await import("./cli/tls_cert.ts")).writeTlsCert(dir, {
       subject: {
         CN: cn,
         C: values.C ?? "XY",
@@ -267,7 +262,7 @@ async function status(argv: string[]): Promise<void> {
   const path = parsed.values.socket ?? configured ?? (fs.existsSync(run) ? run : join(host.spoolDir(), "control.sock"));
   let answer: unknown;
   try {
-    answer = await askControl(path, "status");
+    answer = await (await import("./control/control.ts")).askControl(path, "status");
   } catch (e) {
     fail(`${(e as Error).message} (is the daemon running? --socket or control_socket in smtpd.yaml names another socket)`);
   }
@@ -276,7 +271,7 @@ async function status(argv: string[]): Promise<void> {
 }
 
 /** `qpsmtpd dkim-keygen`: qpsmtpd's dkim_key_gen.sh. */
-function dkimKeygenCommand(argv: string[]): void {
+async function dkimKeygenCommand(argv: string[]): Promise<void> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -293,7 +288,7 @@ function dkimKeygenCommand(argv: string[]): void {
   if (bits !== undefined && !Number.isInteger(bits)) fail(`--bits wants a number, not "${parsed.values.bits}"`);
   const host = createHost(configDirs(parsed.values.config));
   try {
-    const key = dkimKeygen(host.configDir.dirs[0]!, domain, selector, {
+    const key = (await import("./cli/dkim_keygen.ts")).dkimKeygen(host.configDir.dirs[0]!, domain, selector, {
       type: parsed.values.ed25519 ? "ed25519" : "rsa",
       ...(bits !== undefined ? { bits } : {}),
       force: parsed.values.force ?? false,
@@ -310,7 +305,7 @@ async function karma(argv: string[]): Promise<void> {
   try {
     parsed = parseArgs({ args: argv, allowPositionals: true, options: { config: { type: "string" }, "db-dir": { type: "string" } } });
   } catch (e) {
-    fail(`${(e as Error).message}\n${KARMA_USAGE}`);
+    fail(`${(e as Error).message}\n${(await import("./cli/karma.ts")).KARMA_USAGE}`);
   }
   const host = createHost(configDirs(parsed.values.config));
   // The karma line's own db_dir and penalty_days, as the plugin would use them.
@@ -322,7 +317,7 @@ async function karma(argv: string[]): Promise<void> {
   };
   const store = host.store(parsed.values["db-dir"] ?? option("db_dir"));
   const days = option("penalty_days");
-  const code = await karmaTool(parsed.positionals, {
+  const code = await (await import("./cli/karma.ts")).karmaTool(parsed.positionals, {
     store,
     now: () => host.clock.now(),
     ...(days !== undefined ? { penaltyDays: Number(days) } : {}),
@@ -474,7 +469,7 @@ async function worker(json: string): Promise<void> {
   installPluginModules({
     ...PLUGIN_DEPENDENCIES,
     qpsmtpd: api as unknown as Record<string, unknown>,
-    "qpsmtpd/testing": testing as unknown as Record<string, unknown>,
+    "qpsmtpd/testing": () => import("./testing/mod.ts") as unknown as Promise<Record<string, unknown>>,
   });
   const cfg = JSON.parse(json) as WorkerConfig;
   await runWorker(cfg, {
