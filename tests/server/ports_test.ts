@@ -1,8 +1,11 @@
 /** Finding a port that is taken already, from /proc/net/tcp and tcp6 (src/server/ports.ts). */
 import { describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
-import { clashes, listeningNow, parseProcNet } from "../../src/server/ports.ts";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { clashes, listeningNow, parseProcNet, readListening } from "../../src/server/ports.ts";
 
 const TCP = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 0100007F:0A29 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1538111 1 0000 100 0 0 10 0
@@ -38,6 +41,25 @@ describe("ports taken already", () => {
     expect(clashes("127.0.0.1", 465, taken)).toBeDefined(); // [::]:465, dual stack
     expect(clashes("127.0.0.1", 587, taken)).toBeDefined(); // ::ffff:127.0.0.1
     expect(clashes("127.0.0.1", 2602, taken)).toBeUndefined();
+  });
+
+  test("reads only as far as the listening sockets, which the kernel lists first", async () => {
+    const waiting = Array.from(
+      { length: 5000 },
+      (_, i) =>
+        `${String(i + 2).padStart(4)}: 0100007F:0A29 0100007F:${
+          (0xc000 + i).toString(16).toUpperCase()
+        } 06 00000000:00000000 03:00000635 00000000     0        0 0 3 0000`,
+    );
+    // A listening line after the others is never reached (the kernel writes none there).
+    const late = "5003: 0100007F:0019 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 77 1 0000 100 0 0 10 0";
+    const f = join(mkdtempSync(join(tmpdir(), "qpports-")), "tcp");
+    writeFileSync(f, [...TCP.trimEnd().split("\n").slice(0, 3), ...waiting, late, ""].join("\n"));
+    expect(await readListening(f, false)).toEqual([
+      { address: "127.0.0.1", port: 2601, inode: 1538111 },
+      { address: "0.0.0.0", port: 2024, inode: 1587 },
+    ]);
+    expect(await readListening(join(f, "..", "missing"), false)).toEqual([]);
   });
 
   test("sees a real listener on this machine, but not the ones of the processes named as ours", async () => {
