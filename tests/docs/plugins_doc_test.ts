@@ -1,8 +1,8 @@
 /**
  * Keeps docs/plugins.md true: every ```ts block is a module that type-checks against the
  * source (with the repository's tsconfig, "qpsmtpd" mapped to src/api), the blocks that are
- * tests pass under `qpsmtpd test`, and every export of "qpsmtpd" and "qpsmtpd/testing" is
- * named in the document.
+ * tests pass under `qpsmtpd test`, and every export of "qpsmtpd" and "qpsmtpd/testing", and
+ * every library a plugin may import, is named in the document.
  *
  * A block's info string may name its file (```ts queue/lmtp.ts); other blocks import it by
  * that name. Unnamed blocks get a name of their own.
@@ -12,6 +12,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import ts from "typescript";
+import { PLUGIN_DEPENDENCIES } from "../../src/plugin/dependencies.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 const DOC = readFileSync(join(ROOT, "docs/plugins.md"), "utf8");
@@ -132,6 +133,13 @@ describe("docs/plugins.md", () => {
     const words = codeWords(DOC);
     expect(checked.exports.filter((name) => !words.has(name))).toEqual([]);
     expect([...codeWords('`Hooks<D>["rcpt"]`, `a.b()`')]).toEqual(["Hooks", "D", "rcpt", "a", "b"]);
+  });
+
+  test("names every library a plugin may import (src/plugin/dependencies.ts)", () => {
+    const words = codeWords(DOC);
+    const names = Object.keys(PLUGIN_DEPENDENCIES);
+    expect(names).toContain("mailauth");
+    expect(names.filter((name) => !DOC.includes(`\`${name}\``) && !words.has(name))).toEqual([]);
   });
 
   test("the example tests pass under qpsmtpd test", async () => {
