@@ -1,7 +1,8 @@
 /**
  * The qpsmtpd command: `qpsmtpd [serve] [flags]`, `qpsmtpd check`, `qpsmtpd hooks`, and the
  * tools (`tls-cert`, `karma`, `new-plugin`, `types`, `test`). The only module with top-level
- * effects; the subcommands' own code is in src/cli/.
+ * effects; the subcommands' own code is in src/cli/, imported when one runs: the executable is
+ * built with --splitting (Makefile), so a daemon never loads it (nor "qpsmtpd/testing").
  * @module
  */
 import * as fs from "node:fs";

@@ -40,7 +40,7 @@ export interface PrimaryOptions extends Omit<WorkerConfig, "slot"> {
   readonly host: ServerHost;
   /** Called once every worker is gone after a stop (remove the pid file, exit). */
   readonly stopped: () => void;
-  /** A worker could not start before any served: the message for stderr, then exit 1. */
+  /** The daemon cannot start (a port taken; a worker that could not start before all served): the message for stderr, then exit 1. */
   readonly failed: (message: string) => void;
   /** A worker listens, so every socket is bound: the primary drops privileges here (throws when it cannot). */
   readonly listening: () => void;
