@@ -19,7 +19,6 @@
  * Replies: `550 <domain> is listed by <zone>` (451 for denysoft).
  */
 import { isIPv4 } from "node:net";
-import { getDomain } from "tldts";
 import { DECLINED, DENY, DENYSOFT, type Hooks, LOGINFO, LOGWARN, parsePluginArgs, type Register, type Result, reverseIp } from "qpsmtpd";
 
 /**
@@ -27,8 +26,10 @@ import { DECLINED, DENY, DENYSOFT, type Hooks, LOGINFO, LOGWARN, parsePluginArgs
  * the tldts package, as dmarc uses): `www.x.example.co.uk` → `x.example.co.uk`. A name under an
  * unlisted TLD keeps its last two labels; an address or a bare label stays as it is.
  */
-export function registeredDomain(host: string): string {
+export async function registeredDomain(host: string): Promise<string> {
   const h = host.toLowerCase().replace(/\.$/, "");
+  // Imported here, not at the top: the Public Suffix List takes about 5 ms to load, which start-up need not wait for.
+  const { getDomain } = await import("tldts");
   return getDomain(h, { allowPrivateDomains: true }) ?? h;
 }
 
@@ -93,7 +94,10 @@ export const hook_data_post: Hooks<Data>["data_post"] = async function (txn): Pr
   for (const host of linkHosts(text)) {
     if (isIPv4(host)) {
       if (this.data.checkip) names.add(reverseIp(host)!);
-    } else if (!white.has(registeredDomain(host))) names.add(registeredDomain(host));
+    } else {
+      const domain = await registeredDomain(host);
+      if (!white.has(domain)) names.add(domain);
+    }
   }
   const max = this.data.maxLookups;
   const lookups = [...names].slice(0, max).flatMap((name) => zones.map((z) => ({ name, ...z })));
