@@ -13,7 +13,7 @@
  *
  *   bun bench/perf.ts [--messages N] [--top N] [--keep]
  *
- * Needs perf (Debian: linux-perf) and leave to attach to a process (root, or
+ * Needs perf (Debian: linux-perf) and permission to attach to a process (root, or
  * kernel.perf_event_paranoid at most 1). `--keep` keeps the perf data in a temp dir.
  * @module
  */
