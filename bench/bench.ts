@@ -18,6 +18,7 @@ import { join, resolve } from "node:path";
 import { chunkingClient, holdIdle, timeToGreeting } from "./clients.ts";
 import {
   BENCH_SET,
+  COMPILING,
   countFiles,
   cpuMs,
   freePort,
@@ -31,7 +32,8 @@ import {
   startOurs,
   startSink,
   tail,
-  untilCompiled,
+  warmUp,
+  warmUpRun,
   writeBenchConfig,
 } from "./procs.ts";
 
@@ -107,29 +109,14 @@ async function measure(server: Server, run: SourceRun): Promise<Measured> {
   return { rate: run.messages / secs, cpu, peakMiB: memKiB(server.pid, "VmHWM") / 1024 };
 }
 
-/**
- * A daemon serves for days: what a message costs it then is what the bench measures. The JIT
- * goes on compiling for thousands of messages (measured, bold profile: its compiler threads took
- * 0.42 ms per message over the first 1,500, 0.1-0.2 ms up to about 10,000, then nothing; two
- * workers take twice the messages), so each qpsmtpd started for measuring, and the floor, first
- * serve batches of the bold profile's shape until the compiler threads take under COMPILING of
- * their CPU (at most WARM_BATCHES batches). smtp-sink, compiled C, gets one batch.
- */
-const WARM_UP: SourceRun = {
-  sessions: 20,
-  messages: Math.max(200, Math.round(1500 * Math.min(1, scale))),
-  size: 4096,
-  rcpts: 5,
-  keep: false,
-};
-const WARM_BATCHES = 24;
-const COMPILING = 0.03;
+/** The warm-up batch (see warmUpRun); smtp-sink, compiled C, gets one batch. */
+const WARM_UP = warmUpRun(scale);
 /** Each warmed server: its name, the messages its warm-up took, the compiler threads' share in the last batch. */
 const warmUps: Array<{ name: string; messages: number; compiling: number }> = [];
 
-/** Serves WARM_UP batches until the JIT is done compiling (see WARM_UP). */
-async function warmUp(server: Server, name: string): Promise<void> {
-  const w = await untilCompiled(server.pid, () => smtpSource(server.port, WARM_UP), COMPILING, WARM_BATCHES);
+/** Serves WARM_UP batches until the JIT is done compiling, and notes what it took. */
+async function warmUpNamed(server: Server, name: string): Promise<void> {
+  const w = await warmUp(server, WARM_UP);
   warmUps.push({ name, messages: w.batches * WARM_UP.messages, compiling: w.compiling });
 }
 
@@ -169,7 +156,7 @@ async function withOurs<T>(config: string, args: string[], name: string, fn: (s:
   const log = join(work, "log", `${name.replace(/[^A-Za-z0-9]+/g, "-").slice(0, 80)}.stderr`);
   const s = await startOurs(binary, config, args, log, work);
   try {
-    if (warm) await warmUp(s, name);
+    if (warm) await warmUpNamed(s, name);
     return await fn(s);
   } catch (e) {
     throw new Error(`${(e as Error).message}\n--- server log (${name}):\n${tail(log)}`);
@@ -209,7 +196,7 @@ function targets(r: Map<string, Measured>, profiles: Profile[], sinkRates: Map<s
 async function floorRow(profiles: Profile[], ours: Map<string, Measured>): Promise<void> {
   const floor = await startFloor(process.execPath);
   try {
-    await warmUp(floor, "floor");
+    await warmUpNamed(floor, "floor");
     const [p1, p2, p3] = profiles;
     const [a, b, bold] = [await measure(floor, p1!), await measure(floor, p2!), await measure(floor, p3!)];
     const o = (p: Profile) => ours.get(p.label)!.cpu;

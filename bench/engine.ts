@@ -117,7 +117,7 @@ async function runAll(n: number): Promise<void> {
   }));
 }
 
-// Warm-up until the JIT's compiler threads go quiet (they run for many thousands of messages; see bench.ts).
+// Warm-up until the JIT's compiler threads go quiet (they run for many thousands of messages; see warmUpRun in procs.ts).
 await untilCompiled(process.pid, () => runAll(Math.max(200, total / 10)), 0.03, 15);
 const c0 = process.cpuUsage();
 const t0 = performance.now();

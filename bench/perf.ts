@@ -22,7 +22,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { BENCH_SET, type Server, smtpSource, type SourceRun, startFloor, startOurs, untilCompiled, writeBenchConfig } from "./procs.ts";
+import { BENCH_SET, type Server, smtpSource, type SourceRun, startFloor, startOurs, warmUp, warmUpRun, writeBenchConfig } from "./procs.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const { values } = parseArgs({
@@ -30,8 +30,8 @@ const { values } = parseArgs({
 });
 if (spawnSync("perf", ["--version"]).status !== 0) throw new Error("perf not found: apt-get install linux-perf");
 
-const BOLD: SourceRun = { sessions: 20, messages: Number(values.messages), size: 4096, rcpts: 5, keep: false };
-const WARM: SourceRun = { ...BOLD, messages: 1500 };
+const WARM = warmUpRun();
+const BOLD: SourceRun = { ...WARM, messages: Number(values.messages) };
 const top = Number(values.top);
 const work = mkdtempSync(join(tmpdir(), "qpperf-"));
 const config = writeBenchConfig(join(work, "config"), [...BENCH_SET, "queue/discard"], join(work, "qpsmtpd.log"));
@@ -44,7 +44,7 @@ interface Profile {
 
 /** Warms `server` up, records it under the bold profile and reads the record back. */
 async function record(server: Server, name: string): Promise<Profile> {
-  await untilCompiled(server.pid, () => smtpSource(server.port, WARM), 0.03, 24);
+  await warmUp(server, WARM);
   const data = join(work, `${name}.data`);
   // cpu-clock samples carry their period in ns: their sum is the CPU time.
   const perf = spawn("perf", ["record", "-q", "-e", "cpu-clock", "-o", data, "-p", String(server.pid)], { stdio: "ignore" });
