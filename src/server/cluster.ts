@@ -196,8 +196,15 @@ export class Primary {
         }, BATCH_MS);
       }
     });
-    w.on("exit", (code: number | null, signal: string | null) => this.#exited(slot, id, code, signal));
-    w.on("error", () => undefined); // a send to a worker that just died; its exit is handled
+    w.on("exit", (code: number | null, signal: string | null) => {
+      this.#exited(slot, id, signal ? `was killed by ${signal}` : `exited with code ${code}`);
+    });
+    w.on("error", (e: Error) => {
+      // A worker that could not be started at all (with -u, the user may not run the executable)
+      // has no exit event: it ended here. Any other error is a send to a worker that just died,
+      // whose exit is handled.
+      if (w.process.pid === undefined && slot.worker === w) this.#exited(slot, id, `could not be started (${e.message})`);
+    });
   }
 
   #receive(slot: Slot, id: number, m: Up): void {
@@ -264,7 +271,8 @@ export class Primary {
     slot.out?.post({ t: "hello", locked, stressed: this.#board.stressed }, true);
   }
 
-  #exited(slot: Slot, id: number, code: number | null, signal: string | null): void {
+  /** Worker `id` of `slot` has ended (`how`: "exited with code 1", ...): replaced, or the daemon stops. */
+  #exited(slot: Slot, id: number, how: string): void {
     this.#byId.delete(id);
     this.#ledger.leave(id);
     this.#board.leave(id);
@@ -278,7 +286,6 @@ export class Primary {
       if (this.#slots.every((s) => !s.worker)) this.#o.stopped();
       return;
     }
-    const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
     if (!this.#announced) {
       // Before every first worker serves, a worker that cannot start stops the daemon, as one process would.
       return this.#fail(slot.fatal ?? `worker ${slot.n} ${how} while starting`);
@@ -287,7 +294,7 @@ export class Primary {
     const why = slot.fatal ? `: ${slot.fatal}` : "";
     this.log(
       slot.backoff.streak > 1 ? LOGCRIT : LOGERROR,
-      `worker ${slot.n} (pid ${pid}) ${how}${why}; starting a new one${delay ? ` in ${delay} ms` : ""}` +
+      `worker ${slot.n}${pid === undefined ? "" : ` (pid ${pid})`} ${how}${why}; starting a new one${delay ? ` in ${delay} ms` : ""}` +
         (slot.backoff.streak > 1 ? ` (${slot.backoff.streak} died young in a row)` : ""),
     );
     slot.restart = setTimeout(() => {

@@ -6,16 +6,33 @@
  * worker that serves the connection and logs what pre-connection sees.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, configDir, type Daemon, EXAMPLE_PLUGINS, freePort, RawClient, startDaemon, swaks } from "./helpers.ts";
 
 const running: Daemon[] = [];
+const copies: string[] = [];
 afterAll(() => {
   for (const d of running) d.proc.kill("SIGKILL");
+  for (const dir of copies) rmSync(dir, { recursive: true, force: true });
 });
+
+/**
+ * The executable copied into a directory of its own that every user may enter: with `-u`, the
+ * primary starts replacement workers as that user, and a clone of this repository may sit in a
+ * directory only root can enter (mktemp -d makes them 0700).
+ */
+function binaryForAnyone(): { bin: string; dir: string } {
+  const dir = mkdtempSync(join(tmpdir(), "qpbin-"));
+  copies.push(dir);
+  chmodSync(dir, 0o755);
+  const bin = join(dir, "qpsmtpd");
+  copyFileSync(BINARY, bin);
+  chmodSync(bin, 0o755);
+  return { bin, dir };
+}
 
 const WHO = `import { DECLINED, type Hooks, LOGNOTICE, OK } from "qpsmtpd";
 export const hook_pre_connection: Hooks["pre-connection"] = function (_txn, info) {
@@ -49,8 +66,8 @@ function workersConfig(plugins: string[], extra: Record<string, string> = {}): {
   return { dir, maildir };
 }
 
-async function daemon(dir: string, args: string[], port?: number): Promise<Daemon> {
-  const d = await startDaemon(dir, { args, ...(port ? { port } : {}) });
+async function daemon(dir: string, args: string[], port?: number, bin?: string): Promise<Daemon> {
+  const d = await startDaemon(dir, { args, ...(port ? { port } : {}), ...(bin ? { cmd: [bin] } : {}) });
   running.push(d);
   return d;
 }
@@ -276,7 +293,7 @@ describe("--workers 2 (dist/qpsmtpd)", () => {
         s.listen(p, "127.0.0.1", () => s.close(() => res(p)));
       });
     }
-    const d = await daemon(dir, ["--workers", "2", "-u", "nobody"], low);
+    const d = await daemon(dir, ["--workers", "2", "-u", "nobody"], low, binaryForAnyone().bin);
     await until("two workers serving", () => servingPids(d).size === 2 && d.stderr().includes("listening on"));
     expect([...servingPids(d).values()].map(uidOf)).toEqual([nobody, nobody]);
     await until("the primary's switch", () => uidOf(d.proc.pid) === nobody, 2000);
@@ -291,6 +308,25 @@ describe("--workers 2 (dist/qpsmtpd)", () => {
       c.close();
     }
     expect([...served].sort()).toEqual([...servingPids(d).values()].sort());
+    expect((await swaks(d.port, "--to", "user@example.org")).code).toBe(0);
+    expect(await d.stop()).toBe(0);
+  }, 30_000);
+
+  test("-u nobody: a replacement the user cannot start is logged and tried again, and serves once it can", async () => {
+    if (process.getuid?.() !== 0) return; // needs root to switch users
+    const { dir } = workersConfig(["rcpt_ok"]);
+    const copy = binaryForAnyone();
+    const d = await daemon(dir, ["--workers", "2", "-u", "nobody"], undefined, copy.bin);
+    await until("two workers serving", () => servingPids(d).size === 2 && d.stderr().includes("listening on"));
+    const victim = servingPids(d).get(1)!;
+    chmodSync(copy.dir, 0o700); // nobody may no longer run the executable
+    process.kill(victim, "SIGKILL");
+    await until(
+      "the failed start, logged",
+      () => /worker 1 could not be started \(.*EACCES.*\); starting a new one in \d+ ms/.test(d.stderr()),
+    );
+    chmodSync(copy.dir, 0o755);
+    await until("the replacement", () => servingPids(d).get(1) !== undefined && servingPids(d).get(1) !== victim);
     expect((await swaks(d.port, "--to", "user@example.org")).code).toBe(0);
     expect(await d.stop()).toBe(0);
   }, 30_000);
