@@ -327,25 +327,30 @@ async function chunkingGroup(): Promise<void> {
 async function idleGroup(): Promise<void> {
   const count = Math.max(500, Math.round(10000 * Math.min(scale, 1)));
   say();
-  say(`== ${count} idle connections held after EHLO (limits and timeouts as default); KiB per connection from the server's RSS`);
+  say(
+    `== ${count} idle connections held after EHLO (limits and timeouts as default); KiB per connection of the server's own memory ` +
+      "(resident, but the executable's pages and other mapped files: each process of ours reads in more of its code as it serves, " +
+      "shared with every process that runs it; shown apart)",
+  );
   // -c above the count, so 75% of it (stress_threshold) is not reached and no read timeout shortens.
   const limit = String(Math.ceil(count * 1.5));
   const holdOn = async (s: Server): Promise<string> => {
     const warm = await holdIdle(s.port, 50);
     warm.close();
     await new Promise((r) => setTimeout(r, 500));
-    const rss0 = memKiB(s.pid, "VmRSS");
+    const own = (): number => memKiB(s.pid, "RssAnon") + memKiB(s.pid, "RssShmem");
+    const [own0, file0, rss0] = [own(), memKiB(s.pid, "RssFile"), memKiB(s.pid, "VmRSS")];
     const t0 = performance.now();
     const held = await holdIdle(s.port, count);
     const secs = (performance.now() - t0) / 1000;
     await new Promise((r) => setTimeout(r, 1000));
-    const rss1 = memKiB(s.pid, "VmRSS");
+    const [own1, file1, rss1] = [own(), memKiB(s.pid, "RssFile"), memKiB(s.pid, "VmRSS")];
     held.close();
-    const per = held.open > 0 ? (rss1 - rss0) / held.open : NaN;
+    const per = held.open > 0 ? (own1 - own0) / held.open : NaN;
     const failed = held.failed ? `, ${held.failed} FAILED (${held.firstError})` : "";
     return `${per.toFixed(1).padStart(6)} KiB each, ${held.open} held in ${secs.toFixed(1)} s, RSS ${(rss0 / 1024).toFixed(0)} -> ${
       (rss1 / 1024).toFixed(0)
-    } MB${failed}`;
+    } MB (mapped files ${((file1 - file0) / 1024).toFixed(1)} MB of it)${failed}`;
   };
   for (const w of [1, ...(hasWorkers ? [cores] : [])]) {
     const r = await withOurs(

@@ -142,8 +142,12 @@ function compilerTicks(pid: number): Map<string, number> {
   return out;
 }
 
-/** A /proc/PID/status field in KiB (VmRSS, VmHWM), summed over the tree. */
-export function memKiB(pid: number, field: "VmRSS" | "VmHWM"): number {
+/**
+ * A /proc/PID/status field in KiB, summed over the tree: VmRSS, VmHWM (its peak), or the resident
+ * set's parts: RssAnon and RssShmem (the process's own memory), RssFile (pages of mapped files,
+ * the executable's code among them, shared with every process that maps them).
+ */
+export function memKiB(pid: number, field: "VmRSS" | "VmHWM" | "RssAnon" | "RssShmem" | "RssFile"): number {
   let kib = 0;
   for (const p of processTree(pid)) {
     try {
