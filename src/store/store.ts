@@ -11,6 +11,8 @@ import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { Store } from "../api/store.ts";
 
 const INTEGER = /^-?\d+$/;
+/** Events of a key in a millisecond that has a row already: added to it. */
+const ADD_TO_ROW = "ON CONFLICT (k, t) DO UPDATE SET w = w + excluded.w, e = max(e, excluded.e)";
 
 export class SqliteStore implements Store {
   readonly location: string;
@@ -44,11 +46,17 @@ export class SqliteStore implements Store {
     this.#db = new DatabaseSync(path);
     this.#db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 2000;");
     this.#db.exec("CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL, expires INTEGER)");
-    // One row per `hit`: `t` when it happened, `e` when it leaves its window, `w` its weight; and
-    // each window's total, so a hit reads only the rows leaving the window, not all of them.
-    this.#db.exec("CREATE TABLE IF NOT EXISTS hits (k TEXT NOT NULL, t INTEGER NOT NULL, e INTEGER NOT NULL, w INTEGER NOT NULL)");
-    this.#db.exec("CREATE INDEX IF NOT EXISTS hits_k_t ON hits (k, t)");
+    // One row per key and millisecond of its `hit`s: `t` when they happened, `e` when they leave
+    // their window, `w` their weight; and each window's total, so a hit reads only the rows leaving
+    // the window, not all of them. Keyed by (k, t) without a rowid, a hit writes one B-tree page
+    // where a row and an index on it wrote two, and a burst in one millisecond is one row
+    // (make bench, greylisting, karma and limit on SQLite, bold profile: 2.7 -> 2.0 ms per message).
+    this.#db.exec(
+      "CREATE TABLE IF NOT EXISTS hit_events (k TEXT NOT NULL, t INTEGER NOT NULL, e INTEGER NOT NULL, w INTEGER NOT NULL, " +
+        "PRIMARY KEY (k, t)) WITHOUT ROWID",
+    );
     this.#db.exec("CREATE TABLE IF NOT EXISTS hit_totals (k TEXT PRIMARY KEY, n INTEGER NOT NULL)");
+    this.#moveOldHits();
     const live = "(expires IS NULL OR expires > ?)";
     this.#get = this.#db.prepare(`SELECT v FROM kv WHERE k = ? AND ${live}`);
     this.#getRow = this.#db.prepare(`SELECT v, expires FROM kv WHERE k = ? AND ${live}`);
@@ -56,19 +64,21 @@ export class SqliteStore implements Store {
     this.#del = this.#db.prepare("DELETE FROM kv WHERE k = ?");
     this.#keys = this.#db.prepare(
       `SELECT k FROM kv WHERE k >= ?1 AND k < ?2 AND (expires IS NULL OR expires > ?3)
-       UNION SELECT DISTINCT k FROM hits WHERE k >= ?1 AND k < ?2 AND e > ?3`,
+       UNION SELECT DISTINCT k FROM hit_events WHERE k >= ?1 AND k < ?2 AND e > ?3`,
     );
     this.#prune = this.#db.prepare("DELETE FROM kv WHERE expires IS NOT NULL AND expires <= ?");
-    this.#hitsLeaving = this.#db.prepare("SELECT coalesce(sum(w), 0) AS n FROM hits WHERE k = ? AND t <= ?");
-    this.#hitsTrim = this.#db.prepare("DELETE FROM hits WHERE k = ? AND t <= ?");
-    this.#hitsAdd = this.#db.prepare("INSERT INTO hits (k, t, e, w) VALUES (?, ?, ?, ?)");
-    this.#hitsDel = this.#db.prepare("DELETE FROM hits WHERE k = ?");
+    this.#hitsLeaving = this.#db.prepare("SELECT coalesce(sum(w), 0) AS n FROM hit_events WHERE k = ? AND t <= ?");
+    this.#hitsTrim = this.#db.prepare("DELETE FROM hit_events WHERE k = ? AND t <= ?");
+    this.#hitsAdd = this.#db.prepare(
+      `INSERT INTO hit_events (k, t, e, w) VALUES (?, ?, ?, ?) ${ADD_TO_ROW}`,
+    );
+    this.#hitsDel = this.#db.prepare("DELETE FROM hit_events WHERE k = ?");
     // Whole windows only (their newest event has left), so every total stays the sum of its rows.
-    this.#hitsPrune = this.#db.prepare("DELETE FROM hits WHERE k IN (SELECT k FROM hits GROUP BY k HAVING max(e) <= ?)");
+    this.#hitsPrune = this.#db.prepare("DELETE FROM hit_events WHERE k IN (SELECT k FROM hit_events GROUP BY k HAVING max(e) <= ?)");
     this.#total = this.#db.prepare("SELECT n FROM hit_totals WHERE k = ?");
     this.#totalSet = this.#db.prepare("INSERT OR REPLACE INTO hit_totals (k, n) VALUES (?, ?)");
     this.#totalDel = this.#db.prepare("DELETE FROM hit_totals WHERE k = ?");
-    this.#totalsPrune = this.#db.prepare("DELETE FROM hit_totals WHERE k NOT IN (SELECT DISTINCT k FROM hits)");
+    this.#totalsPrune = this.#db.prepare("DELETE FROM hit_totals WHERE k NOT IN (SELECT DISTINCT k FROM hit_events)");
   }
 
   get(key: string): Promise<string | undefined> {
@@ -161,6 +171,19 @@ export class SqliteStore implements Store {
     this.#prune.run(this.#now());
     this.#hitsPrune.run(this.#now());
     this.#totalsPrune.run();
+  }
+
+  /**
+   * A database written before hit_events kept a row per event in `hits`, with an index: its rows
+   * move to hit_events once, by whichever process opens the file first (the others find no
+   * `hits` when their turn comes). The totals stay as they were: the sums do not change.
+   */
+  #moveOldHits(): void {
+    this.#tx(() => {
+      if (!this.#db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'hits'").get()) return;
+      this.#db.exec(`INSERT INTO hit_events (k, t, e, w) SELECT k, t, max(e), sum(w) FROM hits WHERE true GROUP BY k, t ${ADD_TO_ROW}`);
+      this.#db.exec("DROP TABLE hits");
+    });
   }
 
   #tx<T>(fn: () => T): T {

@@ -3,6 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { SqliteStore, storeIn } from "../../src/store/store.ts";
 
 const dbDir = (): string => mkdtempSync(join(tmpdir(), "qpdb-"));
@@ -50,5 +51,61 @@ describe("SqliteStore windows", () => {
     now += 3600_000 - 1000; // the first "live" event leaves, the second stays
     expect(await s.hit("live", 3600, { weight: 0 })).toBe(1);
     s.close();
+  });
+});
+
+describe("SqliteStore, a database from before hit_events", () => {
+  test("its hits move over once, same-millisecond events summed; counts and expiry as before", async () => {
+    const path = join(dbDir(), "old.sqlite");
+    // The earlier schema: a row per event, an index on (k, t), the totals beside them.
+    const old = new DatabaseSync(path);
+    old.exec("CREATE TABLE hits (k TEXT NOT NULL, t INTEGER NOT NULL, e INTEGER NOT NULL, w INTEGER NOT NULL)");
+    old.exec("CREATE INDEX hits_k_t ON hits (k, t)");
+    old.exec("CREATE TABLE hit_totals (k TEXT PRIMARY KEY, n INTEGER NOT NULL)");
+    const add = old.prepare("INSERT INTO hits (k, t, e, w) VALUES (?, ?, ?, ?)");
+    add.run("rate", 1_000_000, 1_060_000, 1);
+    add.run("rate", 1_000_000, 1_060_000, 2); // the same millisecond
+    add.run("rate", 1_030_000, 1_090_000, 1);
+    old.prepare("INSERT INTO hit_totals (k, n) VALUES (?, ?)").run("rate", 4);
+    old.close();
+
+    let now = 1_040_000;
+    const s = new SqliteStore(path, { now: () => now });
+    expect(await s.hit("rate", 60, { weight: 0 })).toBe(4);
+    expect(await s.keys("ra")).toEqual(["rate"]);
+    now = 1_060_000; // the first millisecond's three leave together
+    expect(await s.hit("rate", 60)).toBe(2);
+    s.close();
+
+    const check = new DatabaseSync(path);
+    const tables = (check.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as Array<{ name: string }>)
+      .map((r) => r.name);
+    expect(tables).toEqual(["hit_events", "hit_totals", "kv"]);
+    expect(check.prepare("SELECT t, w FROM hit_events WHERE k = 'rate' ORDER BY t").all()).toEqual([
+      { t: 1_030_000, w: 1 },
+      { t: 1_060_000, w: 1 },
+    ]);
+    check.close();
+    // Opened again: nothing left to move, the counts unchanged.
+    const again = new SqliteStore(path, { now: () => now });
+    expect(await again.hit("rate", 60, { weight: 0 })).toBe(2);
+    again.close();
+  });
+
+  test("events of one key in one millisecond are one row, their weights summed", async () => {
+    const path = join(dbDir(), "burst.sqlite");
+    let now = 5_000_000;
+    const s = new SqliteStore(path, { now: () => now });
+    for (let i = 0; i < 5; i++) await s.hit("b", 10);
+    await s.hit("b", 10, { weight: 3 });
+    now += 1;
+    expect(await s.hit("b", 10)).toBe(9);
+    s.close();
+    const check = new DatabaseSync(path);
+    expect(check.prepare("SELECT t, w FROM hit_events WHERE k = 'b' ORDER BY t").all()).toEqual([
+      { t: 5_000_000, w: 8 },
+      { t: 5_000_001, w: 1 },
+    ]);
+    check.close();
   });
 });
