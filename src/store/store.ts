@@ -179,8 +179,11 @@ export class SqliteStore implements Store {
    * `hits` when their turn comes). The totals stay as they were: the sums do not change.
    */
   #moveOldHits(): void {
+    const old = this.#db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'hits'");
+    // Looked at first without the write lock: a database that has nothing to move is not locked.
+    if (!old.get()) return;
     this.#tx(() => {
-      if (!this.#db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'hits'").get()) return;
+      if (!old.get()) return; // another process moved them meanwhile
       this.#db.exec(`INSERT INTO hit_events (k, t, e, w) SELECT k, t, max(e), sum(w) FROM hits WHERE true GROUP BY k, t ${ADD_TO_ROW}`);
       this.#db.exec("DROP TABLE hits");
     });
