@@ -23,7 +23,7 @@ import type { Registry } from "../src/core/registry.ts";
 import { Session, type Transport } from "../src/core/session.ts";
 import { installPluginModules } from "../src/runtime/runtime.ts";
 import { message } from "./clients.ts";
-import { BENCH_SET, untilCompiled, writeBenchConfig } from "./procs.ts";
+import { BENCH_SET, COMPILING, untilCompiled, writeBenchConfig } from "./procs.ts";
 
 const { values } = parseArgs({
   options: {
@@ -118,7 +118,7 @@ async function runAll(n: number): Promise<void> {
 }
 
 // Warm-up until the JIT's compiler threads go quiet (they run for many thousands of messages; see warmUpRun in procs.ts).
-await untilCompiled(process.pid, () => runAll(Math.max(200, total / 10)), 0.03, 15);
+await untilCompiled(process.pid, () => runAll(Math.max(200, total / 10)), COMPILING, 15);
 const c0 = process.cpuUsage();
 const t0 = performance.now();
 await runAll(total);
