@@ -5,11 +5,13 @@
  * benchmark set, logging/file at LOGINFO). Prints the process's CPU ms per message; with
  * `bun --cpu-prof bench/engine.ts` the profile has no idle time in it, unlike one of the daemon.
  *
- *   bun bench/engine.ts [--messages N] [--sessions N] [--rcpts N] [--size B] [--keep] [--empty] [--microtasks] [--config DIR]
+ *   bun bench/engine.ts [--messages N] [--sessions N] [--rcpts N] [--size B] [--keep] [--empty] [--microtasks] [--config DIR] [--objects]
  *
  * Each client line goes in on a later turn of the event loop (setImmediate), as from a socket;
  * `--microtasks` feeds it at once instead (the engine's work only, no event-loop turns). `--empty`
- * sessions send no message (greeting, EHLO, QUIT): the per-connection part.
+ * sessions send no message (greeting, EHLO, QUIT): the per-connection part. `--objects` prints,
+ * instead of the CPU, the heap objects made per message by type: a count that does not vary
+ * between runs, for work on allocation that CPU time (±10% between processes) cannot show.
  * @module
  */
 import { mkdtempSync } from "node:fs";
@@ -35,6 +37,7 @@ const { values } = parseArgs({
     microtasks: { type: "boolean" },
     empty: { type: "boolean" },
     config: { type: "string" },
+    objects: { type: "boolean" },
   },
 });
 
@@ -51,7 +54,11 @@ connectLogging(registry);
 const rcpts = Number(values.rcpts);
 const body = message(Number(values.size)).replace(/\r\n/g, "\n").split("\n").map((l) => (l.startsWith(".") ? `.${l}` : l)).join("\r\n");
 const dataText = `${body}.\r\n`;
-const script = (keepFor: number): string[] => {
+/** The client's lines for a session of `keepFor` messages, as bytes: made once, so the harness allocates little per line. */
+const scripts = new Map<number, Buffer[]>();
+const script = (keepFor: number): Buffer[] => {
+  let made = scripts.get(keepFor);
+  if (made) return made;
   const lines = ["EHLO bench.example.net\r\n"];
   for (let m = 0; m < keepFor; m++) {
     lines.push("MAIL FROM:<bench@example.net>\r\n");
@@ -59,29 +66,35 @@ const script = (keepFor: number): string[] => {
     lines.push("DATA\r\n", dataText);
   }
   lines.push("QUIT\r\n");
-  return lines;
+  scripts.set(keepFor, made = lines.map((l) => Buffer.from(l, "latin1")));
+  return made;
 };
+
+const feedLine = (session: Session, line: Buffer): void => session.feed(line);
 
 let sessionId = 0;
 /** One client session: each line goes in after the server's reply to the previous one, as smtp-source does. */
-function converse(lines: string[]): Promise<void> {
+function converse(lines: Buffer[]): Promise<void> {
   return new Promise((done, fail) => {
     let next = 0;
     let pending = "";
     // Replies arrive as whole text; a final line is a code followed by a space.
     const transport: Transport = {
       write(data: string) {
-        pending += data;
-        if (!/(^|\n)\d{3} [^\n]*\r\n$/.test(pending)) return;
-        const code = pending.slice(pending.lastIndexOf("\n", pending.length - 3) + 1).slice(0, 3);
+        pending = pending === "" ? data : pending + data;
+        // A reply is complete at a final line: its code and then a space.
+        const last = pending.lastIndexOf("\n", pending.length - 3) + 1;
+        if (!pending.endsWith("\r\n") || pending.charCodeAt(last + 3) !== 32) return;
+        const code = pending.charCodeAt(last);
+        if (code !== 50 && code !== 51) {
+          fail(new Error(`server said ${pending.slice(last, last + 3)} to ${JSON.stringify(lines[next - 1]?.toString("latin1", 0, 40))}`));
+        }
         pending = "";
-        if (code[0] !== "2" && code[0] !== "3") fail(new Error(`server said ${code} to ${JSON.stringify(lines[next - 1]?.slice(0, 40))}`));
         const line = lines[next++];
         if (line === undefined) return;
         // The next command comes in a later turn of the event loop, as from a socket.
-        const feed = () => session.feed(Buffer.from(line, "latin1"));
-        if (values.microtasks) queueMicrotask(feed);
-        else setImmediate(feed);
+        if (values.microtasks) queueMicrotask(() => session.feed(line));
+        else setImmediate(feedLine, session, line);
       },
       backlog: () => 0,
       drained: () => Promise.resolve(),
@@ -119,6 +132,7 @@ async function runAll(n: number): Promise<void> {
 
 // Warm-up until the JIT's compiler threads go quiet (they run for many thousands of messages; see warmUpRun in procs.ts).
 await untilCompiled(process.pid, () => runAll(Math.max(200, total / 10)), COMPILING, 15);
+if (values.objects) await countObjects();
 const c0 = process.cpuUsage();
 const t0 = performance.now();
 await runAll(total);
@@ -130,3 +144,32 @@ console.log(
   } ms/msg (user ${(c.user / 1000 / total).toFixed(3)}, sys ${(c.system / 1000 / total).toFixed(3)})`,
 );
 process.exit(0);
+
+/**
+ * Heap objects made per message, by type. After a full collection, a batch small enough that
+ * no collection runs during it (a weak reference to a fresh object says whether one did): every
+ * object made in the batch is still counted after it. Unlike CPU time, the count is the same
+ * from run to run.
+ */
+async function countObjects(): Promise<never> {
+  const { heapStats } = await import("bun:jsc");
+  for (let batch = 50; batch >= 5; batch = Math.floor(batch / 2)) {
+    Bun.gc(true);
+    const before = heapStats().objectTypeCounts;
+    const canary = new WeakRef({});
+    await runAll(batch);
+    const after = heapStats().objectTypeCounts;
+    if (canary.deref() === undefined) continue; // collected during the batch: a smaller one
+    const rows = Object.entries(after).map(([type, n]): [string, number] => [type, (n - (before[type] ?? 0)) / batch])
+      .filter(([, n]) => n >= 0.05).sort((a, b) => b[1] - a[1]);
+    console.log(
+      `heap objects made per ${values.empty ? "session" : "message"}: ${
+        rows.reduce((t, [, n]) => t + n, 0).toFixed(0)
+      } (${batch} in a batch)`,
+    );
+    for (const [type, n] of rows) console.log(`${n.toFixed(1).padStart(8)}  ${type}`);
+    console.log("(the harness's own: an Immediate per client line, or a closure with --microtasks)");
+    process.exit(0);
+  }
+  throw new Error("a collection ran during every batch");
+}

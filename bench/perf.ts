@@ -4,8 +4,10 @@
  * warmed up as `make bench` warms them, under the bold profile. Prints, per message, each one's
  * CPU in the kernel, in the runtime's own code (Bun and JavaScriptCore, which have no symbols in
  * the executable), in JIT-compiled JavaScript and in libc; then the kernel functions where ours
- * spends most above the floor, and our JIT-compiled functions. Bun's `--cpu-prof` sees none of
- * the kernel and runtime time, and counts waiting as the last function's.
+ * spends most above the floor, and our JIT-compiled functions. The records have call chains, so
+ * it also prints what each spent waking the client (`sock_def_readable` and below, in its sends):
+ * a cost of being the slower side, as smtp-source then sleeps until each reply comes. Bun's
+ * `--cpu-prof` sees none of the kernel and runtime time, and counts waiting as the last function's.
  *
  * JavaScriptCore writes a JITDump (`BUN_JSC_useJITDump`), turned here into perf's
  * /tmp/perf-PID.map so the JIT code has names; code that JavaScriptCore did not name shows as
@@ -40,6 +42,8 @@ const config = writeBenchConfig(join(work, "config"), [...BENCH_SET, "queue/disc
 interface Profile {
   readonly byPart: Map<string, number>;
   readonly bySymbol: Map<string, number>;
+  /** Share of all samples in waking the client: `sock_def_readable` with what it calls. */
+  readonly wakingShare: number;
 }
 
 /** Warms `server` up, records it under the bold profile and reads the record back. */
@@ -47,7 +51,7 @@ async function record(server: Server, name: string): Promise<Profile> {
   await warmUp(server, WARM);
   const data = join(work, `${name}.data`);
   // cpu-clock samples carry their period in ns: their sum is the CPU time.
-  const perf = spawn("perf", ["record", "-q", "-e", "cpu-clock", "-o", data, "-p", String(server.pid)], { stdio: "ignore" });
+  const perf = spawn("perf", ["record", "-q", "-g", "-e", "cpu-clock", "-o", data, "-p", String(server.pid)], { stdio: "ignore" });
   await new Promise((r) => setTimeout(r, 300)); // for perf to attach before the first message
   await smtpSource(server.port, BOLD);
   perf.kill("SIGINT");
@@ -114,7 +118,18 @@ function read(data: string): Profile {
     }`;
     bySymbol.set(key, (bySymbol.get(key) ?? 0) + ns);
   }
-  return { byPart, bySymbol };
+  return { byPart, bySymbol, wakingShare: inclusiveShare(data, "sock_def_readable") };
+}
+
+/** The share (0-1) of the samples in `data` with kernel function `sym` on their stack. */
+function inclusiveShare(data: string, sym: string): number {
+  const out = spawnSync("perf", ["report", "-i", data, "--children", "--stdio", "-g", "none", "--sort", "sym", "--percent-limit", "0"], {
+    encoding: "utf8",
+    maxBuffer: 256 * 1024 * 1024,
+  }).stdout;
+  // "    5.33%     0.16%  [k] sock_def_readable": with children, then self.
+  const line = out.split("\n").find((l) => l.trimEnd().endsWith(`[k] ${sym}`));
+  return line ? Number(line.trim().split("%")[0]) / 100 : 0;
 }
 
 process.env["BUN_JSC_useJITDump"] = "1";
@@ -147,6 +162,7 @@ for (const part of ["kernel", "runtime (Bun, JavaScriptCore)", "JIT-compiled Jav
   console.log(`${part.padEnd(32)} ${ms(o.byPart.get(part))} ${ms(f.byPart.get(part))}`);
 }
 console.log(`${"total".padEnd(32)} ${ms(sum(o.byPart))} ${ms(sum(f.byPart))}`);
+console.log(`${"kernel, waking the client".padEnd(32)} ${ms(o.wakingShare * sum(o.byPart))} ${ms(f.wakingShare * sum(f.byPart))}`);
 
 const kernelAbove = [...o.bySymbol].filter(([k]) => k.startsWith("[k]"))
   .map(([k, v]): [string, number, number] => [k, v, f.bySymbol.get(k) ?? 0])
