@@ -33,14 +33,32 @@ export function isCompiled(): boolean {
 export function installPluginModules(
   modules: Record<string, Record<string, unknown> | (() => Promise<Record<string, unknown>>)>,
 ): void {
-  bun?.plugin({
+  if (!bun) return;
+  // Looked up before any name is registered, while each still leads to node_modules.
+  const registered = Object.entries(modules).filter(([id, m]) => typeof m !== "function" || isCompiled() || !isPackage(id));
+  bun.plugin({
     name: "qpsmtpd-plugin-api",
     setup(build) {
-      for (const [id, m] of Object.entries(modules)) {
+      for (const [id, m] of registered) {
         // A loader is called when a plugin first imports the module: nothing is evaluated before.
         if (typeof m === "function") build.module(id, async () => ({ exports: await m(), loader: "object" }));
         else build.module(id, () => ({ exports: m, loader: "object" }));
       }
     },
   });
+}
+
+/**
+ * Whether `id` names a package in node_modules. Run from source, such a name is left to Bun's
+ * resolver: registered, it would stand for the package everywhere, also in its own loader
+ * (`() => import("mailauth")`, which would call itself until the stack overflows) and in other
+ * packages (mailauth's `require("tldts")`, which cannot take an asynchronous module). Only the
+ * executable, which has no node_modules, needs them registered; it bundles each package.
+ */
+function isPackage(id: string): boolean {
+  try {
+    return import.meta.resolve(id).includes("/node_modules/");
+  } catch {
+    return false;
+  }
 }
