@@ -47,14 +47,12 @@ export const register: Register = function (_server, ...words) {
 // ---- verification ---------------------------------------------------------------------------
 
 /**
- * The message as received (the spool file: original header block and body), CRLF line ends
- * (mailauth would otherwise convert each line itself, at several times the cost). A message the
- * core keeps in memory anyway (up to `size_threshold`) is read in one piece, a larger one streamed.
+ * The message as received (the original header block and the body), CRLF line ends (mailauth
+ * would otherwise convert each line itself, at several times the cost); from memory while the
+ * core holds it there (up to `size_threshold`), so a small message is not written to disk for this.
  */
-function received(p: HookContext, txn: Transaction): Readable {
-  const file = txn.body_filename();
-  const small = txn.data_size() <= Number(p.qp.config("size_threshold") ?? 0);
-  return Readable.from(withCrlf(small ? [fs.readFileSync(file)] : fs.createReadStream(file)));
+function received(txn: Transaction): Readable {
+  return Readable.from(withCrlf(txn.data_stream()));
 }
 
 interface ArcOutcome {
@@ -75,7 +73,7 @@ async function verifyChain(p: HookContext, input: Readable, seal?: Record<string
 export const hook_data_post_headers: Hooks["data_post_headers"] = async function (txn) {
   if (this.connection.relay_client() || this.is_immune()) return DECLINED;
   try {
-    const { result } = await verifyChain(this, received(this, txn));
+    const { result } = await verifyChain(this, received(txn));
     txn.notes("arc_result", result.status.result);
     this.store_auth_results(result.info ?? `arc=${result.status.result}`);
     this.log(LOGINFO, `${result.status.result}${result.status.comment ? `: ${result.status.comment}` : ""}`);

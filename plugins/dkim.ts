@@ -80,14 +80,12 @@ declare module "qpsmtpd" {
 // ---- verification ---------------------------------------------------------------------------
 
 /**
- * The message as received (the spool file: original header block and body), CRLF line ends
- * (mailauth would otherwise convert each line itself, at several times the cost). A message the
- * core keeps in memory anyway (up to `size_threshold`) is read in one piece, a larger one streamed.
+ * The message as received (the original header block and the body), CRLF line ends (mailauth
+ * would otherwise convert each line itself, at several times the cost); from memory while the
+ * core holds it there (up to `size_threshold`), so a small message is not written to disk for this.
  */
-function received(p: HookContext, txn: Transaction): Readable {
-  const file = txn.body_filename();
-  const small = txn.data_size() <= Number(p.qp.config("size_threshold") ?? 0);
-  return Readable.from(withCrlf(small ? [fs.readFileSync(file)] : fs.createReadStream(file)));
+function received(txn: Transaction): Readable {
+  return Readable.from(withCrlf(txn.data_stream()));
 }
 
 interface MailauthSignature {
@@ -118,7 +116,7 @@ async function verify(p: HookContext, txn: Transaction): Promise<void> {
   try {
     // Imported here, not at the top: mailauth takes 50-70 ms to load, which start-up need not wait for.
     const { dkimVerify } = await import("mailauth");
-    res = await dkimVerify(received(p, txn), {
+    res = await dkimVerify(received(txn), {
       resolver: nodeStyleResolve(p.dns) as never,
       strict: true,
       minBitLength: 1024,

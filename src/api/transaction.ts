@@ -38,6 +38,12 @@ export interface Transaction {
    * the message is moved to disk first if it is in memory.
    */
   body_filename(): string;
+  /**
+   * What `body_filename()`'s file holds (the original header block and the body, LF line ends), in
+   * chunks, read from memory while the message is there: for verifiers that need the message as
+   * it came (DKIM, ARC), without writing a small message to disk.
+   */
+  data_stream(): AsyncIterable<Uint8Array>;
   /** The message to hand on: the (modified) header, a blank line, then the body; LF line ends. */
   message_stream(): AsyncIterable<Uint8Array>;
   /**

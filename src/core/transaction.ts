@@ -132,6 +132,10 @@ export class SmtpTransaction implements Transaction {
     return this.#spoolOf().filename();
   }
 
+  data_stream(): AsyncGenerator<Buffer> {
+    return this.#spoolOf().read(0);
+  }
+
   body_stream(): AsyncGenerator<Buffer> {
     return this.#spoolOf().read(this.#bodyStart);
   }

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { createHmac } from "node:crypto";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DECLINED, DENY, OK } from "qpsmtpd";
@@ -349,6 +349,25 @@ describe("the message", () => {
     expect(subject).toBe("files\n");
     expect(lines).toEqual(["line 1\n", "line 2\n"]);
     expect(existsSync(file)).toBe(false);
+  });
+
+  test("data_stream gives the original header block and the body, from memory or from the spool file, leaving it where it is", async () => {
+    for (const threshold of ["100000", "0"]) {
+      const spool = mkdtempSync(join(tmpdir(), "qpdatastream-"));
+      const { t } = await mta({ config: { size_threshold: threshold, spool_dir: spool } });
+      let read = "";
+      let files: string[] = [];
+      t.mockHook("data_post", async (txn) => {
+        txn.header()?.add("X-Added", "by a plugin");
+        for await (const c of txn.data_stream()) read += Buffer.from(c).toString("latin1");
+        files = readdirSync(spool);
+      });
+      await envelope(t);
+      await t.command("DATA");
+      expect((await t.data("Subject: as sent\n\nline 1\nline 2\n")).code).toBe(250);
+      expect(read).toBe("Subject: as sent\n\nline 1\nline 2\n");
+      expect(files.length).toBe(threshold === "0" ? 1 : 0);
+    }
   });
 
   test("a spool that cannot be written: the message is read to its end, then 451; no data runs as commands", async () => {

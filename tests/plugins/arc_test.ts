@@ -4,7 +4,7 @@
  * by dkimpy, and by the plugin itself on the next hop.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { OK } from "qpsmtpd";
@@ -85,6 +85,22 @@ describe("arc verifies chains dkimpy sealed", () => {
     const { r, ar } = await deliver((await sealed()).replace("Through a mailing list.", "Through a mailing list!"));
     expect(r.code).toBe(250);
     expect(ar).toContain("arc=fail");
+  });
+  test("a message under size_threshold is verified from memory: no spool file is written for it", async () => {
+    const spool = mkdtempSync(join(tmpdir(), "qparcspool-"));
+    const t = await TestSession.start(opts(["arc"], { config: { size_threshold: "100000", spool_dir: spool } }));
+    let files: string[] = ["not looked at"];
+    t.mockHook("queue", () => {
+      files = readdirSync(spool);
+      return OK;
+    });
+    await t.command("EHLO client.example");
+    await t.command("MAIL FROM:<alice@list.example>");
+    await t.command("RCPT TO:<bob@example.org>");
+    await t.command("DATA");
+    expect((await t.data(await sealed())).code).toBe(250);
+    expect(t.logs.some((l) => l.plugin === "arc" && l.message.startsWith("pass"))).toBe(true);
+    expect(files).toEqual([]);
   });
   test("no chain: arc=none", async () => {
     expect((await deliver(MESSAGE)).ar).toContain("; arc=none");

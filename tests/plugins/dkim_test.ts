@@ -4,7 +4,7 @@
  * from a loopback DNS server.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { OK } from "qpsmtpd";
@@ -147,6 +147,22 @@ describe("dkim verifies what dkimpy signed", () => {
     await t.command("DATA");
     expect((await t.data(signed)).code).toBe(250);
     expect(t.logs.some((l) => l.message === "pass: signer.example/rsa=pass")).toBe(true);
+  });
+  test("a message under size_threshold is verified from memory: no spool file is written for it", async () => {
+    const spool = mkdtempSync(join(tmpdir(), "qpdkimspool-"));
+    const t = await TestSession.start(opts("dkim", { config: { size_threshold: "100000", spool_dir: spool } }));
+    let files: string[] = ["not looked at"];
+    t.mockHook("queue", () => {
+      files = readdirSync(spool);
+      return OK;
+    });
+    await t.command("EHLO client.example");
+    await t.command("MAIL FROM:<alice@signer.example>");
+    await t.command("RCPT TO:<bob@example.org>");
+    await t.command("DATA");
+    expect((await t.data(await dkimpySign(MESSAGE, { domain: "signer.example", key: rsa }))).code).toBe(250);
+    expect(t.logs.some((l) => l.message === "pass: signer.example/rsa=pass")).toBe(true);
+    expect(files).toEqual([]);
   });
   test("no signature: none", async () => {
     const { r, t, ar } = await deliver(MESSAGE);
