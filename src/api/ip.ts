@@ -31,10 +31,28 @@ export function ipToBigInt(ip: string): { value: bigint; bits: 32 | 128 } | unde
   return { value: groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g || "0", 16)), 0n), bits: 128 };
 }
 
+/** An IPv4 address as a number (below 2^32); undefined when it is not one. */
+function ipv4Number(ip: string): number | undefined {
+  if (!isIPv4(ip)) return undefined;
+  let v = 0;
+  for (const octet of ip.split(".")) v = v * 256 + Number(octet);
+  return v;
+}
+
 /** Whether `ip` is inside `cidr` (`192.0.2.0/24`, `2001:db8::/32`); a bare address matches itself. */
 export function cidrContains(cidr: string, ip: string): boolean {
-  const [net, lenText] = cidr.split("/");
-  const n = ipToBigInt(net ?? "");
+  const [net = "", lenText] = cidr.split("/");
+  // IPv4, what most lists hold, in plain numbers: BigInt costs about 2 µs an address.
+  const n4 = ipv4Number(normaliseIp(net));
+  const a4 = ipv4Number(normaliseIp(ip));
+  if (n4 !== undefined || a4 !== undefined) {
+    if (n4 === undefined || a4 === undefined) return false;
+    const len = lenText === undefined ? 32 : Number(lenText);
+    if (!Number.isInteger(len) || len < 0 || len > 32) return false;
+    const size = 2 ** (32 - len);
+    return Math.floor(n4 / size) === Math.floor(a4 / size);
+  }
+  const n = ipToBigInt(net);
   const a = ipToBigInt(ip);
   if (!n || !a || n.bits !== a.bits) return false;
   const len = lenText === undefined ? n.bits : Number(lenText);

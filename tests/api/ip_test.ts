@@ -9,6 +9,19 @@ describe("ip helpers", () => {
     expect(cidrContains("192.0.2.0/24", "192.0.3.0")).toBe(false);
     expect(cidrContains("::/0", "2001:db8::1")).toBe(true);
     expect(cidrContains("192.0.2.0/24", "2001:db8::1")).toBe(false);
+    // IPv4 at the edges of the 32 bits, and where the families meet.
+    expect(cidrContains("0.0.0.0/0", "255.255.255.255")).toBe(true);
+    expect(cidrContains("128.0.0.0/1", "255.255.255.255")).toBe(true);
+    expect(cidrContains("128.0.0.0/1", "127.255.255.255")).toBe(false);
+    expect(cidrContains("255.255.255.254/31", "255.255.255.255")).toBe(true);
+    expect(cidrContains("192.0.2.7", "192.0.2.7")).toBe(true);
+    expect(cidrContains("192.0.2.7/32", "192.0.2.6")).toBe(false);
+    expect(cidrContains("192.0.2.0/33", "192.0.2.0")).toBe(false);
+    expect(cidrContains("192.0.2.0/x", "192.0.2.0")).toBe(false);
+    expect(cidrContains("127.0.0.0/8", "::ffff:127.0.0.1")).toBe(true);
+    expect(cidrContains("::ffff:192.0.2.0/120", "192.0.2.1")).toBe(false);
+    expect(cidrContains("::1/128", "127.0.0.1")).toBe(false);
+    expect(cidrContains("192.0.2.0/24", "not an address")).toBe(false);
     expect(matchesClientEntry("2001:db8::1", "2001:0db8:0:0::1")).toBe(true);
     expect(matchesClientEntry("192.0.2.1", "::ffff:192.0.2.1")).toBe(true);
   });
