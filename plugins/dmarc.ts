@@ -216,9 +216,13 @@ async function fetchRecord(p: HookContext, domain: string): Promise<DmarcRecord 
 
 // ---- the check ----------------------------------------------------------------------------
 
+// Imported when first needed, not at the top: the Public Suffix List takes about 5 ms to load,
+// which start-up need not wait for. The promise is kept: an import() of a loaded module still
+// costs 1.5-3 µs in the executable, and this runs up to five times a message.
+let tldts: Promise<typeof import("tldts")> | undefined;
+
 export async function organisationalDomain(domain: string): Promise<string> {
-  // Imported here, not at the top: the Public Suffix List takes about 5 ms to load, which start-up need not wait for.
-  const { getDomain } = await import("tldts");
+  const { getDomain } = await (tldts ??= import("tldts"));
   return getDomain(domain, { allowPrivateDomains: true }) ?? domain;
 }
 
