@@ -41,14 +41,17 @@ function ipv4Number(ip: string): number | undefined {
 
 /** Whether `ip` is inside `cidr` (`192.0.2.0/24`, `2001:db8::/32`); a bare address matches itself. */
 export function cidrContains(cidr: string, ip: string): boolean {
-  const [net = "", lenText] = cidr.split("/");
+  const [net = "", lenText, ...more] = cidr.split("/");
+  // A length is digits, nothing else: Number() would read "" (a typo'd `10.0.0.0/`) as 0, a
+  // network holding every address, and "0x8" as 8.
+  if (more.length > 0 || (lenText !== undefined && !/^\d{1,3}$/.test(lenText))) return false;
   // IPv4, what most lists hold, in plain numbers: BigInt costs about 2 µs an address.
   const n4 = ipv4Number(normaliseIp(net));
   const a4 = ipv4Number(normaliseIp(ip));
   if (n4 !== undefined || a4 !== undefined) {
     if (n4 === undefined || a4 === undefined) return false;
     const len = lenText === undefined ? 32 : Number(lenText);
-    if (!Number.isInteger(len) || len < 0 || len > 32) return false;
+    if (len > 32) return false;
     const size = 2 ** (32 - len);
     return Math.floor(n4 / size) === Math.floor(a4 / size);
   }
@@ -56,7 +59,7 @@ export function cidrContains(cidr: string, ip: string): boolean {
   const a = ipToBigInt(ip);
   if (!n || !a || n.bits !== a.bits) return false;
   const len = lenText === undefined ? n.bits : Number(lenText);
-  if (!Number.isInteger(len) || len < 0 || len > n.bits) return false;
+  if (len > n.bits) return false;
   const shift = BigInt(n.bits - len);
   return (n.value >> shift) === (a.value >> shift);
 }

@@ -18,6 +18,11 @@ describe("ip helpers", () => {
     expect(cidrContains("192.0.2.7/32", "192.0.2.6")).toBe(false);
     expect(cidrContains("192.0.2.0/33", "192.0.2.0")).toBe(false);
     expect(cidrContains("192.0.2.0/x", "192.0.2.0")).toBe(false);
+    // A malformed length matches nothing, never everything: `10.0.0.0/` in relayclients is not an open relay.
+    for (const bad of ["10.0.0.0/", "10.0.0.0/0x8", "10.0.0.0/ 8", "10.0.0.0/8/8", "10.0.0.0/1e1", "::/", "::/0x0"]) {
+      expect(cidrContains(bad, bad.startsWith(":") ? "2001:db8::1" : "198.51.100.1")).toBe(false);
+    }
+    expect(matchesClientEntry("10.0.0.0/", "198.51.100.1")).toBe(false);
     expect(cidrContains("127.0.0.0/8", "::ffff:127.0.0.1")).toBe(true);
     expect(cidrContains("::ffff:192.0.2.0/120", "192.0.2.1")).toBe(false);
     expect(cidrContains("::1/128", "127.0.0.1")).toBe(false);
