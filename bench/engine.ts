@@ -10,8 +10,9 @@
  * Each client line goes in on a later turn of the event loop (setImmediate), as from a socket;
  * `--microtasks` feeds it at once instead (the engine's work only, no event-loop turns). `--empty`
  * sessions send no message (greeting, EHLO, QUIT): the per-connection part. `--objects` prints,
- * instead of the CPU, the heap objects made per message by type: a count that does not vary
- * between runs, for work on allocation that CPU time (±10% between processes) cannot show.
+ * instead of the CPU, the heap objects made per message by type: a count that varies by a few
+ * per cent at most between runs (the JIT's tiers decide whether some are made at all), for work
+ * on allocation that CPU time (±10% between processes) cannot show.
  * @module
  */
 import { mkdtempSync } from "node:fs";
@@ -148,8 +149,7 @@ process.exit(0);
 /**
  * Heap objects made per message, by type. After a full collection, a batch small enough that
  * no collection runs during it (a weak reference to a fresh object says whether one did): every
- * object made in the batch is still counted after it. Unlike CPU time, the count is the same
- * from run to run.
+ * object made in the batch is still counted after it.
  */
 async function countObjects(): Promise<never> {
   const { heapStats } = await import("bun:jsc");
