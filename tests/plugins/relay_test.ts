@@ -27,6 +27,16 @@ describe("relay clients", () => {
     expect(await rcpt("10.2.0.1", "<victim@evil.test>")).toBe(550);
     expect(await rcpt("2001:db8:2::1", "<victim@evil.test>")).toBe(550);
   });
+  test("a relayclients entry with a malformed length (`10.0.0.0/`) admits nobody, not everybody", async () => {
+    const t = await TestSession.start({
+      plugins: ["relay", "rcpt_ok"],
+      config: { ...config, relayclients: ["10.0.0.0/", "192.0.2.0/0x18"] },
+      remoteIp: "198.51.100.7",
+    });
+    await t.command("EHLO c");
+    await t.command("MAIL FROM:<a@example.net>");
+    expect((await t.command("RCPT TO:<victim@evil.test>")).code).toBe(550);
+  });
   test("only 1 refuses every recipient from a non-relay client", async () => {
     const t = await TestSession.start({ plugins: ["relay only 1", "rcpt_ok"], config, remoteIp: "192.0.2.50" });
     await t.command("EHLO c");
