@@ -141,6 +141,11 @@ export const hook_disconnect: Hooks["disconnect"] = async function () {
 /** Opens the store at load, so a shared one is connected before the first client comes. */
 export const register: Register = function (_server, ...words) {
   const a = parsePluginArgs("karma", words, { values: ["negative", "penalty_days", "reject", "reject_type", "db_dir", "strikes"] });
+  // Read as numbers at every disconnect: a word here would be NaN there, and nobody ever naughty.
+  for (const k of ["negative", "penalty_days"] as const) {
+    const v = a.values[k];
+    if (v !== undefined && !/^\d+(?:\.\d+)?$/.test(v)) throw new Error(`karma: ${k} is a number, not "${v}"`);
+  }
   if (a.values.strikes !== undefined) this.log(LOGWARN, "strikes has no effect here: a score at or below -negative is naughty");
   try {
     this.store();

@@ -164,4 +164,17 @@ describe("karma arguments", () => {
   test("a word it does not know stops the load, naming the line and the word", async () => {
     await expectUnknownArgument("karma negative 2 penalty 3", "penalty");
   });
+  test("negative and penalty_days must be numbers: a word stops the load, naming the line", async () => {
+    for (
+      const [line, word] of [["karma negative two", 'negative is a number, not "two"'], [
+        "karma penalty_days 1d",
+        'penalty_days is a number, not "1d"',
+      ]]
+    ) {
+      await expect(TestSession.start({ plugins: [line!] })).rejects.toThrow(
+        `(override plugins):1: plugin karma failed to load: karma: ${word}`,
+      );
+    }
+    await TestSession.start({ plugins: ["karma negative 3 penalty_days 0.5"] });
+  });
 });
