@@ -389,58 +389,21 @@ export class SmtpClient {
  * the bytes pass as they are.
  */
 export class CrlfEncoder {
-  readonly #binaryBody: boolean;
-  #atLineStart = true;
-  /** A CR ended the previous chunk: a line end if the next one starts with LF. */
-  #cr = false;
-  #raw = false;
+  readonly #lines: LineEnds;
 
   constructor(opts: { readonly binaryBody?: boolean } = {}) {
-    this.#binaryBody = opts.binaryBody ?? false;
+    this.#lines = new LineEnds(false, opts.binaryBody ?? false);
   }
 
   push(chunk: Uint8Array): Uint8Array {
-    if (this.#raw) return chunk;
-    const out = Buffer.allocUnsafe(chunk.length * 2 + 1);
-    let o = 0;
-    for (let i = 0; i < chunk.length; i++) {
-      const c = chunk[i]!;
-      if (this.#cr) {
-        this.#cr = false;
-        if (c !== 10) {
-          out[o++] = 32;
-          this.#atLineStart = false;
-        }
-      }
-      if (c === 13) {
-        this.#cr = true;
-        continue;
-      }
-      if (c === 10) {
-        const blank = this.#atLineStart;
-        out[o++] = 13;
-        out[o++] = 10;
-        this.#atLineStart = true;
-        if (blank && this.#binaryBody) {
-          this.#raw = true;
-          return Buffer.concat([out.subarray(0, o), chunk.subarray(i + 1)]);
-        }
-        continue;
-      }
-      out[o++] = c;
-      this.#atLineStart = false;
-    }
-    return out.subarray(0, o);
+    return this.#lines.push(chunk);
   }
 
   /** What ends the content: a line end if it lacked one (nothing after a binary body). */
   end(): Uint8Array {
-    if (this.#raw) return new Uint8Array(0);
-    if (this.#cr) {
-      this.#cr = false;
-      return Buffer.from(" \r\n");
-    }
-    return Buffer.from(this.#atLineStart ? "" : "\r\n");
+    const l = this.#lines;
+    if (l.raw) return new Uint8Array(0);
+    return Buffer.from(l.takeCr() ? " \r\n" : l.atLineStart ? "" : "\r\n");
   }
 }
 
@@ -459,34 +422,101 @@ export async function* withCrlf(chunks: AsyncIterable<Uint8Array> | Iterable<Uin
  * smuggling sequence at the next hop), and a leading dot is doubled.
  */
 export class DotStuffer {
-  #atLineStart = true;
+  readonly #lines = new LineEnds(true, false);
 
   push(chunk: Uint8Array): Uint8Array {
-    const out = Buffer.allocUnsafe(chunk.length * 2 + 2);
-    let o = 0;
-    for (let i = 0; i < chunk.length; i++) {
-      const c = chunk[i]!;
-      if (c === 13) {
-        if (chunk[i + 1] === 10) continue; // CRLF: the LF writes the line end
-        out[o++] = 32;
-        this.#atLineStart = false;
-        continue;
-      }
-      if (c === 10) {
-        out[o++] = 13;
-        out[o++] = 10;
-        this.#atLineStart = true;
-        continue;
-      }
-      if (this.#atLineStart && c === 46) out[o++] = 46;
-      out[o++] = c;
-      this.#atLineStart = false;
-    }
-    return out.subarray(0, o);
+    return this.#lines.push(chunk);
   }
 
   /** The end of data: a line end if the content lacked one, then `.` CRLF. */
   end(): Uint8Array {
-    return Buffer.from(this.#atLineStart ? ".\r\n" : "\r\n.\r\n");
+    const l = this.#lines;
+    return Buffer.from(l.takeCr() ? " \r\n.\r\n" : l.atLineStart ? ".\r\n" : "\r\n.\r\n");
   }
+}
+
+const LF = 10;
+const CR = 13;
+const SPACE = 32;
+const DOT = 46;
+
+/**
+ * What CrlfEncoder and DotStuffer share, a chunk at a time: CR LF and LF become CRLF, any other
+ * CR a space, whatever the chunks' boundaries; with `dots` a dot that starts a line is doubled,
+ * with `binaryBody` the bytes after the first blank line pass as they are.
+ */
+class LineEnds {
+  atLineStart = true;
+  /** After a blank line of a binary body: nothing more is changed. */
+  raw = false;
+  /** A CR ended the previous chunk: a line end if the next one starts with LF. */
+  #cr = false;
+  readonly #dots: boolean;
+  readonly #binaryBody: boolean;
+
+  constructor(dots: boolean, binaryBody: boolean) {
+    this.#dots = dots;
+    this.#binaryBody = binaryBody;
+  }
+
+  /** Whether a CR was left at the very end (the content's last byte): it ends as a space. */
+  takeCr(): boolean {
+    const had = this.#cr;
+    this.#cr = false;
+    return had;
+  }
+
+  push(chunk: Uint8Array): Uint8Array {
+    if (this.raw || chunk.length === 0) return chunk;
+    const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const n = b.length;
+    const out = Buffer.allocUnsafe(n * 2 + 2);
+    let o = 0;
+    let i = 0;
+    if (this.takeCr() && b[0] !== LF) {
+      out[o++] = SPACE;
+      this.atLineStart = false;
+    }
+    // Where the next LF and CR are: each looked for again only once passed, since searching for
+    // both from every line start would cost many short lines and one far CR their size squared.
+    let lf = -1;
+    let cr = -1;
+    while (i < n) {
+      if (lf < i) lf = indexOr(b, LF, i, n);
+      if (cr < i) cr = indexOr(b, CR, i, n);
+      const stop = Math.min(lf, cr);
+      if (stop > i) {
+        // The bytes up to it are copied as they are, in one go.
+        if (this.#dots && this.atLineStart && b[i] === DOT) out[o++] = DOT;
+        o += b.copy(out, o, i, stop);
+        this.atLineStart = false;
+        i = stop;
+        if (i === n) break;
+      }
+      if (b[i] === CR) {
+        if (i + 1 === n) this.#cr = true; // the next chunk says what it is
+        else if (b[i + 1] !== LF) {
+          out[o++] = SPACE;
+          this.atLineStart = false;
+        }
+        i++;
+        continue;
+      }
+      const blank = this.atLineStart;
+      out[o++] = CR;
+      out[o++] = LF;
+      this.atLineStart = true;
+      i++;
+      if (blank && this.#binaryBody) {
+        this.raw = true;
+        return Buffer.concat([out.subarray(0, o), b.subarray(i)]);
+      }
+    }
+    return out.subarray(0, o);
+  }
+}
+
+function indexOr(b: Buffer, byte: number, from: number, none: number): number {
+  const at = b.indexOf(byte, from);
+  return at < 0 ? none : at;
 }

@@ -119,6 +119,38 @@ describe("DotStuffer and CrlfEncoder", () => {
     expect(Buffer.concat([cr.push(Buffer.from("z\r")), cr.end()]).toString()).toBe("z \r\n");
   });
 
+  test("both make the same of any content however it is split: checked against a model of the whole, 20,000 cases", () => {
+    // The whole content at once: CR LF or LF is a line end, any other CR a space; then the
+    // encoder's own part (dots, the final line end, a binary body left alone).
+    const canonical = (x: string) => x.replace(/\r?\n|\r/g, (m) => (m === "\r" ? " " : "\r\n"));
+    const ended = (x: string) => (x === "" || x.endsWith("\r\n") ? x : `${x}\r\n`);
+    const crlfModel = (x: string, binaryBody: boolean) => {
+      const blank = binaryBody ? /(?:^|\n)\r?\n/.exec(x) : null;
+      if (!blank) return ended(canonical(x));
+      const k = blank.index + blank[0].length;
+      return canonical(x.slice(0, k)) + x.slice(k);
+    };
+    const dotModel = (x: string) => {
+      const c = canonical(x).replace(/(^|\n)\./g, "$1..");
+      return c === "" || c.endsWith("\r\n") ? `${c}.\r\n` : `${c}\r\n.\r\n`;
+    };
+    let seed = 9;
+    const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) % 2147483648) % n;
+    const pieces = ["a", ".", "\r", "\n", "\r\n", "\n\n", ".\r", "\xff", "\0", "text "];
+    for (let t = 0; t < 20_000; t++) {
+      const text = Array.from({ length: rnd(24) }, () => pieces[rnd(pieces.length)]).join("");
+      const bytes = Buffer.from(text, "latin1");
+      const cuts = Array.from({ length: rnd(5) }, () => rnd(bytes.length + 1)).sort((x, y) => x - y);
+      const parts = [0, ...cuts].map((from, i) => bytes.subarray(from, [...cuts, bytes.length][i]));
+      const run = (e: { push(c: Uint8Array): Uint8Array; end(): Uint8Array }) =>
+        Buffer.concat([...parts.map((p) => e.push(p)), e.end()]).toString("latin1");
+      const binaryBody = t % 3 === 0;
+      const where = `${JSON.stringify(parts.map((p) => p.toString("latin1")))}${binaryBody ? " (binaryBody)" : ""}`;
+      expect(`${where} ${run(new CrlfEncoder({ binaryBody }))}`).toBe(`${where} ${crlfModel(text, binaryBody)}`);
+      expect(`${where} ${run(new DotStuffer())}`).toBe(`${where} ${dotModel(text)}`);
+    }
+  });
+
   test("CrlfEncoder with binaryBody: the header block made canonical, the body after it untouched", () => {
     const c = new CrlfEncoder({ binaryBody: true });
     const body = Buffer.from([0, 10, 13, 46, 255, 13]);
