@@ -47,7 +47,8 @@ export class SmtpServer {
   readonly sessions = new Set<Session>();
   readonly #gate: Gate;
   #stopping = false;
-  #monitor: ReturnType<typeof setInterval> | undefined;
+  /** The event-loop watch's next tick, while sessions are open. */
+  #tick: Timer | undefined;
   #open!: () => void;
   /** Connections wait on this until `open()`: nothing is served before privileges are dropped. */
   readonly #ready = new Promise<void>((r) => (this.#open = r));
@@ -75,29 +76,39 @@ export class SmtpServer {
       );
       this.#listeners.push(l);
     }
-    this.#watchEventLoop();
     return this.#listeners.map((l) => l.bound);
   }
 
   /**
    * Logs when something held the event loop (every connection waited), naming the plugin calls
-   * that were running then: a plugin that computes for long must move the work off the loop.
+   * that were running then: a plugin that computes for long must move the work off the loop. A
+   * hold shows as a late tick, so the tick must be short (a hold overlaps it only if longer); it
+   * runs while sessions are open, not in an idle daemon, which it would wake ten times a second.
    */
   #watchEventLoop(): void {
+    const on = this.sessions.size > 0 && !this.#stopping;
+    if (on === (this.#tick !== undefined)) return;
+    if (!on) {
+      this.#tick!.cancel();
+      this.#tick = undefined;
+      return;
+    }
+    const clock = this.registry.host.clock;
     const every = 100;
     let last = performance.now();
-    this.#monitor = setInterval(() => {
+    const tick = (): void => {
       const now = performance.now();
       const held = now - last - every;
       last = now;
+      this.#tick = clock.after(every, tick);
       if (held <= STALL_MS) return;
       const running = [...this.registry.host.running].filter((r) => r.since < now - held).map((r) => `${r.plugin} (${r.hook})`);
       this.#log(
         LOGWARN,
         `the event loop was held for ${Math.round(held)} ms${running.length ? `; plugin calls running: ${running.join(", ")}` : ""}`,
       );
-    }, every);
-    (this.#monitor as { unref?: () => void }).unref?.();
+    };
+    this.#tick = clock.after(every, tick);
   }
 
   /**
@@ -290,6 +301,7 @@ export class SmtpServer {
     const metrics = this.registry.host.metrics;
     const peers = this.#opts.peers;
     this.sessions.add(session);
+    this.#watchEventLoop();
     metrics.connections.inc();
     metrics.connectionsOpen.inc();
     peers?.session(remote, 1);
@@ -297,6 +309,7 @@ export class SmtpServer {
     const ended = (): void => {
       metrics.connectionsOpen.dec();
       this.sessions.delete(session);
+      this.#watchEventLoop();
       peers?.session(remote, -1);
       this.#updateStress();
       this.#gate.release(remote);
@@ -319,7 +332,7 @@ export class SmtpServer {
   /** Stops accepting; lets open transactions finish for `graceMs`, then ends the rest with 421. */
   async stop(graceMs: number): Promise<void> {
     this.#stopping = true;
-    clearInterval(this.#monitor);
+    this.#watchEventLoop();
     for (const l of this.#listeners) l.close();
     for (const s of this.sessions) s.drain();
     const all = Promise.all([...this.sessions].map((s) => s.done));
