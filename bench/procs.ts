@@ -91,7 +91,7 @@ export function endedChildrenCpuMs(): number {
  * process tree: call the result for their CPU milliseconds since, i.e. how much of the server's
  * CPU went on compiling rather than serving. A thread that ends in between is not counted.
  */
-function compilerCpu(pid: number): () => number {
+export function compilerCpu(pid: number): () => number {
   const before = compilerTicks(pid);
   return () => {
     let ticks = 0;
