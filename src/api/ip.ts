@@ -9,19 +9,25 @@ export function normaliseIp(ip: string): string {
   return /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(ip) ? ip.slice(7) : ip;
 }
 
+/** An IPv4 address as a number (below 2^32); undefined when it is not one. */
+function ipv4Number(ip: string): number | undefined {
+  if (!isIPv4(ip)) return undefined;
+  let v = 0;
+  for (const octet of ip.split(".")) v = v * 256 + Number(octet);
+  return v;
+}
+
 /** The address as a number and its width in bits; undefined when it is not an IP address. */
 export function ipToBigInt(ip: string): { value: bigint; bits: 32 | 128 } | undefined {
   const a = normaliseIp(ip);
-  if (isIPv4(a)) {
-    const v = a.split(".").reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n);
-    return { value: v, bits: 32 };
-  }
+  const n4 = ipv4Number(a);
+  if (n4 !== undefined) return { value: BigInt(n4), bits: 32 };
   if (!isIPv6(a)) return undefined;
   let s = a.replace(/%.*$/, "");
   const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
   if (v4) {
-    const n = ipToBigInt(v4[1]!)!.value;
-    s = s.slice(0, -v4[1]!.length) + `${(n >> 16n).toString(16)}:${(n & 0xffffn).toString(16)}`;
+    const n = ipv4Number(v4[1]!)!;
+    s = s.slice(0, -v4[1]!.length) + `${Math.floor(n / 65536).toString(16)}:${(n % 65536).toString(16)}`;
   }
   const [head, tail] = s.includes("::") ? s.split("::") as [string, string] : [s, undefined];
   const h = head ? head.split(":") : [];
@@ -29,14 +35,6 @@ export function ipToBigInt(ip: string): { value: bigint; bits: 32 | 128 } | unde
   const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill("0"), ...t];
   if (groups.length !== 8) return undefined;
   return { value: groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g || "0", 16)), 0n), bits: 128 };
-}
-
-/** An IPv4 address as a number (below 2^32); undefined when it is not one. */
-function ipv4Number(ip: string): number | undefined {
-  if (!isIPv4(ip)) return undefined;
-  let v = 0;
-  for (const octet of ip.split(".")) v = v * 256 + Number(octet);
-  return v;
 }
 
 /** Whether `ip` is inside `cidr` (`192.0.2.0/24`, `2001:db8::/32`); a bare address matches itself. */
@@ -72,11 +70,8 @@ export function matchesClientEntry(entry: string, ip: string): boolean {
   const e = entry.trim();
   const a = normaliseIp(ip);
   if (e === "") return false;
-  if (e.includes("/")) return cidrContains(e, a);
   if (e.endsWith(".") || (e.endsWith(":") && !e.endsWith("::"))) return a.toLowerCase().startsWith(e.toLowerCase());
-  const x = ipToBigInt(e);
-  const y = ipToBigInt(a);
-  return x !== undefined && y !== undefined && x.bits === y.bits && x.value === y.value;
+  return cidrContains(e, a); // a bare address is the network of itself alone
 }
 
 /** Whether two addresses are equal or, for IPv4, share a /24 (server pools: qpsmtpd's rule). */
