@@ -55,11 +55,27 @@ function opts(plugins: string[], extra: TestSessionOptions = {}): TestSessionOpt
   }, "0.3");
 }
 
-async function deliver(message: string, { plugins = ["arc"], relay = false, from = "alice@list.example" } = {}) {
-  const t = await TestSession.start(opts(plugins));
+interface DeliverOptions {
+  plugins?: string[];
+  relay?: boolean;
+  from?: string;
+  config?: Record<string, string>;
+  atQueue?: () => void;
+}
+
+/**
+ * One message through a session; the DATA reply, the queued message and the session. `config`
+ * goes on top of the test config; `atQueue` is called as the message is queued.
+ */
+async function deliver(
+  message: string,
+  { plugins = ["arc"], relay = false, from = "alice@list.example", config = {}, atQueue = () => {} }: DeliverOptions = {},
+) {
+  const t = await TestSession.start(opts(plugins, { config }));
   if (relay) t.connection.relay_client(true);
   let queued = "";
   t.mockHook("queue", async (txn) => {
+    atQueue();
     for await (const c of txn.message_stream()) queued += Buffer.from(c).toString("latin1");
     return OK;
   });
@@ -88,17 +104,12 @@ describe("arc verifies chains dkimpy sealed", () => {
   });
   test("a message under size_threshold is verified from memory: no spool file is written for it", async () => {
     const spool = mkdtempSync(join(tmpdir(), "qparcspool-"));
-    const t = await TestSession.start(opts(["arc"], { config: { size_threshold: "100000", spool_dir: spool } }));
     let files: string[] = ["not looked at"];
-    t.mockHook("queue", () => {
-      files = readdirSync(spool);
-      return OK;
+    const { r, t } = await deliver(await sealed(), {
+      config: { size_threshold: "100000", spool_dir: spool },
+      atQueue: () => (files = readdirSync(spool)),
     });
-    await t.command("EHLO client.example");
-    await t.command("MAIL FROM:<alice@list.example>");
-    await t.command("RCPT TO:<bob@example.org>");
-    await t.command("DATA");
-    expect((await t.data(await sealed())).code).toBe(250);
+    expect(r.code).toBe(250);
     expect(t.logs.some((l) => l.plugin === "arc" && l.message.startsWith("pass"))).toBe(true);
     expect(files).toEqual([]);
   });
