@@ -21,6 +21,31 @@ export async function sendMessage(plugins: string[], message: string, opts: { fr
   return { r: await t.data(message), t };
 }
 
+/**
+ * One message from `from` to bob@example.org through a session started with `o` (which accepts
+ * that recipient), queued by a mock that reads it back: the DATA reply, the message as queued and
+ * the session. `relay` makes the client a relay client; `atQueue` is called as the message is queued.
+ */
+export async function queuedMessage(
+  o: TestSessionOptions,
+  message: string,
+  { from, relay = false, atQueue = () => {} }: { from: string; relay?: boolean; atQueue?: () => void },
+) {
+  const t = await TestSession.start(o);
+  if (relay) t.connection.relay_client(true);
+  let queued = "";
+  t.mockHook("queue", async (txn) => {
+    atQueue();
+    for await (const c of txn.message_stream()) queued += Buffer.from(c).toString("latin1");
+    return OK;
+  });
+  await t.command("EHLO client.example");
+  await t.command(`MAIL FROM:<${from}>`);
+  await t.command("RCPT TO:<bob@example.org>");
+  await t.command("DATA");
+  return { r: await t.data(message), t, queued };
+}
+
 /** A session from `ip` that has said `EHLO c`. */
 export async function greeted(opts: TestSessionOptions, ip = "192.0.2.50"): Promise<TestSession> {
   const t = await TestSession.start({ ...opts, remoteIp: ip });

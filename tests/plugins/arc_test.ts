@@ -7,11 +7,10 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { OK } from "qpsmtpd";
 import { TestSession, type TestSessionOptions } from "../../src/testing/harness.ts";
 import { TestDnsServer } from "../helpers/dns_server.ts";
 import { arcpySign, arcpyVerify, makeKey } from "../helpers/dkimpy.ts";
-import { withDnsServer } from "../helpers/sessions.ts";
+import { queuedMessage, withDnsServer } from "../helpers/sessions.ts";
 import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 const relayKey = makeKey("arc1");
@@ -55,37 +54,22 @@ function opts(plugins: string[], extra: TestSessionOptions = {}): TestSessionOpt
   }, "0.3");
 }
 
-interface DeliverOptions {
-  plugins?: string[];
-  relay?: boolean;
-  from?: string;
-  config?: Record<string, string>;
-  atQueue?: () => void;
-}
-
 /**
- * One message through a session; the DATA reply, the queued message and the session. `config`
- * goes on top of the test config; `atQueue` is called as the message is queued.
+ * One message through a session with `plugins`; the DATA reply, the queued message, its
+ * Authentication-Results and the session (see queuedMessage). `config` goes on top of the test config.
  */
 async function deliver(
   message: string,
-  { plugins = ["arc"], relay = false, from = "alice@list.example", config = {}, atQueue = () => {} }: DeliverOptions = {},
+  { plugins = ["arc"], config = {}, from = "alice@list.example", ...rest }: {
+    plugins?: string[];
+    relay?: boolean;
+    from?: string;
+    config?: Record<string, string>;
+    atQueue?: () => void;
+  } = {},
 ) {
-  const t = await TestSession.start(opts(plugins, { config }));
-  if (relay) t.connection.relay_client(true);
-  let queued = "";
-  t.mockHook("queue", async (txn) => {
-    atQueue();
-    for await (const c of txn.message_stream()) queued += Buffer.from(c).toString("latin1");
-    return OK;
-  });
-  await t.command("EHLO client.example");
-  await t.command(`MAIL FROM:<${from}>`);
-  await t.command("RCPT TO:<bob@example.org>");
-  await t.command("DATA");
-  const r = await t.data(message);
-  const ar = /^Authentication-Results: (mx\.test\.example;.*)$/m.exec(queued)?.[1] ?? "";
-  return { r, t, queued, ar };
+  const d = await queuedMessage(opts(plugins, { config }), message, { from, ...rest });
+  return { ...d, ar: /^Authentication-Results: (mx\.test\.example;.*)$/m.exec(d.queued)?.[1] ?? "" };
 }
 
 const sealed = () => arcpySign(MESSAGE, { domain: "relay.example", key: relayKey, srvId: "relay.example", port: dns.port });

@@ -12,7 +12,7 @@ import { TestSession, type TestSessionOptions } from "../../src/testing/harness.
 import { findKey } from "../../plugins/dkim.ts";
 import { TestDnsServer } from "../helpers/dns_server.ts";
 import { dkimpySign, dkimpyVerify, makeKey, type TestKey } from "../helpers/dkimpy.ts";
-import { withDnsServer } from "../helpers/sessions.ts";
+import { queuedMessage, withDnsServer } from "../helpers/sessions.ts";
 import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
 const rsa = makeKey("rsa");
@@ -70,37 +70,22 @@ function opts(plugin = "dkim", extra: TestSessionOptions = {}): TestSessionOptio
   }, "0.3");
 }
 
-interface DeliverOptions {
-  plugin?: string;
-  relay?: boolean;
-  from?: string;
-  config?: Record<string, string>;
-  atQueue?: () => void;
-}
-
 /**
- * One message through a session; the DATA reply, the queued message and the session. `config`
- * goes on top of the test config; `atQueue` is called as the message is queued.
+ * One message through a session with `plugin`; the DATA reply, the queued message, its
+ * Authentication-Results and the session (see queuedMessage). `config` goes on top of the test config.
  */
 async function deliver(
   message: string,
-  { plugin = "dkim", relay = false, from = "alice@signer.example", config = {}, atQueue = () => {} }: DeliverOptions = {},
+  { plugin = "dkim", config = {}, from = "alice@signer.example", ...rest }: {
+    plugin?: string;
+    relay?: boolean;
+    from?: string;
+    config?: Record<string, string>;
+    atQueue?: () => void;
+  } = {},
 ) {
-  const t = await TestSession.start(opts(plugin, { config }));
-  if (relay) t.connection.relay_client(true);
-  let queued = "";
-  t.mockHook("queue", async (txn) => {
-    atQueue();
-    for await (const c of txn.message_stream()) queued += Buffer.from(c).toString("latin1");
-    return OK;
-  });
-  await t.command("EHLO client.example");
-  await t.command(`MAIL FROM:<${from}>`);
-  await t.command("RCPT TO:<bob@example.org>");
-  await t.command("DATA");
-  const r = await t.data(message);
-  const ar = /^Authentication-Results: (.*)$/m.exec(queued)?.[1] ?? "";
-  return { r, t, queued, ar };
+  const d = await queuedMessage(opts(plugin, { config }), message, { from, ...rest });
+  return { ...d, ar: /^Authentication-Results: (.*)$/m.exec(d.queued)?.[1] ?? "" };
 }
 
 describe("dkim verifies what dkimpy signed", () => {
