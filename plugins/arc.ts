@@ -60,10 +60,13 @@ interface ArcOutcome {
   info?: string;
 }
 
+// Imported when first needed, not at the top: mailauth takes 50-70 ms to load, which start-up
+// need not wait for. The promise is kept: an import() of a loaded module still costs microseconds.
+let mailauth: Promise<typeof import("mailauth")> | undefined;
+
 /** Verifies the chain of the message in `input`; the verifier's data is kept for sealing. */
 async function verifyChain(p: HookContext, input: Readable, seal?: Record<string, unknown>) {
-  // Imported here, not at the top: mailauth takes 50-70 ms to load, which start-up need not wait for.
-  const { arc, dkimVerify } = await import("mailauth");
+  const { arc, dkimVerify } = await (mailauth ??= import("mailauth"));
   const resolver = nodeStyleResolve(p.dns) as never;
   const data = await dkimVerify(input, { resolver, strict: true, minBitLength: 1024, curTime: new Date(p.server.now()), seal } as never);
   const result = await arc(data.arc as never, { resolver, strict: true, minBitLength: 1024 } as never) as ArcOutcome;
@@ -114,7 +117,7 @@ async function seal(p: HookContext, txn: Transaction): Promise<void> {
     p.log(LOGINFO, `skip, the chain is ${cv} and cannot be sealed again`);
     return;
   }
-  const { createSeal } = await import("mailauth");
+  const { createSeal } = await (mailauth ??= import("mailauth"));
   const made = await createSeal(false, {
     headers: data.headers,
     arc: data.arc,

@@ -23,15 +23,16 @@ export const register: Register<Data> = function (_server, ...words) {
   this.data.prog = a.positional[0] ?? "/usr/games/fortune";
 };
 
-export const hook_quit: Hooks<Data>["quit"] = async function () {
-  if (this.connection.hello !== "helo") return DECLINED;
+// Synchronous where it declines (most sessions): only a fortune to tell waits for a program.
+export const hook_quit: Hooks<Data>["quit"] = function () {
   const prog = this.data.prog;
-  if (!fs.existsSync(prog)) return DECLINED;
-  const text = await new Promise<string>((resolve) =>
+  if (this.connection.hello !== "helo" || !fs.existsSync(prog)) return DECLINED;
+  return new Promise<string>((resolve) =>
     execFile(prog, ["-s"], { timeout: 2000, maxBuffer: 65536 }, (err, out) => resolve(err ? "" : String(out)))
-  );
-  const lines = text.split("\n").map((l) => l.replace(/\s+$/, "")).filter(Boolean);
-  if (lines.length === 0) return DECLINED;
-  this.qp.respond(221, ...lines);
-  return DONE;
+  ).then((text) => {
+    const lines = text.split("\n").map((l) => l.replace(/\s+$/, "")).filter(Boolean);
+    if (lines.length === 0) return DECLINED;
+    this.qp.respond(221, ...lines);
+    return DONE;
+  });
 };

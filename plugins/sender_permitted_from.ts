@@ -102,11 +102,14 @@ export interface SpfRequest {
   readonly me: string;
 }
 
+// Imported when first needed, not at the top: mailauth takes 50-70 ms to load, which start-up
+// need not wait for. The promise is kept: an import() of a loaded module still costs microseconds.
+let mailauth: Promise<typeof import("mailauth")> | undefined;
+
 /** RFC 7208 check_host() of the request's identity, through `dns`. Never throws. */
 export async function checkSpf(dns: Resolver, req: SpfRequest): Promise<SpfOutcome> {
   const scope = req.sender ? "mfrom" : "helo";
-  // Imported here, not at the top: mailauth takes 50-70 ms to load, which start-up need not wait for.
-  const { spf } = await import("mailauth");
+  const { spf } = await (mailauth ??= import("mailauth"));
   const r = await spf({
     sender: req.sender || undefined,
     ip: req.ip,

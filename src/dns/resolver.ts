@@ -12,7 +12,7 @@ import * as fs from "node:fs";
 import * as packet from "dns-packet";
 import { DnsError, type MxRecord, type RecordType, type Resolver } from "../api/dns.ts";
 import { reverseIp } from "../api/ip.ts";
-import type { ConfigDir } from "../config/files.ts";
+import type { ConfigDir, ConfigLine } from "../config/files.ts";
 
 export interface NameServer {
   readonly host: string;
@@ -266,9 +266,15 @@ function tcpQuery(server: NameServer, name: string, type: QType, timeoutMs: numb
 export function configuredResolver(): (config: ConfigDir, log: (level: number, message: string) => void) => Resolver {
   let current: DnsResolver | undefined;
   let currentKey = "";
+  // The config's answers as last seen: the same array again (its cache) means nothing changed,
+  // without building the key each time a plugin asks for `dns`, several times a message.
+  let seen: { lines: readonly ConfigLine[]; timeout: string | undefined } | undefined;
   return (config, log) => {
     const lines = config.lines("dns_servers");
-    const timeout = config.get("dns_timeout") ?? "3";
+    const timeoutLine = config.get("dns_timeout");
+    if (current && seen?.lines === lines && seen.timeout === timeoutLine) return current;
+    seen = { lines, timeout: timeoutLine };
+    const timeout = timeoutLine ?? "3";
     const key = `${lines.map((l) => l.value).join(" ")}|${timeout}`;
     if (current && key === currentKey) return current;
     const servers: NameServer[] = [];

@@ -1,6 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { DnsError, reverseIp } from "qpsmtpd";
-import { DnsResolver, parseServer, systemServers } from "../../src/dns/resolver.ts";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ConfigDir } from "../../src/config/files.ts";
+import { configuredResolver, DnsResolver, parseServer, systemServers } from "../../src/dns/resolver.ts";
 import { TestDnsServer } from "../helpers/dns_server.ts";
 
 let dns: TestDnsServer;
@@ -97,5 +101,40 @@ describe("Resolver", () => {
     expect(parseServer("::1")).toEqual({ host: "::1", port: 53 });
     expect(parseServer("nonsense")).toBeUndefined();
     expect(systemServers("/nonexistent")).toEqual([{ host: "127.0.0.1", port: 53 }]);
+  });
+});
+
+describe("configuredResolver", () => {
+  test("one resolver while dns_servers and dns_timeout stay as they are; a new one, asking the new server, when they change", async () => {
+    const other = await TestDnsServer.start({ "mx.example.org": { A: ["198.51.100.7"] } });
+    try {
+      const dir = mkdtempSync(join(tmpdir(), "qpdnscfg-"));
+      writeFileSync(join(dir, "dns_servers"), `127.0.0.1:${dns.port}\n`);
+      let now = 1_000_000;
+      const config = new ConfigDir({ dirs: [dir], now: () => now });
+      const forConfig = configuredResolver();
+      const first = forConfig(config, () => undefined);
+      expect(await first.resolve_a("mx.example.org")).toEqual(["192.0.2.10"]);
+      now += 5000; // past the config cache's time: the files are looked at again, unchanged
+      expect(forConfig(config, () => undefined)).toBe(first);
+
+      writeFileSync(join(dir, "dns_servers"), `127.0.0.1:${other.port}\n`);
+      config.invalidate(); // as SIGHUP
+      const second = forConfig(config, () => undefined);
+      expect(second).not.toBe(first);
+      expect(await second.resolve_a("mx.example.org")).toEqual(["198.51.100.7"]);
+
+      writeFileSync(join(dir, "dns_timeout"), "1\n");
+      now += 5000;
+      expect(forConfig(config, () => undefined)).not.toBe(second);
+      // A test's override of the same servers is the same resolver; other servers, another.
+      const third = forConfig(config, () => undefined);
+      config.overrides.set("dns_servers", [`127.0.0.1:${other.port}`]);
+      expect(forConfig(config, () => undefined)).toBe(third);
+      config.overrides.set("dns_servers", [`127.0.0.1:${dns.port}`]);
+      expect(await forConfig(config, () => undefined).resolve_a("mx.example.org")).toEqual(["192.0.2.10"]);
+    } finally {
+      other.stop();
+    }
   });
 });

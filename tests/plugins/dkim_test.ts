@@ -165,6 +165,26 @@ describe("dkim verifies what dkimpy signed", () => {
     expect(ar).toBe("mx.test.example; auth=none; dkim=none (message not signed)");
     expect(t.logs.some((l) => l.message === "none: no signature")).toBe(true);
   });
+  test("no signature: the answer given without the verifier is the verifier's own for that message", async () => {
+    const { dkimVerify } = await import("mailauth");
+    for (const message of [MESSAGE, `${MESSAGE}DKIM-Signature: only in the body\n`, "\nDKIM-Signature: after an empty header\n"]) {
+      const own = await dkimVerify(Buffer.from(message.replace(/\n/g, "\r\n")), { strict: true } as never);
+      const { r, ar } = await deliver(message);
+      expect(r.code).toBe(250);
+      expect(ar).toBe(`mx.test.example; auth=none; ${own.results.map((x) => x.info).join("; ")}`);
+    }
+  });
+  test("a DKIM-Signature field whose name is folded, spaced or in other case is still verified", async () => {
+    const signed = await dkimpySign(MESSAGE, { domain: "signer.example", key: rsa });
+    expect(signed.startsWith("DKIM-Signature:")).toBe(true);
+    for (const name of ["DKIM-Signature\r\n :", "dkim-SIGNATURE :", "DKIM-Signature\t:"]) {
+      const { r, ar } = await deliver(signed.replace("DKIM-Signature:", name));
+      expect([r.code, ar]).toEqual([250, expect.stringContaining("dkim=pass header.d=signer.example")]);
+    }
+    // Any other field before it, and the body after: the name is looked for in the whole header.
+    const { ar } = await deliver(`Received: from somewhere\r\n${signed}`);
+    expect(ar).toContain("dkim=pass header.d=signer.example");
+  });
 });
 
 describe("dkim: bad input gets a result, a log line, no crash", () => {

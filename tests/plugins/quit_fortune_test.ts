@@ -3,6 +3,8 @@ import { describe, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DECLINED } from "qpsmtpd";
+import { hook_quit } from "../../plugins/quit_fortune.ts";
 import { TestSession } from "../../src/testing/harness.ts";
 import { expectUnknownArgument } from "../helpers/plugin_args.ts";
 
@@ -19,6 +21,12 @@ describe("quit_fortune", () => {
     const e = await TestSession.start({ plugins: [`quit_fortune ${prog}`] });
     await e.command("EHLO c");
     expect((await e.command("QUIT")).text).toContain("closing connection");
+  });
+  test("where there is no fortune to tell (EHLO, or no program), the answer is DECLINED at once, not a promise", () => {
+    const call = (hello: string, prog: string) => hook_quit.call({ connection: { hello }, data: { prog } } as never, {} as never);
+    expect(call("ehlo", "/bin/sh")).toBe(DECLINED);
+    expect(call("helo", "/nonexistent/fortune")).toBe(DECLINED);
+    expect(call("helo", "/bin/true")).toBeInstanceOf(Promise);
   });
 });
 
