@@ -99,7 +99,8 @@ function problem(p: HookContext, host: string): string | undefined | Promise<str
   if (host.toLowerCase() === "localhost" && !isLocal(ip)) return "You are not localhost";
   const literal = /^\[(?:IPv6:)?([^\]]+)\]$/i.exec(host);
   if (literal && isIP(literal[1]!) && literal[1] !== ip) return "Forged IPs not accepted here";
-  if (isIP(host)) return "Plain IP is invalid HELO hostname (RFC 2821)";
+  // An address is digits and dots, or has a colon: a name is not run through isIP's long patterns.
+  if ((host.includes(":") || /^[\d.]+$/.test(host)) && isIP(host)) return "Plain IP is invalid HELO hostname (RFC 2821)";
   if (policy === "lenient") return undefined;
   if (!literal) {
     if (!host.includes(".")) return "HELO name is not fully qualified. Read RFC 2821";

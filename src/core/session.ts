@@ -5,7 +5,7 @@
  * `PluginSession` (`api`).
  * @module
  */
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomFillSync } from "node:crypto";
 import { join } from "node:path";
 import type { Address } from "../api/address.ts";
 import { DENY, DENY_DISCONNECT, DENYSOFT, DENYSOFT_DISCONNECT, DONE, LOGERROR, LOGINFO, LOGWARN, OK } from "../api/codes.ts";
@@ -101,6 +101,20 @@ function sharedLimits(s: Session): Limits {
   return s.host.configDir.overrides.size === 0 ? perSecond(limitsByHost, s.host, read) : read();
 }
 
+/** Random bytes for connection ids, drawn a few hundred ids at a time rather than once a connection. */
+const idPool = Buffer.alloc(1024);
+let idAt = idPool.length;
+
+/** A connection id: 8 random hex digits. */
+function newId(): string {
+  if (idAt + 4 > idPool.length) {
+    randomFillSync(idPool);
+    idAt = 0;
+  }
+  idAt += 4;
+  return idPool.toString("hex", idAt - 4, idAt);
+}
+
 /** Why a wait for the client's input ended. */
 export type Waited = "woken" | "timeout" | "eof";
 
@@ -161,7 +175,7 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
     this.host = opts.registry.host;
     this.clock = this.host.clock;
     this.#transport = opts.transport;
-    this.#connection = new SmtpConnection(opts.endpoints, opts.id ?? randomBytes(4).toString("hex"), opts.tlsCipher);
+    this.#connection = new SmtpConnection(opts.endpoints, opts.id ?? newId(), opts.tlsCipher);
     this.limits = sharedLimits(this);
     this.api = new PluginSession(this);
   }

@@ -308,6 +308,8 @@ export class BunConnection implements AcceptedConnection, SessionTransport {
     this.#closing = true;
     if (this.#outSize > 0) this.#endWhenFlushed = true;
     else this.#sock.end();
+    // Bun closes at once (its close handler has run) unless output waits: no timer for those.
+    if (this.#closed) return;
     this.#closeTimer = setTimeout(() => this.abort(), CLOSE_WAIT_MS);
     (this.#closeTimer as { unref?: () => void }).unref?.();
   }

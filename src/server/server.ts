@@ -4,7 +4,6 @@
  * In a cluster each worker runs one, with a Gate and Peers that count across the workers.
  * @module
  */
-import { randomBytes } from "node:crypto";
 import { LOGERROR, LOGINFO, LOGNOTICE, LOGWARN } from "../api/codes.ts";
 import { STALL_MS } from "../core/hook_runner.ts";
 import { cidrContains, normaliseIp } from "../api/ip.ts";
@@ -281,7 +280,6 @@ export class SmtpServer {
         registry,
         transport,
         endpoints,
-        id: randomBytes(4).toString("hex"),
         ...(cipher ? { tlsCipher: cipher } : {}),
       });
       transport.start(session);

@@ -32,6 +32,9 @@ describe("helo", () => {
     expect((await run("localhost")).text).toBe("You are not localhost");
     expect((await run("localhost", "", "127.0.0.1")).code).toBe(250);
     expect((await run("192.0.2.10")).text).toBe("Plain IP is invalid HELO hostname (RFC 2821)");
+    expect((await run("2001:db8::1")).text).toBe("Plain IP is invalid HELO hostname (RFC 2821)");
+    expect((await run("::ffff:192.0.2.10")).text).toBe("Plain IP is invalid HELO hostname (RFC 2821)");
+    expect((await run("192.0.2.10.example")).code).toBe(250);
     expect((await run("[198.51.100.1]")).text).toBe("Forged IPs not accepted here");
     expect((await run("[192.0.2.10]")).code).toBe(250);
     expect((await run("nonexistent-but-lenient")).code).toBe(250);
