@@ -32,9 +32,15 @@ export type DnsErrorCode = "NXDOMAIN" | "NODATA" | "TIMEOUT" | "SERVFAIL" | "REF
 export class DnsError extends Error {
   readonly code: DnsErrorCode;
   constructor(code: DnsErrorCode, message: string) {
+    // An answer, not a fault (a name that does not exist, several a message): not worth a stack
+    // trace, which would show only the resolver's frames. `stack` is the first line alone.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message);
+    Error.stackTraceLimit = limit;
     this.name = "DnsError";
     this.code = code;
+    this.stack = `DnsError: ${message}`;
   }
 
   /** True when asking again later may give an answer (not NXDOMAIN or NODATA). */
@@ -71,8 +77,14 @@ const NODE_CODES: Readonly<Record<string, string>> = {
 };
 const NODE_TYPES = new Set(["A", "AAAA", "MX", "TXT", "PTR", "NS", "CNAME"]);
 
+/** An Error with node:dns's `code`, without a stack trace (see DnsError). */
 function coded(code: string, message: string): Error {
-  return Object.assign(new Error(message), { code });
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  const e = new Error(message);
+  Error.stackTraceLimit = limit;
+  e.stack = `Error: ${message}`;
+  return Object.assign(e, { code });
 }
 
 /**

@@ -5,7 +5,7 @@
  * store are counted by wrapping them, so neither knows about metrics.
  * @module
  */
-import type { Resolver } from "../api/dns.ts";
+import type { MxRecord, RecordType, Resolver } from "../api/dns.ts";
 import type { Store } from "../api/store.ts";
 import { Metrics } from "./metrics.ts";
 import { EventWindow } from "./window.ts";
@@ -75,16 +75,60 @@ export class ServerMetrics {
 
 const counted = new WeakMap<object, object>();
 
-/** The resolver, counting each lookup and each failure (by the DnsError code). */
+/** The resolver, counting each lookup (by record type) and each failure (by the DnsError code). */
 export function countingResolver(r: Resolver, m: ServerMetrics): Resolver {
-  return wrap(r, (method, p) => {
-    const type = method.startsWith("resolve_") ? method.slice(8).toUpperCase() : method;
-    m.dnsLookups.inc({ type });
+  let c = counted.get(r) as Resolver | undefined;
+  if (!c) counted.set(r, c = new CountingResolver(r, m));
+  return c;
+}
+
+/**
+ * A resolver that counts what it is asked. A class, not the Proxy the store is wrapped in:
+ * plugins ask several times a message, and a Proxy's trap and closure per call cost more.
+ */
+class CountingResolver implements Resolver {
+  readonly #r: Resolver;
+  readonly #m: ServerMetrics;
+  readonly #lookups = new Map<string, { inc(): void }>();
+
+  constructor(r: Resolver, m: ServerMetrics) {
+    this.#r = r;
+    this.#m = m;
+  }
+
+  #count<T>(type: string, p: Promise<T>): Promise<T> {
+    let c = this.#lookups.get(type);
+    if (!c) this.#lookups.set(type, c = this.#m.dnsLookups.child({ type }));
+    c.inc();
     return p.catch((e: unknown) => {
-      m.dnsFailures.inc({ type, error: String((e as { code?: string })?.code ?? "error") });
+      this.#m.dnsFailures.inc({ type, error: String((e as { code?: string })?.code ?? "error") });
       throw e;
     });
-  });
+  }
+
+  resolve(name: string, type: "MX"): Promise<MxRecord[]>;
+  resolve(name: string, type: Exclude<RecordType, "MX">): Promise<string[]>;
+  resolve(name: string, type: RecordType): Promise<string[] | MxRecord[]> {
+    return this.#count(type, this.#r.resolve(name, type as "A"));
+  }
+  resolve_a(name: string): Promise<string[]> {
+    return this.#count("A", this.#r.resolve_a(name));
+  }
+  resolve_aaaa(name: string): Promise<string[]> {
+    return this.#count("AAAA", this.#r.resolve_aaaa(name));
+  }
+  resolve_mx(name: string): Promise<MxRecord[]> {
+    return this.#count("MX", this.#r.resolve_mx(name));
+  }
+  resolve_txt(name: string): Promise<string[]> {
+    return this.#count("TXT", this.#r.resolve_txt(name));
+  }
+  resolve_ns(name: string): Promise<string[]> {
+    return this.#count("NS", this.#r.resolve_ns(name));
+  }
+  resolve_ptr(ip: string): Promise<string[]> {
+    return this.#count("PTR", this.#r.resolve_ptr(ip));
+  }
 }
 
 /** The store, counting each operation and each failure. */

@@ -23,3 +23,17 @@ describe("nodeStyleResolve", () => {
     await expect(resolve("a.example", "SRV")).rejects.toMatchObject({ code: "ENOTIMP" });
   });
 });
+
+describe("DnsError", () => {
+  test("an Error with its code, whether asking again may help, and a one-line stack (no trace is taken for an answer)", async () => {
+    const nx = new DnsError("NXDOMAIN", "b.example does not exist");
+    expect(nx).toBeInstanceOf(Error);
+    expect([nx.name, nx.code, nx.message, nx.temporary]).toEqual(["DnsError", "NXDOMAIN", "b.example does not exist", false]);
+    expect(nx.stack).toBe("DnsError: b.example does not exist");
+    expect(new DnsError("TIMEOUT", "x").temporary).toBe(true);
+    // The limit on stack traces is put back: other errors keep theirs.
+    expect(new Error("elsewhere").stack).toContain("dns_test.ts");
+    const coded = await nodeStyleResolve(resolver)("b.example", "A").catch((e: Error) => e);
+    expect([(coded as Error).stack, (coded as { code?: string }).code]).toEqual(["Error: b.example: no", "ENOTFOUND"]);
+  });
+});
