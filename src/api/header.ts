@@ -134,3 +134,27 @@ export class Header {
 function valueOf(f: Field): string {
   return f.raw.slice(f.name.length + 1).replace(/^[ \t]+/, "");
 }
+
+/**
+ * Whether the header block as the client sent it may hold a field named one of `names` (any
+ * case): a quick test before a pass over the whole message, such as a verifier's. False means
+ * it holds none. The test is of the text with all white space taken out, so a field whose name
+ * is folded or spaced before its colon is still seen (it may say true for a field that is not
+ * there). Reads `data_stream()` up to the first empty line.
+ */
+export async function headerMayHave(
+  txn: { data_stream(): AsyncIterable<Uint8Array> },
+  names: readonly string[],
+): Promise<boolean> {
+  let text = "";
+  for await (const chunk of txn.data_stream()) {
+    text += Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString("latin1");
+    const end = text.indexOf("\n\n");
+    if (end >= 0) {
+      text = text.slice(0, end);
+      break;
+    }
+  }
+  const flat = text.replace(/\s+/g, "").toLowerCase();
+  return names.some((n) => flat.includes(`${n.toLowerCase()}:`));
+}

@@ -14,7 +14,7 @@
 export * from "./codes.ts";
 export { Address, asciiDomain, isAddressLiteral, isDomain, isUtf8 } from "./address.ts";
 export { type BodyType, type DsnNotify, type MailOptions, type RcptDsn, xtextDecode, xtextEncode } from "./esmtp.ts";
-export { Header } from "./header.ts";
+export { Header, headerMayHave } from "./header.ts";
 export type { Connection } from "./connection.ts";
 export type { Transaction } from "./transaction.ts";
 export type { Session } from "./session.ts";

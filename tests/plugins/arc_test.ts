@@ -100,6 +100,29 @@ describe("arc verifies chains dkimpy sealed", () => {
   test("no chain: arc=none", async () => {
     expect((await deliver(MESSAGE)).ar).toContain("; arc=none");
   });
+  test("no ARC field: the answer given without the verifier is the verifier's own for that message", async () => {
+    const { arc, dkimVerify } = await import("mailauth");
+    for (const message of [MESSAGE, `${MESSAGE}ARC-Seal: only in the body\n`]) {
+      const data = await dkimVerify(Buffer.from(message.replace(/\n/g, "\r\n")), { strict: true } as never);
+      const own = await arc(data.arc as never, { strict: true } as never) as { info: string };
+      const { t, ar } = await deliver(message);
+      expect(ar).toEndWith(`; ${own.info}`);
+      expect(t.logs.some((l) => l.plugin === "arc" && l.message === "none")).toBe(true);
+    }
+  });
+  test("any one ARC field, or one whose name is folded or spaced, is read by the verifier", async () => {
+    const lone = await deliver(MESSAGE.replace("From:", "ARC-Authentication-Results: i=1; relay.example; spf=pass\nFrom:"));
+    expect(lone.ar).toContain("arc=fail (i=1 no arc-seal set)");
+    const seal = "i=1; a=rsa-sha256; cv=none; d=relay.example; s=arc1; t=1; b=abc";
+    for (const name of ["ARC-Seal\n :", "arc-SEAL\t:"]) {
+      const folded = await deliver(MESSAGE.replace("From:", `${name} ${seal}\nFrom:`));
+      expect(folded.ar).toContain("arc=fail (i=1 no arc-message-signature set)");
+    }
+    const chain = await sealed();
+    for (const name of ["ARC-Seal\r\n :", "arc-seal :"]) {
+      expect((await deliver(chain.replace(/^ARC-Seal:/m, name))).ar).toMatch(/; arc=pass \(i=1 spf=pass\)/);
+    }
+  });
   test("a key lookup that never answers: fail, logged, no crash", async () => {
     const msg = await arcpySign(MESSAGE, { domain: "relay.example", key: slowKey, srvId: "relay.example", port: dns.port });
     const { r, t, ar } = await deliver(msg);
