@@ -36,6 +36,18 @@ describe("queue/maildir", () => {
     expect(existsSync(join(dir, "cur"))).toBe(true);
   });
 
+  test("a message of several MB, spooled to disk, arrives byte for byte (written in batches)", async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), "md-")), "Maildir");
+    const lines = Array.from({ length: 60_000 }, (_, i) => `line ${i} ${"x".repeat(i % 97)}`);
+    const message = `Subject: big\nMessage-Id: <big@example.net>\n\n${lines.join("\n")}\n`;
+    const r = await deliver(dir, ["<a@example.org>"], message);
+    expect(r.code).toBe(250);
+    const [msg] = files(join(dir, "new"));
+    expect(msg!.length).toBeGreaterThan(3_000_000);
+    expect(msg).toStartWith("Return-Path: <sender@example.net>\nDelivered-To: a@example.org\n");
+    expect(msg).toEndWith(message);
+  });
+
   test("a template delivers one copy per recipient into its own Maildir", async () => {
     const root = mkdtempSync(join(tmpdir(), "md-"));
     expect((await deliver(`${root} %d/%l`, ["<a@example.org>", "<b@example.net>"])).code).toBe(250);
