@@ -7,9 +7,10 @@
  * top; the AAR carries this message's own Authentication-Results).
  * Arguments: none but the engine's `timeout` and `loglevel` (any other word stops start-up). ARC never refuses mail: its result is for the filters after it.
  * Verification reads the message from the spool as received (never whole into memory; only its
- * header when that has no ARC field: `none`) and follows RFC 8617 exactly (mailauth's strict mode); key lookups go through the server's
- * resolver. A broken chain is `fail`, a missing key `fail` (with a comment), a DNS failure
- * `fail` too (RFC 8617: every ARC failure is final); each is logged.
+ * header when that has no ARC field: `none`) and follows RFC 8617 exactly (mailauth's strict
+ * mode); key lookups go through the server's resolver. A broken chain is `fail`, a missing key
+ * `fail` (with a comment), a DNS failure `fail` too (RFC 8617: every ARC failure is final); each
+ * is logged.
  * Sealing needs the dkim plugin: it seals with the key dkim signed the message with (transaction
  * note `dkim_signing`, from `config/dkim/<domain>/`); without one the message is not sealed
  * (logged). A message whose newest seal says cv=fail is not sealed again. A key is never logged.

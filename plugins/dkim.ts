@@ -10,8 +10,9 @@
  * changed is `fail`, an RSA key under 1024 bits is `fail` (RFC 8301), rsa-sha1 is `policy`, a
  * malformed signature or a missing key `neutral`/`permerror`, a DNS failure `temperror`. The
  * message is read from the spool as received, never whole into memory, and only its header when
- * that has no DKIM-Signature field (`none`); key lookups go through the server's resolver. The message's verdict is the best signature's: pass, else fail, else
- * temperror, else the first other result, `none` without signatures.
+ * that has no DKIM-Signature field (`none`); key lookups go through the server's resolver. The
+ * message's verdict is the best signature's: pass, else fail, else temperror, else the first
+ * other result, `none` without signatures.
  * Replies (with `reject` on): fail → `552 DKIM signature invalid: ...` (reject_type's code);
  * temperror → `452 Please try again later - DKIM key lookup failed`; other results are
  * accepted. Whitelisted hosts and senders are not verified.

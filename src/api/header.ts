@@ -135,12 +135,16 @@ function valueOf(f: Field): string {
   return f.raw.slice(f.name.length + 1).replace(/^[ \t]+/, "");
 }
 
+/** How much of a message headerMayHave reads looking for the header's end (max_header_size's default). */
+const HEADER_SCAN = 1024 * 1024;
+
 /**
  * Whether the header block as the client sent it may hold a field named one of `names` (any
  * case): a quick test before a pass over the whole message, such as a verifier's. False means
  * it holds none. The test is of the text with all white space taken out, so a field whose name
  * is folded or spaced before its colon is still seen (it may say true for a field that is not
- * there). Reads `data_stream()` up to the first empty line.
+ * there). Reads `data_stream()` up to the first empty line, and says true past HEADER_SCAN
+ * bytes without one (a BINARYMIME message is kept with its CRLFs, and is read no further).
  */
 export async function headerMayHave(
   txn: { data_stream(): AsyncIterable<Uint8Array> },
@@ -154,6 +158,7 @@ export async function headerMayHave(
       text = text.slice(0, end);
       break;
     }
+    if (text.length > HEADER_SCAN) return true;
   }
   const flat = text.replace(/\s+/g, "").toLowerCase();
   return names.some((n) => flat.includes(`${n.toLowerCase()}:`));

@@ -40,5 +40,9 @@ describe("headerMayHave", () => {
     expect(await headerMayHave(txn("\nDKIM-Signature: after an empty first line\n"), ["DKIM-Signature"])).toBe(true);
     expect(await headerMayHave(txn("From: a@example.org\n"), ["DKIM-Signature"])).toBe(false);
     expect(await headerMayHave(txn(""), ["DKIM-Signature"])).toBe(false);
+    // No empty line within the first MB (a BINARYMIME message keeps its CRLFs): true, read no further.
+    const crlf = txn(`From: a@example.org\r\n\r\n${"body line\r\n".repeat(300_000)}`, 65536);
+    expect(await headerMayHave(crlf, ["DKIM-Signature"])).toBe(true);
+    expect(crlf.read).toBeLessThan(1_200_000);
   });
 });
