@@ -3,52 +3,78 @@
  * answers each line 250 (EHLO with two lines), 354 to DATA and 250 after the dot, 221 to QUIT,
  * checks nothing and keeps nothing. `make bench` measures it next to smtp-sink, so a reader sees
  * which part of our CPU per message and per connection is the runtime and the kernel.
+ * `--our-sockets` holds the same conversations on the daemon's socket layer (src/runtime/), which
+ * bench/connections.ts sets beside it: the difference is what that layer costs.
  *
- *   bun bench/floor.ts PORT
+ *   bun bench/floor.ts PORT [--our-sockets]
  * @module
  */
 const port = Number(process.argv[2]);
 
-interface Conversation {
-  pending: string;
-  inData: boolean;
+/** One client's conversation: bytes in, replies out (`bye` for the last, after which it closes). */
+function conversation(): (chunk: Uint8Array) => { out: string; bye: boolean } {
+  let pending = "";
+  let inData = false;
+  return (chunk) => {
+    pending += Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString("latin1");
+    let nl: number;
+    let out = "";
+    while ((nl = pending.indexOf("\n")) >= 0) {
+      const line = pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+      if (inData) {
+        if (line === ".\r") {
+          inData = false;
+          out += "250 2.0.0 queued\r\n";
+        }
+        continue;
+      }
+      const verb = line.slice(0, 4).toUpperCase();
+      if (verb === "DATA") {
+        inData = true;
+        out += "354 go ahead\r\n";
+      } else if (verb === "EHLO") out += "250-floor\r\n250 PIPELINING\r\n";
+      else if (verb === "QUIT") return { out: `${out}221 2.0.0 bye\r\n`, bye: true };
+      else out += "250 2.0.0 ok\r\n";
+    }
+    return { out, bye: false };
+  };
 }
 
-Bun.listen<Conversation>({
-  hostname: "127.0.0.1",
-  port,
-  socket: {
-    open(s) {
-      s.data = { pending: "", inData: false };
-      s.write("220 floor ESMTP\r\n");
+const GREETING = "220 floor ESMTP\r\n";
+
+if (process.argv.includes("--our-sockets")) {
+  // Loaded only here: the plain floor stays Bun's sockets and nothing else.
+  void import("../src/runtime/sockets.ts").then(({ listen }) =>
+    listen("127.0.0.1", port, (c) => {
+      const t = c.open();
+      const talk = conversation();
+      t.start({
+        feed(chunk) {
+          const { out, bye } = talk(chunk);
+          if (out) t.write(out);
+          if (bye) t.close();
+        },
+        end() {},
+      });
+      t.write(GREETING);
+    }, () => undefined)
+  );
+} else {
+  Bun.listen<(chunk: Uint8Array) => { out: string; bye: boolean }>({
+    hostname: "127.0.0.1",
+    port,
+    socket: {
+      open(s) {
+        s.data = conversation();
+        s.write(GREETING);
+      },
+      data(s, chunk) {
+        const { out, bye } = s.data(chunk);
+        if (bye) s.end(out);
+        else if (out) s.write(out);
+      },
+      error() {},
     },
-    data(s, chunk) {
-      const c = s.data;
-      c.pending += chunk.toString("latin1");
-      let nl: number;
-      let out = "";
-      while ((nl = c.pending.indexOf("\n")) >= 0) {
-        const line = c.pending.slice(0, nl);
-        c.pending = c.pending.slice(nl + 1);
-        if (c.inData) {
-          if (line === ".\r") {
-            c.inData = false;
-            out += "250 2.0.0 queued\r\n";
-          }
-          continue;
-        }
-        const verb = line.slice(0, 4).toUpperCase();
-        if (verb === "DATA") {
-          c.inData = true;
-          out += "354 go ahead\r\n";
-        } else if (verb === "EHLO") out += "250-floor\r\n250 PIPELINING\r\n";
-        else if (verb === "QUIT") {
-          s.end("221 2.0.0 bye\r\n");
-          return;
-        } else out += "250 2.0.0 ok\r\n";
-      }
-      if (out) s.write(out);
-    },
-    error() {},
-  },
-});
+  });
+}

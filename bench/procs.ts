@@ -202,11 +202,15 @@ export async function startOurs(binary: string, config: string, args: string[], 
   return s;
 }
 
-/** bench/floor.ts (an SMTP responder that checks and keeps nothing) on a free port, run by `bun`. */
-export async function startFloor(bun: string): Promise<Server> {
+/**
+ * bench/floor.ts (an SMTP responder that checks and keeps nothing) on a free port, run by `bun`;
+ * `ourSockets`: the same on the daemon's socket layer.
+ */
+export async function startFloor(bun: string, ourSockets = false): Promise<Server> {
   const port = await freePort();
-  const child = spawn(bun, [join(import.meta.dirname, "floor.ts"), String(port)], { stdio: "ignore" });
-  const s = started("floor", child, port) as Server & { alive(): boolean };
+  const args = [join(import.meta.dirname, "floor.ts"), String(port), ...(ourSockets ? ["--our-sockets"] : [])];
+  const child = spawn(bun, args, { stdio: "ignore" });
+  const s = started(ourSockets ? "floor, our sockets" : "floor", child, port) as Server & { alive(): boolean };
   await waitForPort(port, 10000, s.alive);
   return s;
 }
