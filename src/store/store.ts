@@ -1,13 +1,17 @@
 /**
  * The embedded key/value store behind `this.store()`: SQLite through `node:sqlite` (Bun and Deno
  * both have it), one database file per directory, shared by every plugin generation. The
- * operations that read and write run in one `BEGIN IMMEDIATE` transaction, so they stay atomic
- * when several processes on one host share the file.
+ * operations asked for in one turn of the event loop run together at its end, in the order asked,
+ * in one `BEGIN IMMEDIATE` transaction (group commit): a commit (a WAL append and the file locks,
+ * about 30 µs) is shared by every session's operations of that turn instead of paid by each. Each
+ * write runs in a savepoint, so it stays atomic when several processes on one host share the
+ * file, and one that fails is undone alone.
  * @module
  */
 import * as fs from "node:fs";
 import { dirname, join } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { setImmediate } from "node:timers";
 import type { Store } from "../api/store.ts";
 
 const INTEGER = /^-?\d+$/;
@@ -32,8 +36,16 @@ export class SqliteStore implements Store {
   readonly #totalSet: StatementSync;
   readonly #totalDel: StatementSync;
   readonly #totalsPrune: StatementSync;
+  readonly #begin: StatementSync;
+  readonly #commit: StatementSync;
+  readonly #rollback: StatementSync;
+  readonly #savepoint: StatementSync;
+  readonly #release: StatementSync;
+  readonly #rollbackTo: StatementSync;
   #writes = 0;
   readonly #now: () => number;
+  /** Operations waiting for the end of this turn, in the order they were asked for. */
+  #batch: Pending[] = [];
 
   /**
    * @param path a file (its directory is created, mode 0700) or ":memory:"
@@ -79,33 +91,37 @@ export class SqliteStore implements Store {
     this.#totalSet = this.#db.prepare("INSERT OR REPLACE INTO hit_totals (k, n) VALUES (?, ?)");
     this.#totalDel = this.#db.prepare("DELETE FROM hit_totals WHERE k = ?");
     this.#totalsPrune = this.#db.prepare("DELETE FROM hit_totals WHERE k NOT IN (SELECT DISTINCT k FROM hit_events)");
+    this.#begin = this.#db.prepare("BEGIN IMMEDIATE");
+    this.#commit = this.#db.prepare("COMMIT");
+    this.#rollback = this.#db.prepare("ROLLBACK");
+    this.#savepoint = this.#db.prepare("SAVEPOINT op");
+    this.#release = this.#db.prepare("RELEASE op");
+    this.#rollbackTo = this.#db.prepare("ROLLBACK TO op");
   }
 
   get(key: string): Promise<string | undefined> {
-    return settle(() => (this.#get.get(key, this.#now()) as { v: string } | undefined)?.v);
+    return this.#later(false, () => (this.#get.get(key, this.#now()) as { v: string } | undefined)?.v);
   }
 
   set(key: string, value: string, ttlSeconds?: number): Promise<void> {
-    return settle(() => {
+    return this.#later(true, () => {
       this.#set.run(key, value, this.#expiry(ttlSeconds));
       this.#wrote();
     });
   }
 
   compareAndSet(key: string, expected: string | undefined, value: string, ttlSeconds?: number): Promise<boolean> {
-    return settle(() =>
-      this.#tx(() => {
-        const cur = (this.#get.get(key, this.#now()) as { v: string } | undefined)?.v;
-        if (cur !== expected) return false;
-        this.#set.run(key, value, this.#expiry(ttlSeconds));
-        this.#wrote();
-        return true;
-      })
-    );
+    return this.#later(true, () => {
+      const cur = (this.#get.get(key, this.#now()) as { v: string } | undefined)?.v;
+      if (cur !== expected) return false;
+      this.#set.run(key, value, this.#expiry(ttlSeconds));
+      this.#wrote();
+      return true;
+    });
   }
 
   delete(key: string): Promise<void> {
-    return settle(() => {
+    return this.#later(true, () => {
       this.#del.run(key);
       this.#hitsDel.run(key);
       this.#totalDel.run(key);
@@ -113,44 +129,40 @@ export class SqliteStore implements Store {
   }
 
   keys(prefix: string): Promise<string[]> {
-    return settle(() => (this.#keys.all(prefix, `${prefix}\uffff`, this.#now()) as Array<{ k: string }>).map((r) => r.k));
+    return this.#later(false, () => (this.#keys.all(prefix, `${prefix}\uffff`, this.#now()) as Array<{ k: string }>).map((r) => r.k));
   }
 
   incr(key: string, by = 1, ttlSeconds?: number): Promise<number> {
     if (!Number.isInteger(by)) return Promise.reject(new Error(`store: incr by ${by}: not an integer`));
-    return settle(() =>
-      this.#tx(() => {
-        const row = this.#getRow.get(key, this.#now()) as { v: string; expires: number | null } | undefined;
-        if (row && !INTEGER.test(row.v)) throw new Error(`store: ${key} does not hold an integer`);
-        const n = Number(row?.v ?? 0) + by;
-        this.#set.run(key, String(n), ttlSeconds === undefined ? row?.expires ?? null : this.#expiry(ttlSeconds));
-        this.#wrote();
-        return n;
-      })
-    );
+    return this.#later(true, () => {
+      const row = this.#getRow.get(key, this.#now()) as { v: string; expires: number | null } | undefined;
+      if (row && !INTEGER.test(row.v)) throw new Error(`store: ${key} does not hold an integer`);
+      const n = Number(row?.v ?? 0) + by;
+      this.#set.run(key, String(n), ttlSeconds === undefined ? row?.expires ?? null : this.#expiry(ttlSeconds));
+      this.#wrote();
+      return n;
+    });
   }
 
   hit(key: string, windowSeconds: number, options: { readonly weight?: number; readonly limit?: number } = {}): Promise<number> {
     const weight = options.weight ?? 1;
     if (!Number.isInteger(weight) || weight < 0) return Promise.reject(new Error(`store: hit weight ${weight}: not a whole number`));
-    return settle(() =>
-      this.#tx(() => {
-        const now = this.#now();
-        const window = windowSeconds * 1000;
-        const leaving = Number((this.#hitsLeaving.get(key, now - window) as { n: number }).n);
-        if (leaving > 0) this.#hitsTrim.run(key, now - window);
-        const total = Number((this.#total.get(key) as { n: number } | undefined)?.n ?? 0) - leaving;
-        const n = total + weight;
-        const record = weight > 0 && (options.limit === undefined || n <= options.limit);
-        if (record) this.#hitsAdd.run(key, now, now + window, weight);
-        if (record || leaving > 0) {
-          if (total + (record ? weight : 0) === 0) this.#totalDel.run(key);
-          else this.#totalSet.run(key, total + (record ? weight : 0));
-          this.#wrote();
-        }
-        return n;
-      })
-    );
+    return this.#later(true, () => {
+      const now = this.#now();
+      const window = windowSeconds * 1000;
+      const leaving = Number((this.#hitsLeaving.get(key, now - window) as { n: number }).n);
+      if (leaving > 0) this.#hitsTrim.run(key, now - window);
+      const total = Number((this.#total.get(key) as { n: number } | undefined)?.n ?? 0) - leaving;
+      const n = total + weight;
+      const record = weight > 0 && (options.limit === undefined || n <= options.limit);
+      if (record) this.#hitsAdd.run(key, now, now + window, weight);
+      if (record || leaving > 0) {
+        if (total + (record ? weight : 0) === 0) this.#totalDel.run(key);
+        else this.#totalSet.run(key, total + (record ? weight : 0));
+        this.#wrote();
+      }
+      return n;
+    });
   }
 
   ping(): Promise<void> {
@@ -158,7 +170,84 @@ export class SqliteStore implements Store {
   }
 
   close(): void {
+    this.#flush();
     this.#db.close();
+  }
+
+  /** Queues `fn` for the end of this turn of the event loop (see the module's note). */
+  #later<T>(writes: boolean, fn: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (this.#batch.push({ writes, fn, resolve: resolve as (v: unknown) => void, reject }) === 1) setImmediate(() => this.#flush());
+    });
+  }
+
+  /**
+   * Runs the waiting operations: reads alone without a transaction (no lock taken); otherwise
+   * all in one, each write in a savepoint. Each caller hears once the batch is committed. When
+   * the transaction cannot begin (the file locked past busy_timeout) the writes fail and the
+   * reads are answered; when it cannot commit (a full disk), every caller of the batch hears why.
+   */
+  #flush(): void {
+    const batch = this.#batch;
+    this.#batch = [];
+    if (batch.length === 0) return;
+    if (!batch.some((p) => p.writes)) {
+      for (const p of batch) settleWith(p, () => p.fn());
+      return;
+    }
+    try {
+      this.#begin.run();
+    } catch (e) {
+      // The file stayed locked past busy_timeout: the writes fail; the reads need no lock.
+      for (const p of batch) {
+        if (p.writes) p.reject(e);
+        else settleWith(p, () => p.fn());
+      }
+      return;
+    }
+    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    try {
+      for (const p of batch) {
+        if (!p.writes) {
+          try {
+            outcomes.push({ ok: true, value: p.fn() });
+          } catch (error) {
+            outcomes.push({ ok: false, error });
+          }
+          continue;
+        }
+        this.#savepoint.run();
+        let value: unknown;
+        try {
+          value = p.fn();
+        } catch (error) {
+          // Undoes this operation alone; when SQLite has rolled the whole transaction back itself
+          // (a full disk, an I/O error) this throws too, and the batch fails below.
+          try {
+            this.#rollbackTo.run();
+            this.#release.run();
+          } catch {
+            throw error;
+          }
+          outcomes.push({ ok: false, error });
+          continue;
+        }
+        this.#release.run();
+        outcomes.push({ ok: true, value });
+      }
+      this.#commit.run();
+    } catch (e) {
+      try {
+        this.#rollback.run();
+      } catch { /* nothing left to undo */ }
+      for (const p of batch) p.reject(e);
+      return;
+    }
+    batch.forEach((p, i) => {
+      const o = outcomes[i]!;
+      if (o.ok) p.resolve(o.value);
+      else p.reject(o.error);
+    });
   }
 
   #expiry(ttlSeconds: number | undefined): number | null {
@@ -199,6 +288,22 @@ export class SqliteStore implements Store {
       this.#db.exec("ROLLBACK");
       throw e;
     }
+  }
+}
+
+/** An operation waiting for the end of the turn. */
+interface Pending {
+  readonly writes: boolean;
+  readonly fn: () => unknown;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+function settleWith(p: Pending, fn: () => unknown): void {
+  try {
+    p.resolve(fn());
+  } catch (e) {
+    p.reject(e);
   }
 }
 

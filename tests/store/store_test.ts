@@ -35,6 +35,72 @@ describe("SqliteStore", () => {
   });
 });
 
+describe("SqliteStore, the operations of one turn committed together", () => {
+  test("they run in the order asked, each sees the ones before it, and another connection sees them all at once, after the turn", async () => {
+    const path = join(dbDir(), "x.sqlite");
+    const s = new SqliteStore(path);
+    const other = new DatabaseSync(path);
+    const read = (k: string) => (other.prepare("SELECT v FROM kv WHERE k = ?").get(k) as { v: string } | undefined)?.v;
+    const asked = [s.set("a", "1"), s.incr("a"), s.get("a"), s.incr("n"), s.incr("n"), s.compareAndSet("c", undefined, "x")];
+    expect(read("a")).toBeUndefined(); // nothing before the end of the turn
+    expect(await Promise.all(asked)).toEqual([undefined, 2, "2", 1, 2, true]);
+    expect([read("a"), read("n"), read("c")]).toEqual(["2", "2", "x"]);
+    other.close();
+    s.close();
+  });
+
+  test("one that fails is undone alone: the others of its turn stand, and only its caller hears", async () => {
+    const s = new SqliteStore(join(dbDir(), "x.sqlite"));
+    const asked = [
+      s.set("word", "text"),
+      s.incr("word"), // not an integer: refused
+      s.set("bad", null as unknown as string), // NOT NULL: SQLite refuses the row
+      s.set("after", "kept"),
+      s.hit("h", 60),
+    ];
+    const settled = await Promise.allSettled(asked);
+    expect(settled.map((r) => r.status)).toEqual(["fulfilled", "rejected", "rejected", "fulfilled", "fulfilled"]);
+    expect(String((settled[1] as PromiseRejectedResult).reason)).toContain("does not hold an integer");
+    expect([await s.get("word"), await s.get("bad"), await s.get("after"), await s.hit("h", 60, { weight: 0 })]).toEqual([
+      "text",
+      undefined,
+      "kept",
+      1,
+    ]);
+    s.close();
+  });
+
+  test("a file another process keeps locked past busy_timeout: that turn's writes fail, its reads are answered; the next turn goes through", async () => {
+    const path = join(dbDir(), "x.sqlite");
+    const s = new SqliteStore(path);
+    await s.set("k", "before");
+    const other = new DatabaseSync(path);
+    other.exec("BEGIN IMMEDIATE");
+    const started = Date.now();
+    const blocked = await Promise.allSettled([s.set("k", "during"), s.get("k")]);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1900); // busy_timeout is 2 s
+    expect(blocked.map((r) => r.status)).toEqual(["rejected", "fulfilled"]);
+    expect(String((blocked[0] as PromiseRejectedResult).reason)).toMatch(/locked|busy/i);
+    expect((blocked[1] as PromiseFulfilledResult<string>).value).toBe("before");
+    other.exec("COMMIT");
+    other.close();
+    await s.set("k", "after");
+    expect(await s.get("k")).toBe("after");
+    s.close();
+  });
+
+  test("close() runs what is waiting first", async () => {
+    const path = join(dbDir(), "x.sqlite");
+    const s = new SqliteStore(path);
+    const done = s.set("k", "v");
+    s.close();
+    await done;
+    const again = new SqliteStore(path);
+    expect(await again.get("k")).toBe("v");
+    again.close();
+  });
+});
+
 describe("SqliteStore windows", () => {
   test("windows whose newest event left are pruned whole; live totals stay right", async () => {
     let now = 1_000_000;
