@@ -205,6 +205,23 @@ export class SqliteStore implements Store {
       }
       return;
     }
+    // Alone in its turn (a quiet server), an operation needs no savepoint: the transaction is its own.
+    if (batch.length === 1) {
+      const p = batch[0]!;
+      let value: unknown;
+      try {
+        value = p.fn();
+        this.#commit.run();
+      } catch (e) {
+        try {
+          this.#rollback.run();
+        } catch { /* nothing left to undo */ }
+        p.reject(e);
+        return;
+      }
+      p.resolve(value);
+      return;
+    }
     const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
     try {
       for (const p of batch) {

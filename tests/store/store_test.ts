@@ -67,6 +67,10 @@ describe("SqliteStore, the operations of one turn committed together", () => {
       "kept",
       1,
     ]);
+    // Alone in its turn, the same.
+    await expect(s.set("bad", null as unknown as string)).rejects.toThrow();
+    await expect(s.incr("word")).rejects.toThrow("does not hold an integer");
+    expect([await s.get("bad"), await s.get("word"), await s.incr("n")]).toEqual([undefined, "text", 1]);
     s.close();
   });
 
