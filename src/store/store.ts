@@ -68,6 +68,9 @@ export class SqliteStore implements Store {
         "PRIMARY KEY (k, t)) WITHOUT ROWID",
     );
     this.#db.exec("CREATE TABLE IF NOT EXISTS hit_totals (k TEXT PRIMARY KEY, n INTEGER NOT NULL)");
+    this.#begin = this.#db.prepare("BEGIN IMMEDIATE");
+    this.#commit = this.#db.prepare("COMMIT");
+    this.#rollback = this.#db.prepare("ROLLBACK");
     this.#moveOldHits();
     const live = "(expires IS NULL OR expires > ?)";
     this.#get = this.#db.prepare(`SELECT v FROM kv WHERE k = ? AND ${live}`);
@@ -91,9 +94,6 @@ export class SqliteStore implements Store {
     this.#totalSet = this.#db.prepare("INSERT OR REPLACE INTO hit_totals (k, n) VALUES (?, ?)");
     this.#totalDel = this.#db.prepare("DELETE FROM hit_totals WHERE k = ?");
     this.#totalsPrune = this.#db.prepare("DELETE FROM hit_totals WHERE k NOT IN (SELECT DISTINCT k FROM hit_events)");
-    this.#begin = this.#db.prepare("BEGIN IMMEDIATE");
-    this.#commit = this.#db.prepare("COMMIT");
-    this.#rollback = this.#db.prepare("ROLLBACK");
     this.#savepoint = this.#db.prepare("SAVEPOINT op");
     this.#release = this.#db.prepare("RELEASE op");
     this.#rollbackTo = this.#db.prepare("ROLLBACK TO op");
@@ -166,7 +166,7 @@ export class SqliteStore implements Store {
   }
 
   ping(): Promise<void> {
-    return settle(() => void this.#db.prepare("SELECT 1").get());
+    return this.#later(false, () => void this.#db.prepare("SELECT 1").get());
   }
 
   close(): void {
@@ -195,6 +195,11 @@ export class SqliteStore implements Store {
       for (const p of batch) settleWith(p, () => p.fn());
       return;
     }
+    // Alone in its turn (a quiet server), a write needs no savepoint: the transaction is its own.
+    if (batch.length === 1) {
+      settleWith(batch[0]!, () => this.#tx(batch[0]!.fn));
+      return;
+    }
     try {
       this.#begin.run();
     } catch (e) {
@@ -203,23 +208,6 @@ export class SqliteStore implements Store {
         if (p.writes) p.reject(e);
         else settleWith(p, () => p.fn());
       }
-      return;
-    }
-    // Alone in its turn (a quiet server), an operation needs no savepoint: the transaction is its own.
-    if (batch.length === 1) {
-      const p = batch[0]!;
-      let value: unknown;
-      try {
-        value = p.fn();
-        this.#commit.run();
-      } catch (e) {
-        try {
-          this.#rollback.run();
-        } catch { /* nothing left to undo */ }
-        p.reject(e);
-        return;
-      }
-      p.resolve(value);
       return;
     }
     const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
@@ -296,13 +284,15 @@ export class SqliteStore implements Store {
   }
 
   #tx<T>(fn: () => T): T {
-    this.#db.exec("BEGIN IMMEDIATE");
+    this.#begin.run();
     try {
       const r = fn();
-      this.#db.exec("COMMIT");
+      this.#commit.run();
       return r;
     } catch (e) {
-      this.#db.exec("ROLLBACK");
+      try {
+        this.#rollback.run();
+      } catch { /* nothing left to undo */ }
       throw e;
     }
   }
@@ -321,15 +311,6 @@ function settleWith(p: Pending, fn: () => unknown): void {
     p.resolve(fn());
   } catch (e) {
     p.reject(e);
-  }
-}
-
-/** SQLite answers synchronously; a failure still reaches the caller as a rejected promise. */
-function settle<T>(fn: () => T): Promise<T> {
-  try {
-    return Promise.resolve(fn());
-  } catch (e) {
-    return Promise.reject(e);
   }
 }
 
