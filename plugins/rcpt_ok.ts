@@ -37,11 +37,32 @@ export const hook_rcpt: Hooks["rcpt"] = function (_txn, rcpt) {
 
 /** Whether `host` (a-label form, lower case) is `me` or listed. */
 export function isLocal(host: string, me: string, rcpthosts: readonly string[], more: readonly string[]): boolean {
-  if (host === asciiDomain(me)) return true;
-  for (const raw of [...rcpthosts, ...more]) {
-    const entry = raw.startsWith(".") ? `.${asciiDomain(raw.slice(1))}` : asciiDomain(raw);
-    if (entry === host) return true;
-    if (entry.startsWith(".") && host.endsWith(entry)) return true;
-  }
+  const d = localDomains(me, rcpthosts, more);
+  if (d.exact.has(host)) return true;
+  for (const suffix of d.suffixes) if (host.endsWith(suffix)) return true;
   return false;
+}
+
+interface LocalDomains {
+  readonly me: string;
+  readonly rcpthosts: readonly string[];
+  readonly more: readonly string[];
+  /** `me` and the listed domains, in a-label form. */
+  readonly exact: ReadonlySet<string>;
+  /** The `.example.org` entries, in a-label form with their dot. */
+  readonly suffixes: readonly string[];
+}
+
+/** The last lists seen, in a-label form: the config reader hands out the same arrays until a file changes. */
+let last: LocalDomains | undefined;
+
+function localDomains(me: string, rcpthosts: readonly string[], more: readonly string[]): LocalDomains {
+  if (last && last.me === me && last.rcpthosts === rcpthosts && last.more === more) return last;
+  const exact = new Set([asciiDomain(me)]);
+  const suffixes: string[] = [];
+  for (const raw of [...rcpthosts, ...more]) {
+    if (raw.startsWith(".")) suffixes.push(`.${asciiDomain(raw.slice(1))}`);
+    else exact.add(asciiDomain(raw));
+  }
+  return last = { me, rcpthosts, more, exact, suffixes };
 }

@@ -52,6 +52,12 @@ export function isAddressLiteral(s: string): boolean {
   return GENERAL_LITERAL.test(inner) && !/^IPv6:/i.test(inner);
 }
 
+/** Whether `s` takes more than `max` bytes in UTF-8, measured only when its length leaves it open. */
+function longerThan(s: string, max: number): boolean {
+  if (s.length > max) return true;
+  return s.length * 3 > max && Buffer.byteLength(s) > max;
+}
+
 /** Parses a quoted-string starting at `s[i]` (a `"`); returns its value and the index after it. */
 function readQuoted(s: string, i: number, utf8: boolean): { value: string; end: number } | undefined {
   let value = "";
@@ -91,7 +97,7 @@ export class Address {
    * carried SMTPUTF8) the local part may hold UTF-8 and the domain may be an IDN (RFC 6531).
    */
   static parse(path: string, opts: { readonly utf8?: boolean } = {}): Address | undefined {
-    if (Buffer.byteLength(path) > MAX_PATH || path[0] !== "<" || path[path.length - 1] !== ">") return undefined;
+    if (path[0] !== "<" || path[path.length - 1] !== ">" || longerThan(path, MAX_PATH)) return undefined;
     let s = path.slice(1, -1);
     if (s === "") return new Address("");
     if (/^postmaster$/i.test(s)) return new Address(s);
@@ -126,7 +132,7 @@ export class Address {
       if (!(utf8 ? UTF8_DOT_STRING : DOT_STRING).test(user)) return undefined;
     }
     // RFC 6531 3.3: the limits count octets.
-    if (Buffer.byteLength(user) > MAX_LOCAL_PART) return undefined;
+    if (longerThan(user, MAX_LOCAL_PART)) return undefined;
     if (!(isDomain(rest) || isAddressLiteral(rest) || (utf8 && isUtf8(rest) && asciiDomain(rest) !== ""))) return undefined;
     return new Address(user, rest);
   }

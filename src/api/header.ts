@@ -16,10 +16,31 @@ interface Field {
 }
 
 function field(name: string, raw: string): Field {
-  return { name, lower: name.toLowerCase(), raw };
+  return { name, lower: lower(name), raw };
 }
 
-const NAME = /^([!-9;-~]+):/;
+/** Field names in lower case, each made once: the same few names come in every message and every plugin's look-up. */
+const LOWER = new Map<string, string>();
+
+function lower(name: string): string {
+  let l = LOWER.get(name);
+  if (l === undefined) {
+    l = name.toLowerCase();
+    // Bounded: names are the sender's to choose.
+    if (LOWER.size >= 1024) LOWER.clear();
+    LOWER.set(name, l);
+  }
+  return l;
+}
+
+/** Whether `line` up to `end` is a field name: printable ASCII but the colon (RFC 5322 ftext). */
+function isFieldName(line: string, end: number): boolean {
+  for (let i = 0; i < end; i++) {
+    const c = line.charCodeAt(i);
+    if (c < 0x21 || c > 0x7e || c === 0x3a) return false;
+  }
+  return true;
+}
 
 export class Header {
   #fields: Field[] = [];
@@ -40,14 +61,14 @@ export class Header {
         h.#fields.push(field("Mail-From", `Mail-From: ${line.slice(5)}`));
         continue;
       }
-      const m = NAME.exec(line);
-      if (m) h.#fields.push(field(m[1]!, line));
+      const colon = line.indexOf(":");
+      if (colon > 0 && isFieldName(line, colon)) h.#fields.push(field(line.slice(0, colon), line));
     }
     return h;
   }
 
   #indexes(tag: string): number[] {
-    const t = tag.toLowerCase();
+    const t = lower(tag);
     const out: number[] = [];
     const fields = this.#fields;
     for (let i = 0; i < fields.length; i++) if (fields[i]!.lower === t) out.push(i);
@@ -96,7 +117,7 @@ export class Header {
 
   /** Renames the fields `from` to `to`, keeping their position and value. */
   rename(from: string, to: string): void {
-    const t = from.toLowerCase();
+    const t = lower(from);
     if (!this.#fields.some((f) => f.lower === t)) return;
     this.#fields = this.#fields.map((f) => f.lower === t ? field(to, `${to}:${f.raw.slice(f.name.length + 1)}`) : f);
   }

@@ -16,31 +16,37 @@ export interface PathArgument {
  * (quotes may hold `>`) or a bare word, then space-separated parameters.
  */
 export function parsePathArgument(rest: string, keyword: "from" | "to"): PathArgument | undefined {
-  const kw = keyword.length + 1;
-  if (rest.length < kw || rest[kw - 1] !== ":" || rest.slice(0, kw - 1).toLowerCase() !== keyword) return undefined;
-  let from = kw;
-  while (rest[from] === " ") from++;
-  const s = rest.slice(from);
+  // By offsets into `rest`: this runs for every MAIL and RCPT, and each string made costs.
+  const kw = keyword.length;
+  if (rest.length <= kw || rest.charCodeAt(kw) !== 0x3a) return undefined;
+  for (let i = 0; i < kw; i++) {
+    const c = rest.charCodeAt(i);
+    if ((c < 65 || c > 90) && (c < 97 || c > 122)) return undefined;
+    if ((c | 0x20) !== keyword.charCodeAt(i)) return undefined;
+  }
+  let from = kw + 1;
+  while (rest.charCodeAt(from) === 0x20) from++;
+  const n = rest.length;
   let end: number;
-  if (s[0] === "<") {
+  if (rest.charCodeAt(from) === 0x3c) {
     let inQuote = false;
     end = -1;
-    for (let i = 1; i < s.length; i++) {
-      const c = s[i];
-      if (inQuote && c === "\\") i++;
-      else if (c === '"') inQuote = !inQuote;
-      else if (c === ">" && !inQuote) {
+    for (let i = from + 1; i < n; i++) {
+      const c = rest.charCodeAt(i);
+      if (inQuote && c === 0x5c) i++;
+      else if (c === 0x22) inQuote = !inQuote;
+      else if (c === 0x3e && !inQuote) {
         end = i + 1;
         break;
       }
     }
     if (end < 0) return undefined;
   } else {
-    end = s.indexOf(" ");
-    if (end < 0) end = s.length;
+    end = rest.indexOf(" ", from);
+    if (end < 0) end = n;
   }
-  if (end === s.length) return { path: s, params: [] };
-  if (s[end] !== " ") return undefined;
-  const params = s.slice(end).split(" ").filter((w) => w !== "");
-  return { path: s.slice(0, end), params };
+  if (end === n) return { path: rest.slice(from), params: [] };
+  if (rest.charCodeAt(end) !== 0x20) return undefined;
+  const params = rest.slice(end).split(" ").filter((w) => w !== "");
+  return { path: rest.slice(from, end), params };
 }

@@ -30,7 +30,8 @@ async function cmdHelo(s: SmtpSession, rest: string, verb: "helo" | "ehlo" = "he
     s.send(REPLIES.alreadyGreeted);
     return;
   }
-  const parsed = await parseWith(s, `${verb}_parse`, verb, rest);
+  const parseHook = verb === "helo" ? "helo_parse" : "ehlo_parse";
+  const parsed = s.registry.has(parseHook) ? await parseWith(s, parseHook, verb, rest) : NO_PARTS;
   if (!parsed) return;
   const [host, ...extra] = parsed.length ? parsed : rest.split(/ +/).filter(Boolean);
   if (!host) {
@@ -80,6 +81,11 @@ interface Envelope {
   readonly utf8: boolean;
 }
 
+/** What no `*_parse` plugin gives: the default split. */
+const NO_PARTS: readonly string[] = [];
+const UTF8_PATH = { utf8: true } as const;
+const ASCII_PATH = { utf8: false } as const;
+
 /** Parses `FROM:<path> params` or `TO:<path> params`, with the parse and pre hooks. */
 async function parseEnvelope(s: SmtpSession, line: string, kind: "mail" | "rcpt"): Promise<Envelope | undefined> {
   // The line arrives as bytes (latin1); an address with non-ASCII must be UTF-8 (RFC 6531).
@@ -89,7 +95,8 @@ async function parseEnvelope(s: SmtpSession, line: string, kind: "mail" | "rcpt"
     s.send(REPLIES.badUtf8);
     return undefined;
   }
-  const parsed = await parseWith(s, `${kind}_parse`, kind, rest);
+  const parseHook = kind === "mail" ? "mail_parse" : "rcpt_parse";
+  const parsed = s.registry.has(parseHook) ? await parseWith(s, parseHook, kind, rest) : NO_PARTS;
   if (!parsed) return undefined;
   let path: string;
   let words: readonly string[];
@@ -109,9 +116,13 @@ async function parseEnvelope(s: SmtpSession, line: string, kind: "mail" | "rcpt"
     s.send(REPLIES.badParameters(params));
     return undefined;
   }
-  const pre = await s.runHooks(`${kind}_pre`, path, params);
-  if (pre.code === OK && pre.msg[0]) path = pre.msg[0];
-  const address = /^<.*>$/s.test(path) ? Address.parse(path, { utf8 }) : undefined;
+  // Constant names: a name made per command would be hashed afresh at each look-up.
+  const preHook = kind === "mail" ? "mail_pre" : "rcpt_pre";
+  if (s.registry.has(preHook)) {
+    const pre = await s.runHooks(preHook, path, params);
+    if (pre.code === OK && pre.msg[0]) path = pre.msg[0];
+  }
+  const address = Address.parse(path, utf8 ? UTF8_PATH : ASCII_PATH);
   if (!address || (kind === "rcpt" && address.isNull())) {
     s.send(kind === "mail" ? REPLIES.badSender : REPLIES.badRecipient);
     return undefined;

@@ -190,3 +190,17 @@ export function replyLines(reply: Reply, text: readonly string[] | undefined, en
   if (reply.status === "" || (reply.qpsmtpd && !enhanced)) return lines;
   return lines.map((l) => (HAS_STATUS.test(l) ? l : `${reply.status} ${l}`));
 }
+
+/**
+ * What goes before a line of `reply`'s own text: its enhanced status and a space when shown (see
+ * replyLines), else "". The table's texts never begin with a status of their own.
+ */
+export function statusPrefix(reply: Reply, enhanced: boolean): string {
+  if (reply.status === "" || (reply.qpsmtpd && !enhanced)) return "";
+  let prefix = PREFIXES.get(reply.status);
+  if (prefix === undefined) PREFIXES.set(reply.status, prefix = `${reply.status} `);
+  return prefix;
+}
+
+/** Each status with its space, made once (the statuses are the table's few constants). */
+const PREFIXES = new Map<string, string>();

@@ -13,7 +13,7 @@ import type { HookArgs } from "../api/hooks.ts";
 import type { HookName } from "../api/hook_names.ts";
 import type { Session as PublicSession } from "../api/session.ts";
 import { VERSION } from "../api/version.ts";
-import { isForbiddenCommand, isVerb, splitCommand } from "../smtp/command.ts";
+import { isForbiddenCommand, isKnownVerb, isVerb, splitCommand } from "../smtp/command.ts";
 import { InputBuffer } from "../smtp/input.ts";
 import { formatReply, splitLines } from "../smtp/reply.ts";
 import { type Clock, sleep, type Timer } from "./clock.ts";
@@ -24,7 +24,7 @@ import { type HookRun, NO_HOOKS_DONE, type Outcome, runHooks, type RunnerSession
 import { type Limits, readLimits } from "./limits.ts";
 import { PluginSession } from "./plugin_session.ts";
 import type { Registry } from "./registry.ts";
-import { REPLIES, type Reply, replyLines } from "./replies.ts";
+import { REPLIES, type Reply, replyLines, statusPrefix } from "./replies.ts";
 import type { ServerHost } from "./server_host.ts";
 import type { SmtpSession } from "./smtp_session.ts";
 import { SmtpTransaction, transactionControl } from "./transaction.ts";
@@ -399,6 +399,14 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
 
   /** Writes a reply from the table; `text` (a plugin's lines) replaces its own text. */
   send(reply: Reply, text?: readonly string[]): void {
+    // Most replies are one line of the table's own: written without the arrays replyLines makes.
+    if (text === undefined && reply.lines.length === 1) {
+      if (this.#closed) return;
+      this.#lastCode = reply.code;
+      this.#out += `${reply.code} ${statusPrefix(reply, this.enhancedCodes)}${reply.lines[0]}\r\n`;
+      if (this.#out.length > 65536) this.flush();
+      return;
+    }
     this.#write(reply.code, replyLines(reply, text, this.enhancedCodes));
   }
 
@@ -498,14 +506,16 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
       this.#countError();
       return;
     }
-    if (isForbiddenCommand(line)) {
+    const { verb, rest } = splitCommand(line);
+    // A line that begins with an SMTP verb is neither HTTP nor a header line: two tests saved a command.
+    const known = isKnownVerb(verb);
+    if (!known && isForbiddenCommand(line)) {
       this.log(LOGWARN, `non-SMTP command "${line.slice(0, 40)}", closing connection`);
       this.send(REPLIES.notSmtp);
       await this.disconnect();
       return;
     }
-    const { verb, rest } = splitCommand(line);
-    const handler = isVerb(verb) ? COMMANDS[verb] : undefined;
+    const handler = known || isVerb(verb) ? COMMANDS[verb] : undefined;
     this.#lastCode = 0;
     try {
       if (handler && (verb !== "auth" || this.authAdvertised)) await handler(this, rest);

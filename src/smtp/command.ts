@@ -21,11 +21,38 @@ export function splitCommand(line: string): SplitCommand {
   const n = line.length;
   let end = 0;
   while (end < n && !isWhiteSpace(line.charCodeAt(end))) end++;
-  if (end === n) return { verb: line.toLowerCase(), rest: "" };
-  if (line.charCodeAt(end) !== 32) return { verb: "", rest: "" };
+  if (end < n && line.charCodeAt(end) !== 32) return { verb: "", rest: "" };
+  const verb = knownVerb(line, end) ?? line.slice(0, end).toLowerCase();
+  if (end === n) return { verb, rest: "" };
   let start = end + 1;
   while (start < n && line.charCodeAt(start) === 32) start++;
-  return { verb: line.slice(0, end).toLowerCase(), rest: line.slice(start) };
+  return { verb, rest: line.slice(start) };
+}
+
+/** The verbs a session mostly hears, in lower case: looked up without making a string per command. */
+const KNOWN_VERBS = ["helo", "ehlo", "mail", "rcpt", "data", "bdat", "rset", "noop", "quit", "auth", "vrfy", "help", "starttls"];
+
+const KNOWN = new Set(KNOWN_VERBS);
+
+/** Whether splitCommand's `verb` is one of the common verbs (a line that starts with one is no HTTP request or header line). */
+export function isKnownVerb(verb: string): boolean {
+  return KNOWN.has(verb);
+}
+
+/** `line`'s first `len` characters as one of KNOWN_VERBS, in any case; undefined when they are not one. */
+function knownVerb(line: string, len: number): string | undefined {
+  if (len !== 4 && len !== 8) return undefined;
+  outer: for (const v of KNOWN_VERBS) {
+    if (v.length !== len) continue;
+    for (let i = 0; i < len; i++) {
+      const c = line.charCodeAt(i);
+      // ASCII letters only: `| 0x20` would also fold `@` into a backquote.
+      if ((c < 65 || c > 90) && (c < 97 || c > 122)) return undefined;
+      if ((c | 0x20) !== v.charCodeAt(i)) continue outer;
+    }
+    return v;
+  }
+  return undefined;
 }
 
 /** JavaScript's `\s`. */

@@ -18,6 +18,8 @@ export type LineResult =
 const LF = 10;
 const CR = 13;
 const EMPTY = Buffer.alloc(0);
+const NEED_MORE: LineResult = { kind: "need_more" };
+const TOO_LONG: LineResult = { kind: "too_long" };
 
 export class InputBuffer {
   #buf: Buffer = EMPTY;
@@ -85,7 +87,7 @@ export class InputBuffer {
         if (lf < 0) {
           this.clear();
           this.#skipping = true;
-          return { kind: "need_more" };
+          return NEED_MORE;
         }
         this.#start = lf + 1;
         this.#skipping = false;
@@ -95,15 +97,15 @@ export class InputBuffer {
         if (buf.length - start > max + 1) {
           this.clear();
           this.#skipping = true;
-          return { kind: "too_long" };
+          return TOO_LONG;
         }
-        return { kind: "need_more" };
+        return NEED_MORE;
       }
       this.#start = lf + 1;
       if (lf === start || buf[lf - 1] !== CR) {
         return { kind: "bare_lf", text: buf.toString("latin1", start, lf) };
       }
-      if (lf - 1 - start > max) return { kind: "too_long" };
+      if (lf - 1 - start > max) return TOO_LONG;
       return { kind: "line", text: buf.toString("latin1", start, lf - 1) };
     }
   }

@@ -61,6 +61,17 @@ describe("Address.parse", () => {
     });
   }
 
+  test("the limits count UTF-8 bytes, not characters (RFC 6531 3.3)", () => {
+    const utf8 = { utf8: true };
+    // 32 two-byte characters: a 64-byte local part, the most there may be; 33 are 66 bytes.
+    expect(Address.parse(`<${"\u00e9".repeat(32)}@example.org>`, utf8)?.user).toBe("\u00e9".repeat(32));
+    expect(Address.parse(`<${"\u00e9".repeat(33)}@example.org>`, utf8)).toBeUndefined();
+    // 225 characters but 257 bytes: over the 256 of a path (253 ASCII characters are not).
+    const domain = `${"b".repeat(60)}.${"c".repeat(60)}.${"d".repeat(60)}.example`;
+    expect(Address.parse(`<${"a".repeat(60)}@${domain}>`, utf8)).toBeDefined();
+    expect(Address.parse(`<${"\u00e9".repeat(32)}@${domain}>`, utf8)).toBeUndefined();
+  });
+
   test("address() quotes a local part that needs it, so it cannot be re-read as another address", () => {
     const a = Address.parse('<"victim@evil.test"@example.org>')!;
     expect(a.user).toBe("victim@evil.test");

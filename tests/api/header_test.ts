@@ -1,6 +1,34 @@
-/** headerMayHave: the quick look at the header as received that dkim and arc take before verifying. */
+/** Header (parsing and the field operations, by name in any case), and headerMayHave: the quick look at the header as received that dkim and arc take before verifying. */
 import { describe, expect, test } from "bun:test";
-import { headerMayHave } from "../../src/api/header.ts";
+import { Header, headerMayHave } from "../../src/api/header.ts";
+
+describe("Header", () => {
+  test("parse keeps fields with their folding, drops lines that are not fields, and reads an mbox From line as Mail-From", () => {
+    const h = Header.parse(
+      "From mailer Tue Nov 24 2026\nSubject: one\n two\nBad Name: x\nX\x7fY: z\n: empty name\nno colon\nA:b\n\tfolded\nX-\u00e9: non-ASCII\nReceived: r1\n",
+    );
+    expect(h.tags()).toEqual(["Mail-From", "Subject", "A", "Received"]);
+    expect(h.get("subject")).toEqual(["one\n two\n"]);
+    expect(h.get("a")).toEqual(["b\n\tfolded\n"]);
+    expect(h.as_string()).toBe("Mail-From: mailer Tue Nov 24 2026\nSubject: one\n two\nA:b\n\tfolded\nReceived: r1\n");
+  });
+
+  test("every operation finds a field by its name in any case", () => {
+    const h = Header.parse("Received: r1\nSUBJECT: s\nreceived: r2\nX-Spam: 1\n");
+    expect(h.count("RECEIVED")).toBe(2);
+    expect(h.get("Received", 1)).toBe("r2\n");
+    h.add("received", "r0", 0);
+    h.add("Received", "r1.5", 2);
+    expect(h.get("rEcEiVeD")).toEqual(["r0\n", "r1\n", "r1.5\n", "r2\n"]);
+    h.replace("subject", "new");
+    expect(h.get("Subject")).toEqual(["new\n"]);
+    h.rename("x-spam", "X-Old-Spam");
+    expect(h.get("X-OLD-SPAM")).toEqual(["1\n"]);
+    expect(h.delete("RECEIVED", 1)).toBe(1);
+    expect(h.delete("Received")).toBe(3);
+    expect(h.as_string()).toBe("subject: new\nX-Old-Spam: 1\n");
+  });
+});
 
 /** A transaction whose data_stream() gives `text` in chunks of `size` bytes, and counts what was read. */
 function txn(text: string, size = 7) {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { isForbiddenCommand, isVerb, parseParams, splitCommand } from "../../src/smtp/command.ts";
+import { isForbiddenCommand, isKnownVerb, isVerb, parseParams, splitCommand } from "../../src/smtp/command.ts";
 
 describe("splitCommand", () => {
   test("the verb, lower-cased, and what follows its spaces", () => {
@@ -33,6 +33,30 @@ describe("splitCommand", () => {
       }
     }
     expect(checked).toBe(66429);
+  });
+
+  test("the common verbs in every mix of case, and near misses, as the regular expression said", () => {
+    const old = (line: string) => {
+      const m = /^(\S*)(?: +(.*))?$/s.exec(line);
+      return { verb: (m?.[1] ?? "").toLowerCase(), rest: m?.[2] ?? "" };
+    };
+    const cases = (w: string): string[] =>
+      w === "" ? [""] : cases(w.slice(1)).flatMap((r) => [w[0]!.toLowerCase() + r, w[0]!.toUpperCase() + r]);
+    const verbs = ["helo", "ehlo", "mail", "rcpt", "data", "bdat", "rset", "noop", "quit", "auth", "vrfy", "help", "starttls"];
+    const near = ["rcp", "rcptx", "rc@t", "rcp[", "m\u212ail", "\u0130elo", "xclient", "expn", "starttl", "starttlsx"];
+    let checked = 0;
+    for (const w of [...verbs, ...near]) {
+      for (const v of cases(w)) {
+        for (const tail of ["", " ", "  TO:<a@b.example>", ":", "\t", "X"]) {
+          const line = v + tail;
+          const got = splitCommand(line);
+          expect(got).toEqual(old(line));
+          expect(isKnownVerb(got.verb)).toBe(verbs.includes(got.verb));
+          checked++;
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(3000);
   });
 });
 
