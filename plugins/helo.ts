@@ -147,27 +147,32 @@ function check(this: HookContext, _txn: Transaction, host: string): Result | Pro
     return DECLINED;
   }
   if (this.is_immune()) return DECLINED;
-  const report = (why: string | undefined): string | undefined => {
-    if (why) {
-      this.adjust_karma(-1);
-      this.log(LOGINFO, `fail, ${host}: ${why}`);
-    } else this.log(LOGINFO, "pass");
-    return why;
-  };
-  const answer = (why: string | undefined): Result => (why ? this.get_reject(why, `${host}: ${why}`, DENY_DISCONNECT) : DECLINED);
   const found = problem(this, host);
   if (!(found instanceof Promise)) {
     // Decided without DNS: no promise, and nothing for data_post to wait for.
-    const why = report(found);
-    return this.options["reject"] === "0" ? DECLINED : answer(why);
+    const why = report(this, host, found);
+    return this.options["reject"] === "0" ? DECLINED : answer(this, host, why);
   }
-  const verdict = found.then(report);
+  const verdict = found.then((why) => report(this, host, why));
   if (this.options["reject"] === "0") {
     // Nothing to refuse: let the greeting go now and record the verdict when it comes.
     background.set(this.connection, verdict);
     return DECLINED;
   }
-  return verdict.then(answer);
+  return verdict.then((why) => answer(this, host, why));
+}
+
+/** Logs the verdict (and lowers the karma for a problem); returns it. */
+function report(p: HookContext, host: string, why: string | undefined): string | undefined {
+  if (why) {
+    p.adjust_karma(-1);
+    p.log(LOGINFO, `fail, ${host}: ${why}`);
+  } else p.log(LOGINFO, "pass");
+  return why;
+}
+
+function answer(p: HookContext, host: string, why: string | undefined): Result {
+  return why ? p.get_reject(why, `${host}: ${why}`, DENY_DISCONNECT) : DECLINED;
 }
 
 export const hook_helo: Hooks["helo"] = check;

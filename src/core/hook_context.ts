@@ -103,7 +103,8 @@ export class ServerCall implements PluginContext<Record<string, unknown>> {
   log(level: number, ...message: unknown[]): void {
     const lv = this.#p.level(level);
     if (!this.#p.host.logger.wants(lv)) return;
-    const text = message.map(String).join(" ");
+    const only = message.length === 1 ? message[0] : undefined;
+    const text = typeof only === "string" ? only : message.map(String).join(" ");
     if (this.#session) this.#session.log(lv, text, this.#hook ?? "", this.#p.escapedName);
     else this.#p.host.log(lv, text, this.#hook ?? "", this.#p.escapedName);
   }

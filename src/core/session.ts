@@ -279,10 +279,10 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
       this.#transport.resume();
     }
     if (this.#eof || this.#closed) return "eof";
-    const ms = deadline - this.clock.now();
-    if (ms <= 0) return "timeout";
+    const now = this.clock.now();
+    if (deadline <= now) return "timeout";
     this.onIdle?.();
-    const woke = await this.#sleep(ms);
+    const woke = await this.#sleepUntil(deadline, now);
     if (this.#closed || (this.#eof && this.input.size === 0)) return "eof";
     return woke ? "woken" : "timeout";
   }
@@ -302,7 +302,8 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
 
   /** Reads one line (CRLF stripped) for a command or an AUTH continuation, within the command timeout. */
   async nextLine(max: number): Promise<string | undefined> {
-    const begun = this.clock.now();
+    // Read when the first wait begins: a line already here needs no clock.
+    let begun: number | undefined;
     for (;;) {
       if (this.#closed) return undefined;
       const r = this.input.readLine(max);
@@ -329,6 +330,7 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
           }
           {
             // Computed again each time: stress shortens it while we wait.
+            begun ??= this.clock.now();
             const deadline = begun + this.readTimeout(this.limits.commandTimeout) * 1000;
             const w = await this.waitInput(deadline);
             if (w === "eof") return undefined;
@@ -384,10 +386,15 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
   /** Sleeps until input, end of input, drain or close wakes us (true), or `ms` passes (false). */
   #sleep(ms: number): Promise<boolean> {
     const now = this.clock.now();
-    this.#deadline = now + ms;
+    return this.#sleepUntil(now + ms, now);
+  }
+
+  /** #sleep until `deadline`, the clock read at `now` by the caller (a read costs, and every command waits once). */
+  #sleepUntil(deadline: number, now: number): Promise<boolean> {
+    this.#deadline = deadline;
     const woken = new Promise<boolean>((resolve) => (this.#wake = resolve));
     // After #wake is set: a clock may call back at once for a wait of 0 ms.
-    this.#arm(this.#deadline, now);
+    this.#arm(deadline, now);
     return woken;
   }
 
