@@ -273,6 +273,12 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
    * It writes nothing; the caller answers.
    */
   async waitInput(deadline: number): Promise<Waited> {
+    const w = this.#beginWait(deadline);
+    return typeof w === "string" ? w : this.#waited(await w);
+  }
+
+  /** waitInput's part up to the sleep: its answer when it need not sleep, else the sleep (awaited by the caller: no frame of its own per command). */
+  #beginWait(deadline: number): Waited | Promise<boolean> {
     this.flush();
     if (this.#paused) {
       this.#paused = false;
@@ -282,7 +288,11 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
     const now = this.clock.now();
     if (deadline <= now) return "timeout";
     this.onIdle?.();
-    const woke = await this.#sleepUntil(deadline, now);
+    return this.#sleepUntil(deadline, now);
+  }
+
+  /** waitInput's answer once the sleep ended (`woke`: something woke it before the deadline). */
+  #waited(woke: boolean): Waited {
     if (this.#closed || (this.#eof && this.input.size === 0)) return "eof";
     return woke ? "woken" : "timeout";
   }
@@ -332,7 +342,8 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
             // Computed again each time: stress shortens it while we wait.
             begun ??= this.clock.now();
             const deadline = begun + this.readTimeout(this.limits.commandTimeout) * 1000;
-            const w = await this.waitInput(deadline);
+            const begin = this.#beginWait(deadline);
+            const w = typeof begin === "string" ? begin : this.#waited(await begin);
             if (w === "eof") return undefined;
             if (w === "timeout" && this.clock.now() >= begun + this.readTimeout(this.limits.commandTimeout) * 1000) {
               await this.timedOut();
