@@ -157,6 +157,8 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
   authUser: string | undefined;
   authMechanism: string | undefined;
   commandCounter = 0;
+  /** The verb of the command whose handler runs (see #dispatch). */
+  #verb: string | undefined;
   /** Called whenever the session blocks waiting for the client (the test harness uses it). */
   onIdle: (() => void) | undefined;
   #done: Promise<void> | undefined;
@@ -471,7 +473,17 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
         if (this.#out.length + this.#transport.backlog() >= OUT_HIGH && !(await this.#throttle())) break;
         const line = await this.nextLine(this.limits.lineLength);
         if (line === undefined) break;
-        await this.#dispatch(line);
+        // Awaited here rather than in #dispatch: one async frame fewer per command.
+        const running = this.#dispatch(line);
+        if (running === undefined) continue;
+        const verb = this.#verb;
+        try {
+          await running;
+        } catch (e) {
+          if (verb === undefined) throw e;
+          await this.#commandFailed(verb, e);
+        }
+        if (verb !== undefined && this.#lastCode >= 400 && !this.#closed) this.#countError();
       }
     } catch (e) {
       this.log(LOGERROR, `session failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
@@ -512,17 +524,21 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
     await this.#connect();
   }
 
-  async #dispatch(line: string): Promise<void> {
+  /**
+   * Starts one command line. Undefined when it was answered at once; else what run awaits,
+   * with `#verb` the verb whose handler runs (undefined when the line ends the session).
+   */
+  #dispatch(line: string): Promise<void> | undefined {
     this.commandCounter++;
     if (line.includes("\0")) {
       this.send(REPLIES.nulInCommand);
       this.#countError();
-      return;
+      return undefined;
     }
     if (line.includes("\r")) {
       this.send(REPLIES.bareCrInCommand);
       this.#countError();
-      return;
+      return undefined;
     }
     const { verb, rest } = splitCommand(line);
     // A line that begins with an SMTP verb is neither HTTP nor a header line: two tests saved a command.
@@ -530,21 +546,21 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
     if (!known && isForbiddenCommand(line)) {
       this.log(LOGWARN, `non-SMTP command "${line.slice(0, 40)}", closing connection`);
       this.send(REPLIES.notSmtp);
-      await this.disconnect();
-      return;
+      this.#verb = undefined;
+      return this.disconnect();
     }
     const handler = known || isVerb(verb) ? COMMANDS[verb] : undefined;
     this.#lastCode = 0;
-    try {
-      if (handler && (verb !== "auth" || this.authAdvertised)) await handler(this, rest);
-      else await this.#unrecognized(verb, rest);
-    } catch (e) {
-      this.log(LOGERROR, `command '${verb}' failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
-      this.send(REPLIES.commandFailed(verb));
-      // After a failure inside DATA the input may be mid-message: never read it as commands.
-      if (verb === "data") await this.disconnect();
-    }
-    if (this.#lastCode >= 400 && !this.#closed) this.#countError();
+    this.#verb = verb;
+    return handler && (verb !== "auth" || this.authAdvertised) ? handler(this, rest) : this.#unrecognized(verb, rest);
+  }
+
+  /** A command's handler threw: logged and answered 451. */
+  async #commandFailed(verb: string, e: unknown): Promise<void> {
+    this.log(LOGERROR, `command '${verb}' failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+    this.send(REPLIES.commandFailed(verb));
+    // After a failure inside DATA the input may be mid-message: never read it as commands.
+    if (verb === "data") await this.disconnect();
   }
 
   async #unrecognized(verb: string, rest: string): Promise<void> {

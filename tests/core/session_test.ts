@@ -138,6 +138,22 @@ describe("limits and abuse", () => {
     }
   });
 
+  test("a command whose handling throws gets 451, is counted as an error, and the session goes on", async () => {
+    const t = await TestSession.start({ config: { max_errors: "2" } });
+    // A mail_parse plugin whose parser throws: the throw comes out of the MAIL handler itself.
+    t.mockHook("mail_parse", () => [OK, () => {
+      throw new Error("parser broke");
+    }]);
+    await t.command("EHLO client.example");
+    const r = await t.command("MAIL FROM:<a@example.net>");
+    expect(r.code).toBe(451);
+    expect(r.text).toContain("command 'mail' failed unexpectedly");
+    expect((await t.command("NOOP")).code).toBe(250);
+    // The 451 counted: the next error reply is the one that ends the session.
+    expect((await t.command("FOO")).code).toBe(421);
+    expect(t.closed).toBe(true);
+  });
+
   test("max_errors error replies end the session: the 421 is the next error reply at the latest", async () => {
     const t = await TestSession.start({ config: { max_errors: "3" } });
     const r = await t.send("FOO\r\nFOO\r\nFOO\r\nFOO\r\nNOOP\r\n");
