@@ -118,6 +118,11 @@ function newId(): string {
 /** Why a wait for the client's input ended. */
 export type Waited = "woken" | "timeout" | "eof";
 
+/** #look's answer: look again at once. */
+const AGAIN = Symbol("again");
+/** What one look for a line says (see #look). */
+type Look = string | undefined | typeof AGAIN | Promise<unknown>;
+
 export class Session implements SmtpSession, RunnerSession, HookRun {
   readonly registry: Registry;
   readonly host: ServerHost;
@@ -157,6 +162,8 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
   authUser: string | undefined;
   authMechanism: string | undefined;
   commandCounter = 0;
+  /** When the wait for the line being read began (see #look). */
+  #lineBegun: number | undefined;
   /** The verb of the command whose handler runs (see #dispatch). */
   #verb: string | undefined;
   /** Called whenever the session blocks waiting for the client (the test harness uses it). */
@@ -313,47 +320,69 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
   }
 
   /** Reads one line (CRLF stripped) for a command or an AUTH continuation, within the command timeout. */
-  async nextLine(max: number): Promise<string | undefined> {
-    // Read when the first wait begins: a line already here needs no clock.
-    let begun: number | undefined;
+  nextLine(max: number): Promise<string | undefined> {
+    this.#lineBegun = undefined;
+    return this.#lineFrom(this.#look(max), max);
+  }
+
+  /** Goes on from what #look said to the line, or undefined when there is none. */
+  async #lineFrom(step: Look, max: number): Promise<string | undefined> {
     for (;;) {
-      if (this.#closed) return undefined;
-      const r = this.input.readLine(max);
-      switch (r.kind) {
-        case "line":
-          return r.text;
-        case "bare_lf":
-          this.send(REPLIES.bareLf);
-          await this.disconnect();
-          return undefined;
-        case "too_long":
-          this.send(REPLIES.lineTooLong);
-          if (this.#countError()) return undefined;
+      if (typeof step === "string" || step === undefined) return step;
+      if (step !== AGAIN) {
+        const v = await step;
+        if (typeof v === "boolean") {
+          step = this.#afterSleep(v);
           continue;
-        case "need_more":
-          if (this.input.looksLikeTls()) {
-            this.send(REPLIES.tlsOnPlainPort);
-            await this.disconnect();
-            return undefined;
-          }
-          if (this.#draining && !this.#txn?.sender()) {
-            await this.#goodbye();
-            return undefined;
-          }
-          {
-            // Computed again each time: stress shortens it while we wait.
-            begun ??= this.clock.now();
-            const deadline = begun + this.readTimeout(this.limits.commandTimeout) * 1000;
-            const begin = this.#beginWait(deadline);
-            const w = typeof begin === "string" ? begin : this.#waited(await begin);
-            if (w === "eof") return undefined;
-            if (w === "timeout" && this.clock.now() >= begun + this.readTimeout(this.limits.commandTimeout) * 1000) {
-              await this.timedOut();
-              return undefined;
-            }
-          }
+        }
+      }
+      step = this.#look(max);
+    }
+  }
+
+  /**
+   * One look for a line, without waiting: the line; undefined when there will be none; AGAIN; or
+   * a promise to await before looking again: the sleep until input (its answer goes to
+   * #afterSleep), or the session's end being answered.
+   */
+  #look(max: number): Look {
+    if (this.#closed) return undefined;
+    const r = this.input.readLine(max);
+    switch (r.kind) {
+      case "line":
+        return r.text;
+      case "bare_lf":
+        this.send(REPLIES.bareLf);
+        return this.disconnect();
+      case "too_long":
+        this.send(REPLIES.lineTooLong);
+        return this.#countError() ? undefined : AGAIN;
+      case "need_more": {
+        if (this.input.looksLikeTls()) {
+          this.send(REPLIES.tlsOnPlainPort);
+          return this.disconnect();
+        }
+        if (this.#draining && !this.#txn?.sender()) return this.#goodbye();
+        // Computed again each time: stress shortens it while we wait.
+        const begun = this.#lineBegun ??= this.clock.now();
+        const begin = this.#beginWait(begun + this.readTimeout(this.limits.commandTimeout) * 1000);
+        return typeof begin === "string" ? this.#afterWait(begin) : begin;
       }
     }
+  }
+
+  /** After the sleep of #look (`woke`: input or something else woke it before the deadline). */
+  #afterSleep(woke: boolean): Look {
+    return this.#afterWait(this.#waited(woke));
+  }
+
+  /** After a wait that ended with `w`: the end at eof, the 421 once the command timeout has passed, else AGAIN. */
+  #afterWait(w: Waited): Look {
+    if (w === "eof") return undefined;
+    if (w === "timeout" && this.clock.now() >= this.#lineBegun! + this.readTimeout(this.limits.commandTimeout) * 1000) {
+      return this.timedOut();
+    }
+    return AGAIN;
   }
 
   /** Wakes a waiting session so it looks at its deadlines again (the server's stress changed). */
@@ -471,7 +500,16 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
       while (!this.#closed) {
         // The check before the call: an await per command only when output really is backed up.
         if (this.#out.length + this.#transport.backlog() >= OUT_HIGH && !(await this.#throttle())) break;
-        const line = await this.nextLine(this.limits.lineLength);
+        // nextLine's common course in this frame: no line yet, the sleep, then the line.
+        const max = this.limits.lineLength;
+        this.#lineBegun = undefined;
+        let step = this.#look(max);
+        if (step instanceof Promise) {
+          const v = await step;
+          step = typeof v === "boolean" ? this.#afterSleep(v) : AGAIN;
+          if (step === AGAIN) step = this.#look(max);
+        }
+        const line = typeof step === "string" || step === undefined ? step : await this.#lineFrom(step, max);
         if (line === undefined) break;
         // Awaited here rather than in #dispatch: one async frame fewer per command.
         const running = this.#dispatch(line);
