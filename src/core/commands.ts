@@ -86,8 +86,11 @@ const NO_PARTS: readonly string[] = [];
 const UTF8_PATH = { utf8: true } as const;
 const ASCII_PATH = { utf8: false } as const;
 
-/** Parses `FROM:<path> params` or `TO:<path> params`, with the parse and pre hooks. */
-async function parseEnvelope(s: SmtpSession, line: string, kind: "mail" | "rcpt"): Promise<Envelope | undefined> {
+/**
+ * Parses `FROM:<path> params` or `TO:<path> params`, with the parse and pre hooks; without a
+ * promise when neither is registered (it runs for every recipient).
+ */
+function parseEnvelope(s: SmtpSession, line: string, kind: "mail" | "rcpt"): Envelope | undefined | Promise<Envelope | undefined> {
   // The line arrives as bytes (latin1); an address with non-ASCII must be UTF-8 (RFC 6531).
   const utf8 = /[\x80-\xff]/.test(line);
   const rest = utf8 ? decodeUtf8(line) : line;
@@ -95,9 +98,39 @@ async function parseEnvelope(s: SmtpSession, line: string, kind: "mail" | "rcpt"
     s.send(REPLIES.badUtf8);
     return undefined;
   }
+  // Constant names: a name made per command would be hashed afresh at each look-up.
   const parseHook = kind === "mail" ? "mail_parse" : "rcpt_parse";
+  const preHook = kind === "mail" ? "mail_pre" : "rcpt_pre";
+  if (s.registry.has(parseHook) || s.registry.has(preHook)) return parseEnvelopeWithHooks(s, rest, kind, utf8, parseHook, preHook);
+  const split = splitEnvelope(s, rest, kind, NO_PARTS);
+  return split && envelope(s, split.path, split.params, kind, utf8);
+}
+
+async function parseEnvelopeWithHooks(
+  s: SmtpSession,
+  rest: string,
+  kind: "mail" | "rcpt",
+  utf8: boolean,
+  parseHook: "mail_parse" | "rcpt_parse",
+  preHook: "mail_pre" | "rcpt_pre",
+): Promise<Envelope | undefined> {
   const parsed = s.registry.has(parseHook) ? await parseWith(s, parseHook, kind, rest) : NO_PARTS;
   if (!parsed) return undefined;
+  const split = splitEnvelope(s, rest, kind, parsed);
+  if (!split) return undefined;
+  let path = split.path;
+  const pre = await s.runHooks(preHook, path, split.params);
+  if (pre.code === OK && pre.msg[0]) path = pre.msg[0];
+  return envelope(s, path, split.params, kind, utf8);
+}
+
+/** The path and parameters: a parse plugin's parts, or the default split; undefined after the error reply. */
+function splitEnvelope(
+  s: SmtpSession,
+  rest: string,
+  kind: "mail" | "rcpt",
+  parsed: readonly string[],
+): { path: string; params: Params } | undefined {
   let path: string;
   let words: readonly string[];
   if (parsed.length) {
@@ -116,12 +149,11 @@ async function parseEnvelope(s: SmtpSession, line: string, kind: "mail" | "rcpt"
     s.send(REPLIES.badParameters(params));
     return undefined;
   }
-  // Constant names: a name made per command would be hashed afresh at each look-up.
-  const preHook = kind === "mail" ? "mail_pre" : "rcpt_pre";
-  if (s.registry.has(preHook)) {
-    const pre = await s.runHooks(preHook, path, params);
-    if (pre.code === OK && pre.msg[0]) path = pre.msg[0];
-  }
+  return { path, params };
+}
+
+/** The envelope for `path`, or undefined after the error reply. */
+function envelope(s: SmtpSession, path: string, params: Params, kind: "mail" | "rcpt", utf8: boolean): Envelope | undefined {
   const address = Address.parse(path, utf8 ? UTF8_PATH : ASCII_PATH);
   if (!address || (kind === "rcpt" && address.isNull())) {
     s.send(kind === "mail" ? REPLIES.badSender : REPLIES.badRecipient);
@@ -141,7 +173,8 @@ async function cmdMail(s: SmtpSession, rest: string): Promise<void> {
     s.send(REPLIES.tooManyTransactions);
     return;
   }
-  const env = await parseEnvelope(s, rest, "mail");
+  const parsed = parseEnvelope(s, rest, "mail");
+  const env = parsed instanceof Promise ? await parsed : parsed;
   if (!env) return;
   const options = mailOptions(env.params, { databytes: s.limits.databytes, tls: s.connection.tls });
   if (isReply(options)) {
@@ -179,7 +212,8 @@ async function cmdRcpt(s: SmtpSession, rest: string): Promise<void> {
     s.send(REPLIES.tooManyRecipients);
     return;
   }
-  const env = await parseEnvelope(s, rest, "rcpt");
+  const parsed = parseEnvelope(s, rest, "rcpt");
+  const env = parsed instanceof Promise ? await parsed : parsed;
   if (!env) return;
   const dsn = rcptDsn(env.params);
   if (isReply(dsn)) {
@@ -192,7 +226,8 @@ async function cmdRcpt(s: SmtpSession, rest: string): Promise<void> {
   }
   const to = env.address;
   to.dsn = dsn;
-  const r = await s.runHooks("rcpt", to, env.params);
+  const running = s.runHooksNow("rcpt", to, env.params);
+  const r = running instanceof Promise ? await running : running;
   if (r.code === OK) {
     s.transaction.add_recipient(to);
     s.send(REPLIES.recipientOk(String(to)));

@@ -61,7 +61,8 @@ export interface HookRun {
   log(level: number, message: string, hook: string, plugin: string): void;
 }
 
-const NO_HOOKS: Outcome = { code: 0, msg: [] };
+/** The outcome of a hook nobody registered. */
+export const NO_HOOKS: Outcome = { code: 0, msg: [] };
 const DENY_CODES = new Set<number>([DENY, DENYSOFT, DENY_DISCONNECT, DENYSOFT_DISCONNECT]);
 /** Where a call that does not answer must not let the message through to the next plugin. */
 const STOP_ON_TIMEOUT = new Set<HookName>(["queue_pre", "queue"]);
@@ -84,8 +85,14 @@ export const NO_HOOKS_DONE: Promise<Outcome> = Promise.resolve(NO_HOOKS);
  * await per plugin.
  */
 export function runHooks<H extends HookName>(run: HookRun, hook: H, txn: Transaction, args: HookArgs[H]): Promise<Outcome> {
+  const r = runHooksNow(run, hook, txn, args);
+  return r instanceof Promise ? r : Promise.resolve(r);
+}
+
+/** runHooks, with the outcome itself when every plugin answered at once (the caller awaits only a promise). */
+export function runHooksNow<H extends HookName>(run: HookRun, hook: H, txn: Transaction, args: HookArgs[H]): Outcome | Promise<Outcome> {
   const chain = run.registry.chain(hook);
-  if (chain.length === 0) return NO_HOOKS_DONE;
+  if (chain.length === 0) return NO_HOOKS;
   const state = { timedOut: false };
   // Every plugin gets the same arguments: the array is made once per chain, not per call.
   const argv = [txn, ...args];
@@ -93,9 +100,9 @@ export function runHooks<H extends HookName>(run: HookRun, hook: H, txn: Transac
     const step = callAndDecide(run, chain[i]!, hook, txn, argv, state);
     if (step === NEXT) continue;
     if (step instanceof Promise) return finishChain(run, hook, txn, argv, chain, i + 1, step, state);
-    return Promise.resolve(step);
+    return step;
   }
-  return Promise.resolve(declined(state));
+  return declined(state);
 }
 
 /** The rest of a chain once a plugin answered with a promise. */

@@ -20,7 +20,7 @@ import { type Clock, sleep, type Timer } from "./clock.ts";
 import { COMMANDS } from "./commands.ts";
 import { connectionControl, type Endpoints, SmtpConnection } from "./connection.ts";
 import { SessionCall } from "./hook_context.ts";
-import { type HookRun, NO_HOOKS_DONE, type Outcome, runHooks, type RunnerSession } from "./hook_runner.ts";
+import { type HookRun, NO_HOOKS, NO_HOOKS_DONE, type Outcome, runHooks, runHooksNow, type RunnerSession } from "./hook_runner.ts";
 import { type Limits, readLimits } from "./limits.ts";
 import { PluginSession } from "./plugin_session.ts";
 import type { Registry } from "./registry.ts";
@@ -754,6 +754,10 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
   runHooks<H extends HookName>(hook: H, ...args: HookArgs[H]): Promise<Outcome> {
     // The hooks' first argument is the transaction, made when first asked for: not for a hook nobody registered.
     return this.registry.has(hook) ? runHooks(this, hook, this.transaction, args) : NO_HOOKS_DONE;
+  }
+
+  runHooksNow<H extends HookName>(hook: H, ...args: HookArgs[H]): Outcome | Promise<Outcome> {
+    return this.registry.has(hook) ? runHooksNow(this, hook, this.transaction, args) : NO_HOOKS;
   }
 
   recordReturn(plugin: string, hook: HookName, code: number): void {

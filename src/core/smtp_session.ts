@@ -41,6 +41,8 @@ export interface SmtpSession {
   hasTransaction(): boolean;
   resetTransaction(): Promise<void>;
   runHooks<H extends HookName>(hook: H, ...args: HookArgs[H]): Promise<Outcome>;
+  /** runHooks, with the outcome itself when no plugin answered with a promise (for the per-recipient path). */
+  runHooksNow<H extends HookName>(hook: H, ...args: HookArgs[H]): Outcome | Promise<Outcome>;
   /** Writes a reply from the table; `text` (a plugin's lines) replaces its own text. */
   send(reply: Reply, text?: readonly string[]): void;
   /** Writes a reply a plugin composed itself. */

@@ -138,6 +138,21 @@ describe("limits and abuse", () => {
     }
   });
 
+  test("mail_pre and rcpt_pre may give the path to use instead; a parse plugin's parts come first", async () => {
+    const { t } = await mta();
+    t.mockHook("mail_pre", (_txn, path) => [OK, path.replace("a@", "sender@")]);
+    t.mockHook("rcpt_pre", (_txn, path) => (path === "<b@example.org>" ? [OK, "<c@example.org>"] : DECLINED));
+    t.mockHook("rcpt_parse", () => [OK, (_verb: string, line: string) => [OK, line.replace(/^to:/i, ""), "NOTIFY=NEVER"]]);
+    await t.command("EHLO client.example");
+    expect((await t.command("MAIL FROM:<a@example.net>")).text).toContain("<sender@example.net>, sender OK");
+    expect((await t.command("RCPT TO:<b@example.org>")).text).toContain("<c@example.org>, recipient ok");
+    expect((await t.command("RCPT TO:<d@example.org>")).text).toContain("<d@example.org>, recipient ok");
+    expect(t.transaction.recipients().map((r) => [String(r), r.dsn?.notify])).toEqual([
+      ["<c@example.org>", ["NEVER"]],
+      ["<d@example.org>", ["NEVER"]],
+    ]);
+  });
+
   test("a command whose handling throws gets 451, is counted as an error, and the session goes on", async () => {
     const t = await TestSession.start({ config: { max_errors: "2" } });
     // A mail_parse plugin whose parser throws: the throw comes out of the MAIL handler itself.
