@@ -18,11 +18,13 @@ import { isReply, mailOptions, rcptDsn } from "./esmtp_params.ts";
 import { refuse } from "./refusals.ts";
 import { REPLIES } from "./replies.ts";
 import type { SmtpSession } from "./smtp_session.ts";
+import type { Outcome } from "./hook_runner.ts";
 import { parseWith } from "./parse_hooks.ts";
 import { freeSpace } from "./spool.ts";
 import { transactionControl } from "./transaction.ts";
 
-export type CommandHandler = (s: SmtpSession, rest: string) => Promise<void>;
+/** A command: its answer written when it returns undefined, else when the promise settles. */
+export type CommandHandler = (s: SmtpSession, rest: string) => Promise<void> | undefined;
 
 async function cmdHelo(s: SmtpSession, rest: string, verb: "helo" | "ehlo" = "helo"): Promise<void> {
   const conn = s.connection;
@@ -203,38 +205,49 @@ async function cmdMail(s: SmtpSession, rest: string): Promise<void> {
   s.send(REPLIES.senderOk(String(from)));
 }
 
-async function cmdRcpt(s: SmtpSession, rest: string): Promise<void> {
+/**
+ * RCPT, without a promise when nothing asks for one: it comes several times a message, and an
+ * accepted recipient whose plugins all answered at once is answered at once.
+ */
+function cmdRcpt(s: SmtpSession, rest: string): Promise<void> | undefined {
   if (!s.hasTransaction() || !s.transaction.sender()) {
     s.send(REPLIES.mailFirst);
-    return;
+    return undefined;
   }
   if (s.transaction.recipients().length >= s.limits.maxRcpt) {
     s.send(REPLIES.tooManyRecipients);
-    return;
+    return undefined;
   }
   const parsed = parseEnvelope(s, rest, "rcpt");
-  const env = parsed instanceof Promise ? await parsed : parsed;
-  if (!env) return;
+  return parsed instanceof Promise ? parsed.then((env) => rcptFor(s, env)) : rcptFor(s, parsed);
+}
+
+function rcptFor(s: SmtpSession, env: Envelope | undefined): Promise<void> | undefined {
+  if (!env) return undefined;
   const dsn = rcptDsn(env.params);
   if (isReply(dsn)) {
     s.send(dsn);
-    return;
+    return undefined;
   }
   if (env.utf8 && env.address.isUtf8() && !s.transaction.mail_options().smtputf8) {
     s.send(REPLIES.utf8WithoutSmtputf8);
-    return;
+    return undefined;
   }
   const to = env.address;
   to.dsn = dsn;
   const running = s.runHooksNow("rcpt", to, env.params);
-  const r = running instanceof Promise ? await running : running;
+  return running instanceof Promise ? running.then((r) => rcptAnswer(s, to, r)) : rcptAnswer(s, to, running);
+}
+
+function rcptAnswer(s: SmtpSession, to: Address, r: Outcome): Promise<void> | undefined {
   if (r.code === OK) {
     s.transaction.add_recipient(to);
     s.send(REPLIES.recipientOk(String(to)));
-    return;
+    return undefined;
   }
-  if (await refuse(s, r, REPLIES.rcptRefusals)) return;
-  s.send(REPLIES.noRcptPlugin);
+  return refuse(s, r, REPLIES.rcptRefusals).then((refused) => {
+    if (!refused) s.send(REPLIES.noRcptPlugin);
+  });
 }
 
 async function cmdRset(s: SmtpSession): Promise<void> {

@@ -67,7 +67,10 @@ async function receive(s: SmtpSession, txn: SmtpTransaction): Promise<Received> 
     }
     const r = dec.feed(chunk, onDisk ? scratch : undefined);
     // In memory the decoder's output is a fresh buffer each time: the spool may keep it without a copy.
-    if (!dec.bareNewline && !dec.nul && !(await intake.push(r.content, !onDisk))) return "gone";
+    if (!dec.bareNewline && !dec.nul) {
+      const pushed = intake.push(r.content, !onDisk);
+      if (!(pushed instanceof Promise ? await pushed : pushed)) return "gone";
+    }
     if (r.done) {
       s.input.unshift(r.rest);
       break;

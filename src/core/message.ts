@@ -9,6 +9,7 @@ import { DECLINED, DENY, DENY_DISCONNECT, DENYSOFT, DENYSOFT_DISCONNECT, DONE, L
 import { Header } from "../api/header.ts";
 import { VERSION } from "../api/version.ts";
 import { HeaderBlock } from "../smtp/header_block.ts";
+import type { Outcome } from "./hook_runner.ts";
 import { refusalReply, refuse } from "./refusals.ts";
 import { REPLIES, type Reply } from "./replies.ts";
 import type { SmtpSession } from "./smtp_session.ts";
@@ -39,7 +40,7 @@ export class Intake {
    * Adds content; false when a data_headers_end plugin ended the session. `owned`: the bytes are
    * the caller's own fresh buffer, kept as they are rather than copied.
    */
-  async push(content: Uint8Array, owned = false): Promise<boolean> {
+  push(content: Uint8Array, owned = false): boolean | Promise<boolean> {
     if (!this.accepting || content.length === 0) return true;
     const header = this.#header;
     if (header) {
@@ -52,9 +53,16 @@ export class Intake {
         this.#txn.header(Header.parse(header.text(end.header)));
         transactionControl.setBodyStart(this.#txn, end.body);
         this.#header = undefined;
-        if (!(await headersEnd(this.#s))) return false;
+        // A promise only when a data_headers_end plugin answers with one (or ends the session).
+        const going = headersEnd(this.#s);
+        if (going instanceof Promise) return going.then((on) => on && this.#store(content, owned));
+        if (!going) return false;
       }
     }
+    return this.#store(content, owned);
+  }
+
+  #store(content: Uint8Array, owned: boolean): true {
     try {
       transactionControl.write(this.#txn, content, owned);
     } catch (e) {
@@ -75,7 +83,8 @@ export class Intake {
       this.#txn.header(Header.parse(this.#header.text(end.header)));
       transactionControl.setBodyStart(this.#txn, end.body);
       this.#header = undefined;
-      if (!(await headersEnd(this.#s))) return "gone";
+      const going = headersEnd(this.#s);
+      if (!(going instanceof Promise ? await going : going)) return "gone";
     }
     return "ok";
   }
@@ -150,17 +159,19 @@ export async function refuseReceived(s: SmtpSession, got: Exclude<Received, "ok"
 }
 
 /** Fires data_headers_end; returns false when a plugin ended the session. */
-async function headersEnd(s: SmtpSession): Promise<boolean> {
-  const r = await s.runHooks("data_headers_end");
+function headersEnd(s: SmtpSession): boolean | Promise<boolean> {
+  const r = s.runHooksNow("data_headers_end");
+  return r instanceof Promise ? r.then((o) => headersEndAnswer(s, o)) : headersEndAnswer(s, r);
+}
+
+function headersEndAnswer(s: SmtpSession, r: Outcome): true | Promise<false> {
   if (r.code === DENY_DISCONNECT) {
     s.send(REPLIES.headersEndDenied, r.msg);
-    await s.disconnect();
-    return false;
+    return s.disconnect().then(() => false);
   }
   if (r.code === DENYSOFT_DISCONNECT) {
     s.send(REPLIES.headersEndDeferred, r.msg);
-    await s.disconnect();
-    return false;
+    return s.disconnect().then(() => false);
   }
   return true;
 }
@@ -168,14 +179,17 @@ async function headersEnd(s: SmtpSession): Promise<boolean> {
 /** The message is in: the header hooks and headers, data_post, then the queue. */
 export async function finishMessage(s: SmtpSession, txn: SmtpTransaction): Promise<void> {
   const header = txn.header() ?? txn.header(new Header())!;
-  await s.runHooks("data_post_headers");
+  // Each stage awaited only when its plugins answered with a promise: most have no plugins.
+  const headers = s.runHooksNow("data_post_headers");
+  if (headers instanceof Promise) await headers;
   const authservId = s.config("me-auth-results") ?? s.me;
   if (authservId !== "none") {
     // RFC 8601 §5: a field that claims our authserv-id came from outside: it goes, signed or not.
     removeForged(header, authservId);
     if (!dkimCoversAuthResults(header)) header.rename("Authentication-Results", "Original-Authentication-Results");
   }
-  header.add("Received", await receivedLine(s), 0);
+  const received = receivedLine(s);
+  header.add("Received", received instanceof Promise ? await received : received, 0);
   if (authservId !== "none") header.add("Authentication-Results", authResults(s, txn, authservId), 0);
 
   const post = await s.runHooks("data_post");
@@ -211,7 +225,8 @@ function answered(s: SmtpSession, code: number, plugin: string | undefined): voi
 }
 
 async function queue(s: SmtpSession): Promise<void> {
-  const pre = await s.runHooks("queue_pre");
+  const queuePre = s.runHooksNow("queue_pre");
+  const pre = queuePre instanceof Promise ? await queuePre : queuePre;
   if (pre.code === DONE) {
     await s.resetTransaction();
     return;
@@ -229,14 +244,16 @@ async function queue(s: SmtpSession): Promise<void> {
     answered(s, reply.code, r.plugin);
     s.send(reply, r.msg);
   } else answered(s, 250, r.plugin); // DONE: the plugin answered itself
-  const post = await s.runHooks("queue_post");
+  const queuePost = s.runHooksNow("queue_post");
+  const post = queuePost instanceof Promise ? await queuePost : queuePost;
   if (post.code !== OK && post.code !== 0 && post.code !== DECLINED) {
     s.log(LOGERROR, `queue_post: ${post.msg.join(" ")}`);
   }
   await s.resetTransaction();
 }
 
-async function receivedLine(s: SmtpSession): Promise<string> {
+/** The Received field's value: a received_line plugin's, or ours (without a promise when no plugin answers with one). */
+function receivedLine(s: SmtpSession): string | Promise<string> {
   const c = s.connection;
   // RFC 3848, and RFC 6531 3.7.3 for a message sent with SMTPUTF8.
   let proto = s.transaction.mail_options().smtputf8 ? "UTF8SMTP" : c.hello === "helo" ? "SMTP" : "ESMTP";
@@ -244,8 +261,13 @@ async function receivedLine(s: SmtpSession): Promise<string> {
   if (s.authenticated()) proto += "A";
   const authHeader = s.authenticated() ? `(smtp-auth username ${s.authUser}, mechanism ${s.authMechanism})` : "";
   const sslHeader = c.tls ? `(${c.tls_cipher} encrypted)` : "";
-  const r = await s.runHooks("received_line", proto, authHeader, sslHeader);
+  const r = s.runHooksNow("received_line", proto, authHeader, sslHeader);
+  return r instanceof Promise ? r.then((o) => receivedText(s, o, proto, sslHeader)) : receivedText(s, r, proto, sslHeader);
+}
+
+function receivedText(s: SmtpSession, r: Outcome, proto: string, sslHeader: string): string {
   if (r.code === OK && r.msg.length) return r.msg.join("\n");
+  const c = s.connection;
   const helo = (c.hello_host ?? "").replace(/[^\x21-\x7e]/g, "?");
   return `from ${c.remote_info} (HELO ${helo}) (${c.remote_ip})\n by ${s.me} (qpsmtpd/${VERSION}) with ${proto}${
     sslHeader ? ` ${sslHeader}` : ""

@@ -511,17 +511,17 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
         }
         const line = typeof step === "string" || step === undefined ? step : await this.#lineFrom(step, max);
         if (line === undefined) break;
-        // Awaited here rather than in #dispatch: one async frame fewer per command.
-        const running = this.#dispatch(line);
-        if (running === undefined) continue;
-        const verb = this.#verb;
+        // Awaited here rather than in #dispatch: one async frame fewer per command, none for a
+        // command answered at once.
+        this.#verb = undefined;
         try {
-          await running;
+          const running = this.#dispatch(line);
+          if (running !== undefined) await running;
         } catch (e) {
-          if (verb === undefined) throw e;
-          await this.#commandFailed(verb, e);
+          if (this.#verb === undefined) throw e;
+          await this.#commandFailed(this.#verb, e);
         }
-        if (verb !== undefined && this.#lastCode >= 400 && !this.#closed) this.#countError();
+        if (this.#verb !== undefined && this.#lastCode >= 400 && !this.#closed) this.#countError();
       }
     } catch (e) {
       this.log(LOGERROR, `session failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
@@ -563,8 +563,8 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
   }
 
   /**
-   * Starts one command line. Undefined when it was answered at once; else what run awaits,
-   * with `#verb` the verb whose handler runs (undefined when the line ends the session).
+   * Starts one command line: undefined when it was answered at once, else what run awaits.
+   * `#verb` is then the verb whose handler ran (undefined for a line refused before any handler).
    */
   #dispatch(line: string): Promise<void> | undefined {
     this.commandCounter++;
@@ -584,7 +584,6 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
     if (!known && isForbiddenCommand(line)) {
       this.log(LOGWARN, `non-SMTP command "${line.slice(0, 40)}", closing connection`);
       this.send(REPLIES.notSmtp);
-      this.#verb = undefined;
       return this.disconnect();
     }
     const handler = known || isVerb(verb) ? COMMANDS[verb] : undefined;

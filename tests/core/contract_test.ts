@@ -211,7 +211,7 @@ const TABLE: Partial<Record<HookName, Row>> = {
 const MESSAGE = "Subject: contract\n\nbody\n";
 
 /** Runs the session up to `hook`'s stage and returns the replies that stage's input caused. */
-async function drive(hook: HookName, code: CodeName): Promise<{ codes: number[]; closed: boolean }> {
+async function drive(hook: HookName, code: CodeName, later = false): Promise<{ codes: number[]; closed: boolean }> {
   const t = await TestSession.start();
   let greeting: number[] = [];
   if (hook === "connect" || hook === "pre-connection") {
@@ -221,7 +221,8 @@ async function drive(hook: HookName, code: CodeName): Promise<{ codes: number[];
     greeting = c.replies.map((r) => r.code);
     return { codes: greeting, closed: c.closed };
   }
-  if (code !== "none") t.mockHook(hook, () => CODES[code]);
+  // `later`: the plugin answers with a promise (the engine takes an answer given at once without one).
+  if (code !== "none") t.mockHook(hook, later ? () => Promise.resolve(CODES[code]) : () => CODES[code]);
   if (hook !== "rcpt") t.mockHook("rcpt", () => OK);
   if (hook !== "queue") t.mockHook("queue", () => OK);
   const run = async (...lines: string[]): Promise<number[]> => {
@@ -285,11 +286,13 @@ async function drive(hook: HookName, code: CodeName): Promise<{ codes: number[];
 describe("hook × return code → reply", () => {
   for (const [hook, row] of Object.entries(TABLE) as Array<[HookName, Row]>) {
     for (const [code, [reply, closed]] of Object.entries(row) as Array<[CodeName, Expect]>) {
-      test(`${hook} ${code} → ${reply ?? "no reply"}${closed ? " + disconnect" : ""}`, async () => {
-        const r = await drive(hook, code);
-        if (reply === null) expect(r.codes.filter((c) => c !== 221)).toEqual([]);
-        else expect(r.codes[0]).toBe(reply);
-        expect(r.closed).toBe(closed);
+      test(`${hook} ${code} → ${reply ?? "no reply"}${closed ? " + disconnect" : ""}, answered at once and by a promise`, async () => {
+        for (const later of [false, true]) {
+          const r = await drive(hook, code, later);
+          if (reply === null) expect(r.codes.filter((c) => c !== 221)).toEqual([]);
+          else expect(r.codes[0]).toBe(reply);
+          expect(r.closed).toBe(closed);
+        }
       });
     }
   }
