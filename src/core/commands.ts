@@ -15,7 +15,7 @@ import { connectionControl } from "./connection.ts";
 import { cmdBdat } from "./bdat.ts";
 import { cmdData } from "./data.ts";
 import { isReply, mailOptions, rcptDsn } from "./esmtp_params.ts";
-import { refuse } from "./refusals.ts";
+import { refuse, refuseNow } from "./refusals.ts";
 import { REPLIES } from "./replies.ts";
 import type { SmtpSession } from "./smtp_session.ts";
 import type { Outcome } from "./hook_runner.ts";
@@ -26,24 +26,49 @@ import { transactionControl } from "./transaction.ts";
 /** A command: its answer written when it returns undefined, else when the promise settles. */
 export type CommandHandler = (s: SmtpSession, rest: string) => Promise<void> | undefined;
 
-async function cmdHelo(s: SmtpSession, rest: string, verb: "helo" | "ehlo" = "helo"): Promise<void> {
-  const conn = s.connection;
-  if (conn.hello) {
+/** HELO and EHLO, without a promise when nothing asks for one (they come once a connection). */
+function cmdHelo(s: SmtpSession, rest: string, verb: "helo" | "ehlo" = "helo"): Promise<void> | undefined {
+  if (s.connection.hello) {
     s.send(REPLIES.alreadyGreeted);
-    return;
+    return undefined;
   }
   const parseHook = verb === "helo" ? "helo_parse" : "ehlo_parse";
-  const parsed = s.registry.has(parseHook) ? await parseWith(s, parseHook, verb, rest) : NO_PARTS;
+  if (s.registry.has(parseHook)) return heloParsed(s, rest, verb, parseHook);
+  return heloWith(s, verb, rest.split(/ +/).filter(Boolean));
+}
+
+async function heloParsed(s: SmtpSession, rest: string, verb: "helo" | "ehlo", parseHook: "helo_parse" | "ehlo_parse"): Promise<void> {
+  const parsed = await parseWith(s, parseHook, verb, rest);
   if (!parsed) return;
-  const [host, ...extra] = parsed.length ? parsed : rest.split(/ +/).filter(Boolean);
+  await heloWith(s, verb, parsed.length ? parsed : rest.split(/ +/).filter(Boolean));
+}
+
+function heloWith(s: SmtpSession, verb: "helo" | "ehlo", words: readonly string[]): Promise<void> | undefined {
+  const [host, ...extra] = words;
   if (!host) {
     s.send(REPLIES.heloNeedsDomain(verb));
-    return;
+    return undefined;
   }
   // RFC 5321 4.1.4: a greeting also resets any transaction.
-  await s.resetTransaction();
-  const r = await s.runHooks(verb, host, ...extra);
-  if (await refuse(s, r, REPLIES.heloRefusals)) return;
+  const reset = s.resetTransactionNow();
+  return reset ? reset.then(() => heloHooks(s, verb, host, extra)) : heloHooks(s, verb, host, extra);
+}
+
+function heloHooks(s: SmtpSession, verb: "helo" | "ehlo", host: string, extra: string[]): Promise<void> | undefined {
+  const r = s.runHooksNow(verb, host, ...extra);
+  return r instanceof Promise ? r.then((o) => heloAnswer(s, verb, host, o)) : heloAnswer(s, verb, host, r);
+}
+
+function heloAnswer(s: SmtpSession, verb: "helo" | "ehlo", host: string, r: Outcome): Promise<void> | undefined {
+  const refused = refuseNow(s, r, REPLIES.heloRefusals);
+  if (refused instanceof Promise) return refused.then((done) => done ? undefined : greet(s, verb, host));
+  if (!refused) greet(s, verb, host);
+  return undefined;
+}
+
+/** The answer to a greeting that no plugin refused. */
+function greet(s: SmtpSession, verb: "helo" | "ehlo", host: string): void {
+  const conn = s.connection;
   connectionControl.greeted(conn, verb, host);
   const hi = `${s.me} Hi ${conn.remote_info} [${conn.remote_ip}]`;
   if (verb === "helo") {
@@ -289,10 +314,14 @@ async function cmdHelp(s: SmtpSession, rest: string): Promise<void> {
   );
 }
 
-async function cmdQuit(s: SmtpSession): Promise<void> {
-  const r = await s.runHooks("quit");
+function cmdQuit(s: SmtpSession): Promise<void> {
+  const r = s.runHooksNow("quit");
+  return r instanceof Promise ? r.then((o) => quitAnswer(s, o)) : quitAnswer(s, r);
+}
+
+function quitAnswer(s: SmtpSession, r: Outcome): Promise<void> {
   if (r.code !== DONE) s.send(REPLIES.quit(s.me));
-  await s.disconnect();
+  return s.disconnect();
 }
 
 /** The command table; AUTH is only reachable after an EHLO that advertised it. */

@@ -27,12 +27,24 @@ export function refusalReply(code: number, table: Refusals): Reply | undefined {
  * Answers a DENY-family outcome as `table` says (the plugin's text, else the default). Returns
  * true when the command is finished: refused, or DONE (the plugin answered itself).
  */
-export async function refuse(s: SmtpSession, r: Outcome, table: Refusals): Promise<boolean> {
+export function refuse(s: SmtpSession, r: Outcome, table: Refusals): Promise<boolean> {
+  const refused = refuseNow(s, r, table);
+  return refused instanceof Promise ? refused : Promise.resolve(refused);
+}
+
+/** refuse, without a promise when nothing is waited for (no reset with plugins, no disconnect). */
+export function refuseNow(s: SmtpSession, r: Outcome, table: Refusals): boolean | Promise<boolean> {
   if (r.code === DONE) return true;
   const answer = refusalReply(r.code, table);
   if (!answer) return false;
   s.send(answer, r.msg);
-  if (table.reset) await s.resetTransaction();
-  if (r.code === DENY_DISCONNECT || r.code === DENYSOFT_DISCONNECT) await s.disconnect();
+  const reset = table.reset ? s.resetTransactionNow() : undefined;
+  const disconnect = r.code === DENY_DISCONNECT || r.code === DENYSOFT_DISCONNECT;
+  return reset || disconnect ? finishRefusal(s, reset, disconnect) : true;
+}
+
+async function finishRefusal(s: SmtpSession, reset: Promise<void> | undefined, disconnect: boolean): Promise<true> {
+  if (reset) await reset;
+  if (disconnect) await s.disconnect();
   return true;
 }

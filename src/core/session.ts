@@ -118,6 +118,8 @@ function newId(): string {
 /** Why a wait for the client's input ended. */
 export type Waited = "woken" | "timeout" | "eof";
 
+const SETTLED: Promise<void> = Promise.resolve();
+
 /** #look's answer: look again at once. */
 const AGAIN = Symbol("again");
 /** What one look for a line says (see #look). */
@@ -496,7 +498,8 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
   /** Runs the session to its end: connect hooks, greeting, then commands. */
   async run(): Promise<void> {
     try {
-      await this.#connect();
+      const connecting = this.#connect();
+      if (connecting) await connecting;
       while (!this.#closed) {
         // The check before the call: an await per command only when output really is backed up.
         if (this.#out.length + this.#transport.backlog() >= OUT_HIGH && !(await this.#throttle())) break;
@@ -532,17 +535,23 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
   }
 
   /** The connect hooks, then the greeting (or the refusal). */
-  async #connect(): Promise<void> {
-    const r = await this.runHooks("connect");
+  #connect(): Promise<void> | undefined {
+    const r = this.runHooksNow("connect");
+    return r instanceof Promise ? r.then((o) => this.#greet(o)) : this.#greet(r);
+  }
+
+  /** The greeting, or the refusal, for the connect hooks' outcome. */
+  #greet(r: Outcome): Promise<void> | undefined {
     if (r.code === DENY || r.code === DENY_DISCONNECT) {
       this.send(REPLIES.connectDenied, r.msg);
-      await this.disconnect();
-    } else if (r.code === DENYSOFT || r.code === DENYSOFT_DISCONNECT) {
-      this.send(REPLIES.connectDeferred, r.msg);
-      await this.disconnect();
-    } else if (r.code !== DONE) {
-      this.send(REPLIES.greeting(this.greeting()));
+      return this.disconnect();
     }
+    if (r.code === DENYSOFT || r.code === DENYSOFT_DISCONNECT) {
+      this.send(REPLIES.connectDeferred, r.msg);
+      return this.disconnect();
+    }
+    if (r.code !== DONE) this.send(REPLIES.greeting(this.greeting()));
+    return undefined;
   }
 
   /**
@@ -660,15 +669,32 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
     return this.#txn !== undefined;
   }
 
-  async resetTransaction(): Promise<void> {
+  resetTransaction(): Promise<void> {
+    return this.resetTransactionNow() ?? SETTLED;
+  }
+
+  resetTransactionNow(): Promise<void> | undefined {
     const t = this.#txn;
-    if (!t) return;
+    if (!t) return undefined;
+    // Without reset_transaction plugins nothing is waited for: this comes twice a connection.
+    if (!this.registry.has("reset_transaction")) {
+      this.#drop(t);
+      return undefined;
+    }
+    return this.#resetWithHooks(t);
+  }
+
+  async #resetWithHooks(t: SmtpTransaction): Promise<void> {
     try {
       await this.runHooks("reset_transaction");
     } finally {
-      transactionControl.destroy(t);
-      if (this.#txn === t) this.#txn = undefined;
+      this.#drop(t);
     }
+  }
+
+  #drop(t: SmtpTransaction): void {
+    transactionControl.destroy(t);
+    if (this.#txn === t) this.#txn = undefined;
   }
 
   async disconnect(): Promise<void> {

@@ -40,6 +40,8 @@ export interface SmtpSession {
   readonly commandCounter: number;
   hasTransaction(): boolean;
   resetTransaction(): Promise<void>;
+  /** resetTransaction, undefined when it is done at once (no reset_transaction plugin). */
+  resetTransactionNow(): Promise<void> | undefined;
   runHooks<H extends HookName>(hook: H, ...args: HookArgs[H]): Promise<Outcome>;
   /** runHooks, with the outcome itself when no plugin answered with a promise (for the per-recipient path). */
   runHooksNow<H extends HookName>(hook: H, ...args: HookArgs[H]): Outcome | Promise<Outcome>;
