@@ -6,6 +6,7 @@
 import { Address } from "../api/address.ts";
 import { VERSION } from "../api/version.ts";
 import { DENY, DENY_DISCONNECT, DONE, LOGERROR, OK } from "../api/codes.ts";
+import type { MailOptions } from "../api/esmtp.ts";
 import type { Params } from "../api/hooks.ts";
 import { parsePathArgument } from "../api/path_argument.ts";
 import { parseParams } from "../smtp/command.ts";
@@ -15,7 +16,7 @@ import { connectionControl } from "./connection.ts";
 import { cmdBdat } from "./bdat.ts";
 import { cmdData } from "./data.ts";
 import { isReply, mailOptions, rcptDsn } from "./esmtp_params.ts";
-import { refuse, refuseNow } from "./refusals.ts";
+import { finishes, refuse, refuseNow } from "./refusals.ts";
 import { REPLIES } from "./replies.ts";
 import type { SmtpSession } from "./smtp_session.ts";
 import type { Outcome } from "./hook_runner.ts";
@@ -189,28 +190,36 @@ function envelope(s: SmtpSession, path: string, params: Params, kind: "mail" | "
   return { address, params, utf8 };
 }
 
-async function cmdMail(s: SmtpSession, rest: string): Promise<void> {
+/** MAIL, without a promise when nothing asks for one (as RCPT). */
+function cmdMail(s: SmtpSession, rest: string): Promise<void> | undefined {
   if (!s.connection.hello) {
     s.send(REPLIES.helloFirst);
-    return;
+    return undefined;
   }
   // A MAIL inside an open transaction starts a new one (qmail behaviour).
-  if (s.hasTransaction() && s.transaction.sender()) await s.resetTransaction();
+  const reset = s.hasTransaction() && s.transaction.sender() ? s.resetTransactionNow() : undefined;
+  return reset ? reset.then(() => mailFrom(s, rest)) : mailFrom(s, rest);
+}
+
+function mailFrom(s: SmtpSession, rest: string): Promise<void> | undefined {
   if (s.limits.maxMail > 0 && s.transactions >= s.limits.maxMail) {
     s.send(REPLIES.tooManyTransactions);
-    return;
+    return undefined;
   }
   const parsed = parseEnvelope(s, rest, "mail");
-  const env = parsed instanceof Promise ? await parsed : parsed;
-  if (!env) return;
+  return parsed instanceof Promise ? parsed.then((env) => mailFor(s, env)) : mailFor(s, parsed);
+}
+
+function mailFor(s: SmtpSession, env: Envelope | undefined): Promise<void> | undefined {
+  if (!env) return undefined;
   const options = mailOptions(env.params, { databytes: s.limits.databytes, tls: s.connection.tls });
   if (isReply(options)) {
     s.send(options);
-    return;
+    return undefined;
   }
   if (env.utf8 && env.address.isUtf8() && !options.smtputf8) {
     s.send(REPLIES.utf8WithoutSmtputf8);
-    return;
+    return undefined;
   }
   // RFC 5321 4.5.3.1.10 / Postfix queue_minfree: refuse while the spool cannot take the message.
   const need = Math.max(s.limits.spoolMinFree, 1.5 * Math.max(s.limits.databytes, options.size ?? 0));
@@ -218,11 +227,22 @@ async function cmdMail(s: SmtpSession, rest: string): Promise<void> {
   if (freeSpace(spool) < need) {
     s.log(LOGERROR, `spool disk ${spool} has less than ${need} bytes free`);
     s.send(REPLIES.spoolFull);
-    return;
+    return undefined;
   }
   const from = env.address;
-  const r = await s.runHooks("mail", from, env.params);
-  if (await refuse(s, r, REPLIES.mailRefusals(String(from)))) return;
+  const r = s.runHooksNow("mail", from, env.params);
+  return r instanceof Promise ? r.then((o) => mailAnswer(s, from, options, o)) : mailAnswer(s, from, options, r);
+}
+
+function mailAnswer(s: SmtpSession, from: Address, options: MailOptions, r: Outcome): Promise<void> | undefined {
+  // The refusal texts name the sender: made only for a refusal.
+  const refused = finishes(r.code) ? refuseNow(s, r, REPLIES.mailRefusals(String(from))) : false;
+  if (refused instanceof Promise) return refused.then((done) => done ? undefined : acceptSender(s, from, options));
+  if (!refused) acceptSender(s, from, options);
+  return undefined;
+}
+
+function acceptSender(s: SmtpSession, from: Address, options: MailOptions): void {
   s.transaction.sender(from);
   transactionControl.setMailOptions(s.transaction, options);
   s.transactions++;

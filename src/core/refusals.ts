@@ -23,6 +23,11 @@ export function refusalReply(code: number, table: Refusals): Reply | undefined {
   }
 }
 
+/** Whether refuse finishes the command for `code`: DONE, or a DENY-family code. */
+export function finishes(code: number): boolean {
+  return code === DONE || code === DENY || code === DENYSOFT || code === DENY_DISCONNECT || code === DENYSOFT_DISCONNECT;
+}
+
 /**
  * Answers a DENY-family outcome as `table` says (the plugin's text, else the default). Returns
  * true when the command is finished: refused, or DONE (the plugin answered itself).

@@ -3,7 +3,7 @@ import { createHmac } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DECLINED, DENY, OK } from "qpsmtpd";
+import { DECLINED, DENY, DENYSOFT, OK } from "qpsmtpd";
 import type { Transaction } from "qpsmtpd";
 import { FakeClock } from "../../src/testing/fake_clock.ts";
 import { TestSession, type TestSessionOptions } from "../../src/testing/harness.ts";
@@ -136,6 +136,27 @@ describe("limits and abuse", () => {
       expect(r[0]!.code).toBe(554);
       expect(t.closed).toBe(true);
     }
+  });
+
+  test("a refused sender is named in the default text; a MAIL inside a transaction starts a new one", async () => {
+    const { t } = await mta();
+    let resets = 0;
+    t.mockHook("reset_transaction", () => void resets++);
+    t.mockHook("mail", (_txn, from) => (from.user === "no" ? DENY : from.user === "later" ? Promise.resolve(DENYSOFT) : DECLINED));
+    await t.command("EHLO client.example");
+    expect(await t.command("MAIL FROM:<no@example.net>")).toMatchObject({ code: 550, status: "5.7.1", text: "<no@example.net>, denied" });
+    expect(await t.command("MAIL FROM:<later@example.net>")).toMatchObject({
+      code: 450,
+      status: "4.7.1",
+      text: "<later@example.net>, temporarily denied",
+    });
+    expect((await t.command("MAIL FROM:<a@example.net>")).code).toBe(250);
+    expect((await t.command("RCPT TO:<b@example.org>")).code).toBe(250);
+    const before = resets;
+    expect((await t.command("MAIL FROM:<c@example.net>")).code).toBe(250);
+    expect(resets).toBe(before + 1);
+    expect(t.transaction.recipients()).toEqual([]);
+    expect(String(t.transaction.sender())).toBe("<c@example.net>");
   });
 
   test("mail_pre and rcpt_pre may give the path to use instead; a parse plugin's parts come first", async () => {
