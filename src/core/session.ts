@@ -670,7 +670,12 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
   }
 
   resetTransaction(): Promise<void> {
-    return this.resetTransactionNow() ?? SETTLED;
+    // A promise whatever happens, as before: callers chain .catch on it (#finish does).
+    try {
+      return this.resetTransactionNow() ?? SETTLED;
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   resetTransactionNow(): Promise<void> | undefined {
