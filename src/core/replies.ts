@@ -187,8 +187,8 @@ const HAS_STATUS = /^[245]\.\d{1,3}\.\d{1,3}(?: |$)/;
  */
 export function replyLines(reply: Reply, text: readonly string[] | undefined, enhanced: boolean): readonly string[] {
   const lines = text && text.length > 0 ? text : reply.lines;
-  if (reply.status === "" || (reply.qpsmtpd && !enhanced)) return lines;
-  return lines.map((l) => (HAS_STATUS.test(l) ? l : `${reply.status} ${l}`));
+  const prefix = statusPrefix(reply, enhanced);
+  return prefix === "" ? lines : lines.map((l) => (HAS_STATUS.test(l) ? l : prefix + l));
 }
 
 /**

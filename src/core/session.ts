@@ -5,7 +5,7 @@
  * `PluginSession` (`api`).
  * @module
  */
-import { randomBytes, randomFillSync } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import type { Address } from "../api/address.ts";
 import { DENY, DENY_DISCONNECT, DENYSOFT, DENYSOFT_DISCONNECT, DONE, LOGERROR, LOGINFO, LOGWARN, OK } from "../api/codes.ts";
@@ -21,11 +21,12 @@ import { COMMANDS } from "./commands.ts";
 import { connectionControl, type Endpoints, SmtpConnection } from "./connection.ts";
 import { SessionCall } from "./hook_context.ts";
 import { type HookRun, NO_HOOKS, NO_HOOKS_DONE, type Outcome, runHooks, runHooksNow, type RunnerSession } from "./hook_runner.ts";
-import { type Limits, readLimits } from "./limits.ts";
+import type { Limits } from "./limits.ts";
 import { PluginSession } from "./plugin_session.ts";
 import type { Registry } from "./registry.ts";
 import { REPLIES, type Reply, replyLines, statusPrefix } from "./replies.ts";
 import type { ServerHost } from "./server_host.ts";
+import { defaultSpoolDir, newId, sharedLimits } from "./session_setup.ts";
 import type { SmtpSession } from "./smtp_session.ts";
 import { SmtpTransaction, transactionControl } from "./transaction.ts";
 
@@ -67,52 +68,6 @@ function returnKey(hook: string): string {
   let key = RETURN_KEYS.get(hook);
   if (key === undefined) RETURN_KEYS.set(hook, key = `hook_${hook.replace(/\W/g, "_")}`);
   return key;
-}
-
-/** What `make` gives for `host`, made again after a second or a reload (as the config files are read). */
-function perSecond<T>(cache: WeakMap<ServerHost, { at: number; generation: number; value: T }>, host: ServerHost, make: () => T): T {
-  const now = host.clock.now();
-  const generation = host.configDir.generation;
-  const hit = cache.get(host);
-  if (hit && hit.generation === generation && now - hit.at < 1000 && now >= hit.at) return hit.value;
-  const value = make();
-  cache.set(host, { at: now, generation, value });
-  return value;
-}
-
-/**
- * The host's spool directory when no `spool_dir` is configured: it is wanted for every MAIL,
- * and asking makes a system call.
- */
-const spoolDirs = new WeakMap<ServerHost, { at: number; generation: number; value: string }>();
-function defaultSpoolDir(host: ServerHost): string {
-  return perSecond(spoolDirs, host, () => host.spoolDir());
-}
-
-/**
- * The limits from the config files, shared by the sessions that start within a second (they are
- * frozen): sixteen config lookups and an object per connection otherwise. A bad value is
- * reported by the session that reads it.
- */
-const limitsByHost = new WeakMap<ServerHost, { at: number; generation: number; value: Limits }>();
-function sharedLimits(s: Session): Limits {
-  const read = (): Limits => Object.freeze(readLimits(s.host.configDir, (m) => s.log(LOGERROR, m)));
-  // Overridden values (tests, `--config` tricks) change at will: read them each time.
-  return s.host.configDir.overrides.size === 0 ? perSecond(limitsByHost, s.host, read) : read();
-}
-
-/** Random bytes for connection ids, drawn a few hundred ids at a time rather than once a connection. */
-const idPool = Buffer.alloc(1024);
-let idAt = idPool.length;
-
-/** A connection id: 8 random hex digits. */
-function newId(): string {
-  if (idAt + 4 > idPool.length) {
-    randomFillSync(idPool);
-    idAt = 0;
-  }
-  idAt += 4;
-  return idPool.toString("hex", idAt - 4, idAt);
 }
 
 /** Why a wait for the client's input ended. */
@@ -187,7 +142,7 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
     this.clock = this.host.clock;
     this.#transport = opts.transport;
     this.#connection = new SmtpConnection(opts.endpoints, opts.id ?? newId(), opts.tlsCipher);
-    this.limits = sharedLimits(this);
+    this.limits = sharedLimits(this.host, (m) => this.log(LOGERROR, m));
     this.api = new PluginSession(this);
   }
 
@@ -451,30 +406,29 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
   /** Writes a reply from the table; `text` (a plugin's lines) replaces its own text. */
   send(reply: Reply, text?: readonly string[]): void {
     // Most replies are one line of the table's own: written without the arrays replyLines makes.
-    if (text === undefined && reply.lines.length === 1) {
-      if (this.#closed) return;
-      this.#lastCode = reply.code;
-      this.#out += `${reply.code} ${statusPrefix(reply, this.enhancedCodes)}${reply.lines[0]}\r\n`;
-      if (this.#out.length > 65536) this.flush();
-      return;
-    }
-    this.#write(reply.code, replyLines(reply, text, this.enhancedCodes));
+    this.#write(
+      reply.code,
+      text === undefined && reply.lines.length === 1
+        ? `${reply.code} ${statusPrefix(reply, this.enhancedCodes)}${reply.lines[0]}\r\n`
+        : formatReply(reply.code, replyLines(reply, text, this.enhancedCodes)),
+    );
   }
 
   /** Writes a reply a plugin composed itself. */
   respond(code: number, ...lines: string[]): void {
-    this.#write(code, splitLines(lines));
+    this.#write(code, formatReply(code, splitLines(lines)));
   }
 
   respondStatus(code: number, status: string, ...lines: string[]): void {
     const text = splitLines(lines);
-    this.#write(code, this.enhancedCodes ? text.map((l) => `${status} ${l}`) : text);
+    this.#write(code, formatReply(code, this.enhancedCodes ? text.map((l) => `${status} ${l}`) : text));
   }
 
-  #write(code: number, lines: readonly string[]): void {
+  /** Queues a reply's wire text (`code` is what the error count looks at). */
+  #write(code: number, wire: string): void {
     if (this.#closed) return;
     this.#lastCode = code;
-    this.#out += formatReply(code, lines);
+    this.#out += wire;
     if (this.#out.length > 65536) this.flush();
   }
 
