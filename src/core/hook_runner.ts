@@ -12,12 +12,14 @@ import {
   DENY_DISCONNECT,
   DENYSOFT,
   DENYSOFT_DISCONNECT,
+  DONE,
   isReturnCode,
   LOGCRIT,
   LOGDEBUG,
   LOGERROR,
   LOGINFO,
   LOGWARN,
+  OK,
   return_code,
 } from "../api/codes.ts";
 import type { HookArgs } from "../api/hooks.ts";
@@ -93,16 +95,22 @@ export function runHooks<H extends HookName>(run: HookRun, hook: H, txn: Transac
 export function runHooksNow<H extends HookName>(run: HookRun, hook: H, txn: Transaction, args: HookArgs[H]): Outcome | Promise<Outcome> {
   const chain = run.registry.chain(hook);
   if (chain.length === 0) return NO_HOOKS;
-  const state = { timedOut: false };
   // Every plugin gets the same arguments: the array is made once per chain, not per call.
   const argv = [txn, ...args];
   for (let i = 0; i < chain.length; i++) {
-    const step = callAndDecide(run, chain[i]!, hook, txn, argv, state);
+    const entry = chain[i]!;
+    const raw = call(run, entry, hook, argv);
+    // A call that answered at once cannot have timed out: the chain's state is needed only from a promise on.
+    if (raw instanceof Promise) {
+      const state = { timedOut: false };
+      return finishChain(run, hook, txn, argv, chain, i + 1, decideLater(run, hook, txn, entry, raw, state), state);
+    }
+    const step = decide(run, hook, txn, entry, raw, SYNC);
     if (step === NEXT) continue;
-    if (step instanceof Promise) return finishChain(run, hook, txn, argv, chain, i + 1, step, state);
+    if (step instanceof Promise) return finishChain(run, hook, txn, argv, chain, i + 1, step, { timedOut: false });
     return step;
   }
-  return declined(state);
+  return ALL_DECLINED;
 }
 
 /** The rest of a chain once a plugin answered with a promise. */
@@ -134,11 +142,30 @@ function callAndDecide(
   state: { timedOut: boolean },
 ): Step | Promise<Step> {
   const raw = call(run, entry, hook, argv);
-  return raw instanceof Promise ? raw.then((r) => decide(run, hook, txn, entry, r, state)) : decide(run, hook, txn, entry, raw, state);
+  return raw instanceof Promise ? decideLater(run, hook, txn, entry, raw, state) : decide(run, hook, txn, entry, raw, state);
 }
 
+/** decide, once a plugin's promise has settled (in a function of its own: the closure is made only for a promise). */
+function decideLater(
+  run: HookRun,
+  hook: HookName,
+  txn: Transaction,
+  entry: HookEntry,
+  raw: Promise<unknown>,
+  state: { timedOut: boolean },
+): Promise<Step> {
+  return raw.then((r) => decide(run, hook, txn, entry, r, state));
+}
+
+/** No message lines: shared, so frozen. */
+const NO_MSG = Object.freeze([]) as unknown as string[];
+const ALL_DECLINED: Outcome = Object.freeze({ code: DECLINED, msg: NO_MSG });
+const DECLINED_AFTER_TIMEOUT: Outcome = Object.freeze({ code: DECLINED, msg: NO_MSG, timedOut: true });
+/** The state of a chain whose plugins all answered at once: nothing in it changes. */
+const SYNC = Object.freeze({ timedOut: false });
+
 function declined(state: { timedOut: boolean }): Outcome {
-  return state.timedOut ? { code: DECLINED, msg: [], timedOut: true } : { code: DECLINED, msg: [] };
+  return state.timedOut ? DECLINED_AFTER_TIMEOUT : ALL_DECLINED;
 }
 
 /** One plugin's answer: the chain's outcome, NEXT, or a promise of either (a deny/ok audit runs first). */
@@ -311,14 +338,27 @@ function isThenable(x: unknown): x is PromiseLike<unknown> {
   return typeof x === "object" && x !== null && typeof (x as { then?: unknown }).then === "function";
 }
 
-function normalise(raw: unknown): { code: number; msg: string[]; value?: unknown } | undefined {
-  if (raw === undefined || raw === null) return { code: DECLINED, msg: [] };
-  if (isReturnCode(raw)) return { code: raw, msg: [] };
+interface Answer {
+  readonly code: number;
+  readonly msg: string[];
+  readonly value?: unknown;
+}
+
+/** Each bare code's answer, made once: most plugin calls return one, or nothing. */
+const BARE = new Map<number, Answer>(
+  [OK, DENY, DENYSOFT, DENY_DISCONNECT, DENYSOFT_DISCONNECT, DECLINED, DONE].map((code) => [code, Object.freeze({ code, msg: NO_MSG })]),
+);
+
+function normalise(raw: unknown): Answer | undefined {
+  if (raw === undefined || raw === null) return BARE.get(DECLINED);
+  if (typeof raw === "number") return BARE.get(raw);
   if (Array.isArray(raw) && isReturnCode(raw[0])) {
-    const rest = raw.slice(1);
-    if (rest.length === 1 && typeof rest[0] === "function") return { code: raw[0], msg: [], value: rest[0] };
-    if (!rest.every((m) => typeof m === "string" || typeof m === "number")) return undefined;
-    return { code: raw[0], msg: splitLines(rest.map(String)) };
+    if (raw.length === 1) return BARE.get(raw[0]);
+    if (raw.length === 2 && typeof raw[1] === "function") return { code: raw[0], msg: NO_MSG, value: raw[1] };
+    for (let i = 1; i < raw.length; i++) {
+      if (typeof raw[i] !== "string" && typeof raw[i] !== "number") return undefined;
+    }
+    return { code: raw[0], msg: splitLines(raw, 1) };
   }
   return undefined;
 }

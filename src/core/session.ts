@@ -62,6 +62,13 @@ const HIGH_WATER = 256 * 1024;
 /** Output waiting for a client before its commands are no longer read. */
 const OUT_HIGH = 64 * 1024;
 
+/** A plain object (Perl's unblessed hash): not a list, a class's instance or a function. */
+function isHash(x: unknown): x is Record<string, unknown> {
+  if (typeof x !== "object" || x === null) return false;
+  const proto = Object.getPrototypeOf(x);
+  return proto === Object.prototype || proto === null;
+}
+
 /** `hook_<hook>`, the note key of a plugin's return code for a hook (made once per hook name). */
 const RETURN_KEYS = new Map<string, string>();
 function returnKey(hook: string): string {
@@ -744,11 +751,22 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
     return this.registry.has(hook) ? runHooksNow(this, hook, this.transaction, args) : NO_HOOKS;
   }
 
+  /**
+   * As qpsmtpd: into the plugin's note when that is a hash (made when there is none), and into
+   * the `hook_<hook>` hash there, which keeps whatever else the plugin put in it. A plugin whose
+   * note is something else (a string, a list) keeps it untouched.
+   */
   recordReturn(plugin: string, hook: HookName, code: number): void {
     const target = this.#txn ?? this.connection;
-    let n = target.notes(plugin) as Record<string, unknown> | undefined;
-    if (typeof n !== "object" || n === null) target.notes(plugin, n = Object.create(null) as Record<string, unknown>);
-    n[returnKey(hook)] = { return: code };
+    const found = target.notes(plugin);
+    let n: Record<string, unknown>;
+    if (found === undefined || found === null) target.notes(plugin, n = Object.create(null) as Record<string, unknown>);
+    else if (isHash(found)) n = found;
+    else return;
+    const key = returnKey(hook);
+    const entry = n[key];
+    if (isHash(entry)) entry.return = code;
+    else n[key] = { return: code };
   }
 
   authenticated(): boolean {

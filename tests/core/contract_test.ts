@@ -354,6 +354,26 @@ describe("hook runner", () => {
     await t.command("RCPT TO:<b@example.org>");
     expect(heard).toEqual([["mock_mail", DECLINED], ["mock_rcpt", DENY]]);
   });
+
+  test("the return note goes into the plugin's own hash, and leaves a note that is not one alone", async () => {
+    const t = await TestSession.start();
+    t.mockHook("rcpt", () => DECLINED);
+    t.mockHook("mail", () => DECLINED);
+    await t.command("HELO c");
+    await t.command("MAIL FROM:<a@example.net>");
+    expect(t.transaction.notes("mock_mail")).toEqual({ hook_mail: { return: DECLINED } });
+    const mine: { hook_rcpt: Record<string, number> } = { hook_rcpt: { seen: 1 } };
+    t.transaction.notes("mock_rcpt", mine);
+    await t.command("RCPT TO:<b@example.org>");
+    await t.command("RCPT TO:<c@example.org>");
+    expect(t.transaction.notes("mock_rcpt")).toBe(mine);
+    expect(mine.hook_rcpt).toEqual({ seen: 1, return: DECLINED });
+    for (const theirs of ["a plugin's own string", ["a", "list"]]) {
+      t.transaction.notes("mock_rcpt", theirs);
+      await t.command("RCPT TO:<b@example.org>");
+      expect(t.transaction.notes("mock_rcpt")).toEqual(theirs);
+    }
+  });
 });
 
 /** A full session: greeting, EHLO, one message, QUIT. */
