@@ -42,6 +42,13 @@ function isFieldName(line: string, end: number): boolean {
   return true;
 }
 
+/** `value` without the LFs it ends with (a value from `get` ends with one). */
+function withoutFinalNewlines(value: string): string {
+  let end = value.length;
+  while (end > 0 && value.charCodeAt(end - 1) === 10) end--;
+  return end === value.length ? value : value.slice(0, end);
+}
+
 export class Header {
   #fields: Field[] = [];
 
@@ -88,7 +95,7 @@ export class Header {
    * `i` before the `i`th field named `tag` (at the end when there are not that many).
    */
   add(tag: string, value: string, index?: number): void {
-    const f = field(tag, `${tag}: ${value.replace(/\n+$/, "")}`);
+    const f = field(tag, `${tag}: ${withoutFinalNewlines(value)}`);
     if (index === undefined) this.#fields.push(f);
     else if (index === 0) this.#fields.unshift(f);
     else {
@@ -101,7 +108,7 @@ export class Header {
   /** Replaces the `index`th (default first) `tag` field, or adds one. */
   replace(tag: string, value: string, index = 0): void {
     const at = this.#indexes(tag)[index];
-    const f = field(tag, `${tag}: ${value.replace(/\n+$/, "")}`);
+    const f = field(tag, `${tag}: ${withoutFinalNewlines(value)}`);
     if (at === undefined) this.#fields.push(f);
     else this.#fields[at] = f;
   }

@@ -183,7 +183,7 @@ export async function finishMessage(s: SmtpSession, txn: SmtpTransaction): Promi
   const headers = s.runHooksNow("data_post_headers");
   if (headers instanceof Promise) await headers;
   const authservId = s.config("me-auth-results") ?? s.me;
-  if (authservId !== "none") {
+  if (authservId !== "none" && header.count("Authentication-Results") > 0) {
     // RFC 8601 §5: a field that claims our authserv-id came from outside: it goes, signed or not.
     removeForged(header, authservId);
     if (!dkimCoversAuthResults(header)) header.rename("Authentication-Results", "Original-Authentication-Results");

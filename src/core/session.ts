@@ -218,6 +218,11 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
     w?.(true);
   }
 
+  /** A wait's promise executor, made once: every command waits. */
+  readonly #onWait = (resolve: (woken: boolean) => void): void => {
+    this.#wake = resolve;
+  };
+
   /** The session timer fired: ends a wait whose deadline has come, else waits on for it. */
   readonly #onTimer = (): void => {
     this.#timer = undefined;
@@ -398,7 +403,7 @@ export class Session implements SmtpSession, RunnerSession, HookRun {
   /** #sleep until `deadline`, the clock read at `now` by the caller (a read costs, and every command waits once). */
   #sleepUntil(deadline: number, now: number): Promise<boolean> {
     this.#deadline = deadline;
-    const woken = new Promise<boolean>((resolve) => (this.#wake = resolve));
+    const woken = new Promise<boolean>(this.#onWait);
     // After #wake is set: a clock may call back at once for a wait of 0 ms.
     this.#arm(deadline, now);
     return woken;
