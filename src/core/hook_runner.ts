@@ -199,7 +199,8 @@ function decide(
     run.session.recordReturn(name, hook, r.code);
     const audit = DENY_CODES.has(r.code) ? "deny" : "ok";
     if (registry.has(audit)) {
-      return runHooks(run, audit, txn, [name, r.code, r.msg]).then(() => r.code !== DECLINED ? decided(r, name) : NEXT);
+      // The audit plugins get their own copy of the lines: a bare code's are shared (and frozen).
+      return runHooks(run, audit, txn, [name, r.code, [...r.msg]]).then(() => r.code !== DECLINED ? decided(r, name) : NEXT);
     }
   }
   return r.code !== DECLINED ? decided(r, name) : NEXT;

@@ -355,6 +355,24 @@ describe("hook runner", () => {
     expect(heard).toEqual([["mock_mail", DECLINED], ["mock_rcpt", DENY]]);
   });
 
+  test("a deny hook may change the lines it is given: they are its own, and the reply keeps its text", async () => {
+    const t = await TestSession.start();
+    const seen: string[][] = [];
+    t.mockHook("deny", (_t, _plugin, _code, msg) => {
+      (msg as string[]).push("added by the audit plugin");
+      seen.push([...msg]);
+    });
+    t.mockHook("rcpt", () => DENY);
+    await t.command("HELO c");
+    await t.command("MAIL FROM:<a@example.net>");
+    for (const to of ["b@example.org", "c@example.org"]) {
+      const r = await t.command(`RCPT TO:<${to}>`);
+      expect(r.code).toBe(550);
+      expect(r.text).not.toContain("added");
+    }
+    expect(seen).toEqual([["added by the audit plugin"], ["added by the audit plugin"]]);
+  });
+
   test("the return note goes into the plugin's own hash, and leaves a note that is not one alone", async () => {
     const t = await TestSession.start();
     t.mockHook("rcpt", () => DECLINED);
