@@ -51,6 +51,8 @@ export class SmtpServer {
   #open!: () => void;
   /** Connections wait on this until `open()`: nothing is served before privileges are dropped. */
   readonly #ready = new Promise<void>((r) => (this.#open = r));
+  /** `open()` was called: a connection goes on without a turn of waiting on #ready. */
+  #isReady = false;
 
   constructor(registry: Registry, opts: ServerOptions) {
     this.registry = registry;
@@ -61,6 +63,7 @@ export class SmtpServer {
 
   /** Starts serving the connections that `start()` lets in (call it after dropping root). */
   open(): void {
+    this.#isReady = true;
     this.#open();
   }
 
@@ -83,15 +86,11 @@ export class SmtpServer {
    * that were running then: a plugin that computes for long must move the work off the loop. A
    * hold shows as a late tick, so the tick must be short (a hold overlaps it only if longer); it
    * runs while sessions are open, not in an idle daemon, which it would wake ten times a second.
+   * The first session starts it, and the first tick with none open stops it: one at a time
+   * (each connection the only one) does not make a timer each.
    */
   #watchEventLoop(): void {
-    const on = this.sessions.size > 0 && !this.#stopping;
-    if (on === (this.#tick !== undefined)) return;
-    if (!on) {
-      this.#tick!.cancel();
-      this.#tick = undefined;
-      return;
-    }
+    if (this.#tick !== undefined || this.sessions.size === 0 || this.#stopping) return;
     const clock = this.registry.host.clock;
     const every = 100;
     let last = performance.now();
@@ -99,7 +98,7 @@ export class SmtpServer {
       const now = performance.now();
       const held = now - last - every;
       last = now;
-      this.#tick = clock.after(every, tick);
+      this.#tick = this.sessions.size > 0 && !this.#stopping ? clock.after(every, tick) : undefined;
       if (held <= STALL_MS) return;
       const running = [...this.registry.host.running].filter((r) => r.since < now - held).map((r) => `${r.plugin} (${r.hook})`);
       this.#log(
@@ -205,7 +204,7 @@ export class SmtpServer {
   }
 
   async #accept(c: AcceptedConnection, spec: ListenSpec): Promise<void> {
-    await this.#ready;
+    if (!this.#isReady) await this.#ready;
     const registry = this.registry;
     let endpoints: Endpoints = {
       remote_ip: normaliseIp(c.remoteAddress),
@@ -307,7 +306,6 @@ export class SmtpServer {
     const ended = (): void => {
       metrics.connectionsOpen.dec();
       this.sessions.delete(session);
-      this.#watchEventLoop();
       peers?.session(remote, -1);
       this.#updateStress();
       this.#gate.release(remote);
@@ -330,7 +328,8 @@ export class SmtpServer {
   /** Stops accepting; lets open transactions finish for `graceMs`, then ends the rest with 421. */
   async stop(graceMs: number): Promise<void> {
     this.#stopping = true;
-    this.#watchEventLoop();
+    this.#tick?.cancel();
+    this.#tick = undefined;
     for (const l of this.#listeners) l.close();
     for (const s of this.sessions) s.drain();
     const all = Promise.all([...this.sessions].map((s) => s.done));
