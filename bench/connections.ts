@@ -8,7 +8,10 @@
  * and the plugins. Each is warmed up first; the rounds go round the servers, and each figure is
  * the median of the rounds. Steadier than the message profiles: a few per cent between runs.
  *
- *   bun bench/connections.ts [--connections N] [--rounds N]
+ *   bun bench/connections.ts [--connections N] [--rounds N] [--at-once N]
+ *
+ * `--at-once 1` is the shape of the one-session profiles, where every command wakes the server
+ * from its sleep.
  * @module
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -19,9 +22,15 @@ import { parseArgs } from "node:util";
 import { BENCH_SET, cpuMs, type Server, startFloor, startOurs, writeBenchConfig } from "./procs.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
-const { values } = parseArgs({ options: { connections: { type: "string", default: "10000" }, rounds: { type: "string", default: "3" } } });
+const { values } = parseArgs({
+  options: {
+    connections: { type: "string", default: "10000" },
+    rounds: { type: "string", default: "3" },
+    "at-once": { type: "string", default: "20" },
+  },
+});
 const N = Number(values.connections);
-const AT_ONCE = 20;
+const AT_ONCE = Number(values["at-once"]);
 const work = mkdtempSync(join(tmpdir(), "qpconn-"));
 
 /** One connection: the greeting, EHLO, QUIT, then it closes; each line sent after the reply before it. */

@@ -83,8 +83,8 @@ export function countingResolver(r: Resolver, m: ServerMetrics): Resolver {
 }
 
 /**
- * A resolver that counts what it is asked. A class, not the Proxy the store is wrapped in:
- * plugins ask several times a message, and a Proxy's trap and closure per call cost more.
+ * A resolver that counts what it is asked. A class, not a Proxy: plugins ask several times a
+ * message, and a Proxy's trap and closure per call cost more.
  */
 class CountingResolver implements Resolver {
   readonly #r: Resolver;
@@ -133,29 +133,60 @@ class CountingResolver implements Resolver {
 
 /** The store, counting each operation and each failure. */
 export function countingStore(s: Store, m: ServerMetrics): Store {
-  return wrap(s, (op, p) => {
-    m.storeOps.inc({ op });
-    return p.catch((e: unknown) => {
-      m.storeErrors.inc({ op });
-      throw e;
-    });
-  });
+  let c = counted.get(s) as Store | undefined;
+  if (!c) counted.set(s, c = new CountingStore(s, m));
+  return c;
 }
 
-/** The same object, with every method that returns a promise passed through `watch`. */
-function wrap<T extends object>(target: T, watch: (method: string, p: Promise<unknown>) => Promise<unknown>): T {
-  const had = counted.get(target);
-  if (had) return had as T;
-  const proxy = new Proxy(target, {
-    get(t, key, receiver) {
-      const v = Reflect.get(t, key, receiver) as unknown;
-      if (typeof v !== "function" || typeof key !== "string") return v;
-      return (...args: unknown[]) => {
-        const r = (v as (...a: unknown[]) => unknown).apply(t, args);
-        return r instanceof Promise ? watch(key, r) : r;
-      };
-    },
-  });
-  counted.set(target, proxy);
-  return proxy;
+type StoreOp = Exclude<keyof Store, "location">;
+
+/** A store that counts what it is asked: a class, as CountingResolver, for the same reason. */
+class CountingStore implements Store {
+  readonly #s: Store;
+  readonly #m: ServerMetrics;
+  readonly #ops = new Map<StoreOp, { inc(): void }>();
+
+  constructor(s: Store, m: ServerMetrics) {
+    this.#s = s;
+    this.#m = m;
+  }
+
+  get location(): string {
+    return this.#s.location;
+  }
+
+  #count<T>(op: StoreOp, p: Promise<T>): Promise<T> {
+    let c = this.#ops.get(op);
+    if (!c) this.#ops.set(op, c = this.#m.storeOps.child({ op }));
+    c.inc();
+    return p.catch((e: unknown) => {
+      this.#m.storeErrors.inc({ op });
+      throw e;
+    });
+  }
+
+  get(key: string): Promise<string | undefined> {
+    return this.#count("get", this.#s.get(key));
+  }
+  set(key: string, value: string, ttlSeconds?: number): Promise<void> {
+    return this.#count("set", this.#s.set(key, value, ttlSeconds));
+  }
+  compareAndSet(key: string, expected: string | undefined, value: string, ttlSeconds?: number): Promise<boolean> {
+    return this.#count("compareAndSet", this.#s.compareAndSet(key, expected, value, ttlSeconds));
+  }
+  delete(key: string): Promise<void> {
+    return this.#count("delete", this.#s.delete(key));
+  }
+  keys(prefix: string): Promise<string[]> {
+    return this.#count("keys", this.#s.keys(prefix));
+  }
+  incr(key: string, by?: number, ttlSeconds?: number): Promise<number> {
+    return this.#count("incr", this.#s.incr(key, by, ttlSeconds));
+  }
+  hit(key: string, windowSeconds: number, options?: { readonly weight?: number; readonly limit?: number }): Promise<number> {
+    return this.#count("hit", this.#s.hit(key, windowSeconds, options));
+  }
+  ping(): Promise<void> {
+    return this.#count("ping", this.#s.ping());
+  }
 }

@@ -26,18 +26,25 @@ export class ReplyError extends Error {
 }
 
 type Args = readonly string[];
+/**
+ * Given with every command: no timer per command in the library (an AbortSignal.timeout and its
+ * listeners, 7% of a message's CPU with greylisting, karma and limit on Redis). redis_link.ts
+ * holds every operation to the store's time limit itself.
+ */
+const UNTIMED = { timeout: 0 } as const;
+type Options = typeof UNTIMED;
 interface Scanner {
   scanIterator(o: { MATCH: string; COUNT: number }): AsyncIterable<string[]>;
 }
 interface Client extends Scanner {
   connect(): Promise<unknown>;
-  sendCommand(args: Args): Promise<unknown>;
+  sendCommand(args: Args, options?: Options): Promise<unknown>;
   destroy(): void;
   on(ev: "error", fn: (e: Error) => void): unknown;
 }
 interface Cluster {
   connect(): Promise<unknown>;
-  sendCommand(key: string | undefined, readonly: boolean, args: Args): Promise<unknown>;
+  sendCommand(key: string | undefined, readonly: boolean, args: Args, options?: Options): Promise<unknown>;
   readonly masters: readonly unknown[];
   nodeClient(node: unknown): Promise<Client>;
   destroy(): void;
@@ -45,7 +52,7 @@ interface Cluster {
 }
 interface Sentinel extends Scanner {
   connect(): Promise<unknown>;
-  sendCommand(readonly: boolean, args: Args): Promise<unknown>;
+  sendCommand(readonly: boolean, args: Args, options?: Options): Promise<unknown>;
   destroy(): Promise<void>;
   on(ev: "error", fn: (e: Error) => void): unknown;
 }
@@ -79,7 +86,7 @@ export async function createBackend(spec: RedisSpec, onError: (e: Error) => void
     c.on("error", onError);
     return {
       connect: async () => void (await c.connect()),
-      send: (key, args) => reply(c.sendCommand(key, false, args)),
+      send: (key, args) => reply(c.sendCommand(key, false, args, UNTIMED)),
       async *scan(match) {
         for (const m of c.masters) {
           for await (const batch of (await c.nodeClient(m)).scanIterator({ MATCH: match, COUNT: 500 })) yield* batch;
@@ -99,7 +106,7 @@ export async function createBackend(spec: RedisSpec, onError: (e: Error) => void
     s.on("error", onError);
     return {
       connect: async () => void (await s.connect()),
-      send: (_key, args) => reply(s.sendCommand(false, args)),
+      send: (_key, args) => reply(s.sendCommand(false, args, UNTIMED)),
       async *scan(match) {
         for await (const batch of s.scanIterator({ MATCH: match, COUNT: 500 })) yield* batch;
       },
@@ -117,7 +124,7 @@ export async function createBackend(spec: RedisSpec, onError: (e: Error) => void
   c.on("error", onError);
   return {
     connect: async () => void (await c.connect()),
-    send: (_key, args) => reply(c.sendCommand(args)),
+    send: (_key, args) => reply(c.sendCommand(args, UNTIMED)),
     async *scan(match) {
       for await (const batch of c.scanIterator({ MATCH: match, COUNT: 500 })) yield* batch;
     },
