@@ -3,7 +3,9 @@
  * same run, driven by Postfix's smtp-source on loopback. Each profile prints our messages/s,
  * smtp-sink's, the ratio, and each server's own CPU milliseconds per message (utime+stime from
  * /proc/PID/stat, summed over the process tree when there are workers). Not a test: the numbers
- * depend on the machine and its load, so compare ratios within one run.
+ * depend on the machine and its load, so compare ratios within one run. The figures the issue's
+ * targets read (per-connection overhead, the bold profile's CPU and ratio, N workers against one)
+ * are medians of REPEATS runs of the profile on the same server; the rows show the first.
  *
  * Environment: BENCH_SCALE (1) scales message and connection counts; BENCH_BINARY measures
  * another build; BENCH_ONLY=group,... runs some groups only (bench, workers, sample, maildir,
@@ -119,6 +121,34 @@ async function measure(server: Server, run: SourceRun): Promise<Measured> {
   return { rate: run.messages / secs, cpu, peakMiB: memKiB(server.pid, "VmHWM") / 1024, clientCpu, compiling };
 }
 
+/** How many times the figures the targets read are measured (the rows show the first): medians of these. */
+const REPEATS = 5;
+
+const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const spread = (xs: readonly number[]): string => xs.map((x) => x.toFixed(2)).join(" ");
+
+/**
+ * The per-connection overhead (row 1's CPU minus row 2's) REPEATS times, the rows run in turn, the
+ * first pair being the rows already measured: a difference of two short runs moves by a third
+ * from one run to the next on a quiet machine, their median far less.
+ */
+async function perConnection(server: Server, p1: Profile, p2: Profile, first: [Measured, Measured]): Promise<number[]> {
+  const all = [first[0].cpu - first[1].cpu];
+  while (all.length < REPEATS) {
+    const a = await measure(server, p1);
+    const b = await measure(server, p2);
+    all.push(a.cpu - b.cpu);
+  }
+  return all;
+}
+
+/** The bold profile REPEATS times (the first is the row's): its medians of CPU and rate, and each run's rate. */
+async function boldRepeats(server: Server, p: Profile, first: Measured): Promise<{ cpu: number; rate: number; rates: number[] }> {
+  const runs = [first];
+  while (runs.length < REPEATS) runs.push(await measure(server, p));
+  return { cpu: median(runs.map((r) => r.cpu)), rate: median(runs.map((r) => r.rate)), rates: runs.map((r) => r.rate) };
+}
+
 /** The warm-up batch (see warmUpRun); smtp-sink, compiled C, gets one batch. */
 const WARM_UP = warmUpRun(scale);
 /** Each warmed server: its name, the messages its warm-up took, the compiler threads' share in the last batch. */
@@ -191,29 +221,23 @@ async function group(title: string, config: string, profiles: Profile[], check?:
   });
 }
 
-function targets(r: Map<string, Measured>, profiles: Profile[], sinkRates: Map<string, Measured> | undefined): void {
-  const [p1, p2, p3] = profiles;
-  const a = r.get(p1!.label)!, b = r.get(p2!.label)!, bold = r.get(p3!.label)!;
-  say(`per-connection overhead (row 1 - row 2 CPU): ${(a.cpu - b.cpu).toFixed(2)} ms (target <= 0.2)`);
-  const ratio = sinkRates?.get(p3!.label) ? ` ratio ${(bold.rate / sinkRates.get(p3!.label)!.rate).toFixed(2)} (target >= 0.5),` : "";
-  say(`bold profile:${ratio} CPU ${bold.cpu.toFixed(2)} ms/msg (target <= 0.5)`);
-}
-
 /**
  * The same 4 KB profiles against bench/floor.ts, which answers SMTP and does nothing else: what the
  * kernel and Bun's sockets cost by themselves on this machine, and what is left for our code.
  */
-async function floorRow(profiles: Profile[], ours: Map<string, Measured>): Promise<void> {
+async function floorRow(profiles: Profile[], oursPerConnection: number, oursBold: number): Promise<void> {
   const floor = await startFloor(process.execPath);
   try {
     await warmUpNamed(floor, "floor");
-    const [p1, p2, p3] = profiles;
-    const [a, b, bold] = [await measure(floor, p1!), await measure(floor, p2!), await measure(floor, p3!)];
-    const o = (p: Profile) => ours.get(p.label)!.cpu;
+    const [p1, p2, p3] = profiles as [Profile, Profile, Profile];
+    const pc = await perConnection(floor, p1, p2, [await measure(floor, p1), await measure(floor, p2)]);
+    const bold = await boldRepeats(floor, p3, await measure(floor, p3));
     say(
-      `floor (bench/floor.ts: SMTP answered, nothing checked or kept, on Bun's sockets): CPU ${bold.cpu.toFixed(2)} ms/msg bold ` +
-        `(ours ${(o(p3!) - bold.cpu).toFixed(2)} above it), per connection ${(a.cpu - b.cpu).toFixed(2)} ms ` +
-        `(ours ${(o(p1!) - o(p2!) - (a.cpu - b.cpu)).toFixed(2)} above it)`,
+      `floor (bench/floor.ts: SMTP answered, nothing checked or kept, on Bun's sockets), medians as ours: CPU ${
+        bold.cpu.toFixed(2)
+      } ms/msg bold ` +
+        `(ours ${(oursBold - bold.cpu).toFixed(2)} above it), per connection ${median(pc).toFixed(2)} ms (${spread(pc)}; ` +
+        `ours ${(oursPerConnection - median(pc)).toFixed(2)} above it)`,
     );
   } finally {
     await floor.stop();
@@ -244,6 +268,7 @@ async function benchGroups(): Promise<void> {
   const sinkBy = new Map<string, Measured>();
   const measureSink = sink;
   let one: Map<string, Measured> | undefined;
+  let oneBold: { cpu: number; rate: number; rates: number[] } | undefined;
   for (const workers of [1, ...(hasWorkers && wanted("workers") ? [cores] : [])]) {
     if (workers === 1 && !wanted("bench")) continue;
     say();
@@ -254,7 +279,8 @@ async function benchGroups(): Promise<void> {
     );
     say(COLS + (one ? "  vs 1 worker" : ""));
     const results = new Map<string, Measured>();
-    await withOurs(config, ["-c", "1000", "-m", "1000", ...workerArgs(workers)], `bench-${workers}`, async (server) => {
+    const [p1, p2, p3] = profiles as [Profile, Profile, Profile];
+    const repeated = await withOurs(config, ["-c", "1000", "-m", "1000", ...workerArgs(workers)], `bench-${workers}`, async (server) => {
       for (const p of profiles) {
         const ours = await measure(server, p);
         if (measureSink && !sinkBy.has(p.label)) sinkBy.set(p.label, await measure(measureSink, p));
@@ -262,15 +288,33 @@ async function benchGroups(): Promise<void> {
         row(p, ours, sinkBy.get(p.label), base ? `  ${(ours.rate / base.rate).toFixed(2)}x` : "");
         results.set(p.label, ours);
       }
+      return {
+        perConnection: await perConnection(server, p1, p2, [results.get(p1.label)!, results.get(p2.label)!]),
+        bold: await boldRepeats(server, p3, results.get(p3.label)!),
+      };
     });
-    targets(results, profiles, sinkBy);
-    if (workers === 1) await floorRow(profiles, results);
-    if (workers === 1) one = results;
-    else if (one) {
-      const bold = profiles[2]!.label;
-      const [o, m] = [one.get(bold)!, results.get(bold)!];
-      say(`${workers} workers vs 1 on the bold profile: ${(m.rate / o.rate).toFixed(2)}x (target >= 1.5)`);
-      say(ceiling(workers, o, m));
+    const sinkBold = sinkBy.get(p3.label);
+    const pc = repeated.perConnection;
+    say(
+      `per-connection overhead (row 1 - row 2 CPU): ${median(pc).toFixed(2)} ms, median of ${pc.length} pairs (${
+        spread(pc)
+      }) (target <= 0.2)`,
+    );
+    const ratio = sinkBold ? ` ratio ${(repeated.bold.rate / sinkBold.rate).toFixed(2)} (target >= 0.5),` : "";
+    say(`bold profile, median of ${REPEATS} runs:${ratio} CPU ${repeated.bold.cpu.toFixed(2)} ms/msg (target <= 0.5)`);
+    if (workers === 1) await floorRow(profiles, median(pc), repeated.bold.cpu);
+    if (workers === 1) {
+      one = results;
+      oneBold = repeated.bold;
+    } else if (one && oneBold) {
+      const m = repeated.bold;
+      say(
+        `${workers} workers vs 1 on the bold profile: ${(m.rate / oneBold.rate).toFixed(2)}x, medians of ${REPEATS} runs each ` +
+          `(msgs/s, 1 worker: ${oneBold.rates.map((r) => r.toFixed(0)).join(" ")}; ${workers}: ${
+            m.rates.map((r) => r.toFixed(0)).join(" ")
+          }) (target >= 1.5)`,
+      );
+      say(ceiling(workers, { ...one.get(p3.label)!, cpu: oneBold.cpu, rate: oneBold.rate }, { ...results.get(p3.label)!, cpu: m.cpu }));
     }
   }
   if (!hasWorkers && wanted("workers")) say(`(no N-worker rows: ${binary} --help has no --workers yet)`);
