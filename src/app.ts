@@ -12,7 +12,7 @@ import type { Registry } from "./core/registry.ts";
 import { ServerHost } from "./core/server_host.ts";
 import { configuredResolver } from "./dns/resolver.ts";
 import { loadRegistry } from "./plugin/loader.ts";
-import { isCompiled } from "./runtime/runtime.ts";
+import { completeTracingChannel, isCompiled } from "./runtime/runtime.ts";
 import { createTlsContext } from "./runtime/sockets.ts";
 import { openStore } from "./store/choose.ts";
 import { BUILTINS } from "../plugins/mod.ts";
@@ -33,6 +33,7 @@ export function configDirs(explicit?: string): string[] {
 }
 
 export function createHost(dirs: readonly string[]): ServerHost {
+  completeTracingChannel();
   const logger = new Logger(LOGWARN);
   const config = new ConfigDir({ dirs, warn: (m) => logger.log(LOGWARN, m) });
   const lv = config.get("loglevel");

@@ -2,6 +2,8 @@ import { expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import * as diagnostics from "node:diagnostics_channel";
+import { completeTracingChannel } from "../../src/runtime/runtime.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 
@@ -29,3 +31,16 @@ test("SPF fail is refused at reject 3", async () => {
   expect(out).toContain("1 passed, 0 failed");
   expect(await p.exited).toBe(0);
 }, 60000);
+
+test("a tracing channel says whether anyone listens (libraries trace every call when it cannot)", () => {
+  completeTracingChannel();
+  completeTracingChannel(); // twice is once
+  const ch = diagnostics.tracingChannel("qpsmtpd-test") as unknown as { hasSubscribers: unknown };
+  expect(ch.hasSubscribers).toBe(false);
+  // One of the five is enough, as in Node.
+  const listener = { asyncEnd: () => undefined } as unknown as diagnostics.TracingChannelSubscribers<object>;
+  diagnostics.tracingChannel("qpsmtpd-test").subscribe(listener);
+  expect(ch.hasSubscribers).toBe(true);
+  diagnostics.tracingChannel("qpsmtpd-test").unsubscribe(listener);
+  expect(ch.hasSubscribers).toBe(false);
+});
