@@ -15,7 +15,7 @@
  * on allocation that CPU time (±10% between processes) cannot show.
  * @module
  */
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -44,6 +44,7 @@ const { values } = parseArgs({
 
 function benchConfig(): string {
   const dir = mkdtempSync(join(tmpdir(), "qpengine-"));
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
   return writeBenchConfig(dir, [...BENCH_SET, "queue/discard"], join(dir, "qpsmtpd.log"));
 }
 

@@ -10,4 +10,10 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if [ "${BENCH_SCALE:-1}" = 1 ] && [ -z "${BENCH_ONLY:-}" ] && [ -z "${BENCH_BINARY:-}" ]; then
   export BENCH_RESULTS=${BENCH_RESULTS:-bench/RESULTS.md}
 fi
-exec node_modules/.bin/bun bench/bench.ts
+# What the bench and the daemons it starts (redis-server, spamd, clamd) leave in the temp dir
+# goes here, and goes away with it, as in tests/run.sh.
+TMPDIR=$(mktemp -d "${TMPDIR:-/tmp}/qpsmtpd-bench.XXXXXX")
+chmod 1777 "$TMPDIR"
+export TMPDIR
+trap 'rm -rf "$TMPDIR"' EXIT
+node_modules/.bin/bun bench/bench.ts
