@@ -19,6 +19,7 @@ import { formatStatus, startObservers, type StatusReport, viewOf } from "./serve
 import { PLUGIN_DEPENDENCIES } from "./plugin/dependencies.ts";
 import { BUILTINS } from "../plugins/mod.ts";
 import { dropPrivileges } from "./server/privileges.ts";
+import { Registry } from "./core/registry.ts";
 import { catchStrayErrors, firstGeneration, Reloader } from "./server/daemon.ts";
 import { WORKER_ENV, type WorkerConfig } from "./server/messages.ts";
 import { VERSION } from "./api/version.ts";
@@ -343,14 +344,11 @@ async function serve(host: ServerHost, settings: DaemonSettings): Promise<void> 
   if (settings.pidFile) claimPidFile(settings.pidFile);
   const starting = keepStopSignals();
   if (settings.workers > 1) return primary(host, settings, starting);
-  let registry;
-  try {
-    registry = await firstGeneration(host, loadPlugins);
-  } catch (e) {
-    fail((e as Error).message);
-  }
-  catchStrayErrors(host);
-  const server = new SmtpServer(registry, {
+  // As qpsmtpd-forkserver (and as each worker of a cluster): the plugins load after the switch
+  // to the user, so what they make at load (a database, a log file, the spool under the user's
+  // uid) is the user's. The sockets are bound first, as root; a client that comes meanwhile
+  // waits for open(), and is served by the loaded plugins.
+  const server = new SmtpServer(new Registry(host), {
     listen: listenSpecs(settings),
     limitConnections: settings.limitConnections,
     maxFromIp: settings.maxFromIp,
@@ -376,6 +374,12 @@ async function serve(host: ServerHost, settings: DaemonSettings): Promise<void> 
       fail((e as Error).message);
     }
   }
+  try {
+    server.registry = await firstGeneration(host, loadPlugins);
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  catchStrayErrors(host);
   server.open();
   host.log(LOGNOTICE, `qpsmtpd ${VERSION} listening on ${bound.map((a) => `${a.address}:${a.port}`).join(", ")}`, "server");
 

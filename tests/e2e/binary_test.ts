@@ -361,8 +361,23 @@ export const hook_rcpt = () => undefined;
     expect(newMessages(maildir).join()).toContain("Subject: durable");
   });
 
-  test("-u drops root after binding; --pid-file refuses a second start", async () => {
-    const dir = configDir({ rcpthosts: "example.org\n", plugins: "rcpt_ok\nqueue/discard\n" });
+  test("-u drops root after binding, before the plugins load; --pid-file refuses a second start", async () => {
+    // A plugin that says, when it loads, whose process it loads in.
+    const pluginDir = mkdtempSync(join(tmpdir(), "qpuid-"));
+    writeFileSync(
+      join(pluginDir, "loaded_as.ts"),
+      `import { LOGWARN, type Register } from "qpsmtpd";
+export const register: Register = function () {
+  this.log(LOGWARN, \`loaded as uid \${process.getuid?.()}\`);
+};
+`,
+    );
+    chmodSync(pluginDir, 0o755);
+    const dir = configDir({
+      rcpthosts: "example.org\n",
+      plugin_dirs: `${pluginDir}\n`,
+      plugins: "loaded_as\nrcpt_ok\nqueue/discard\n",
+    });
     chmodSync(dir, 0o755); // the config must stay readable after the switch to nobody
     const pidDir = mkdtempSync(join(tmpdir(), "qppid-"));
     chmodSync(pidDir, 0o1777);
@@ -379,8 +394,10 @@ export const hook_rcpt = () => undefined;
       c.close();
       const uid = uidNow();
       expect(uid).toBe(nobody!);
+      // As qpsmtpd-forkserver: what plugins make at load is the user's, not root's.
+      expect(d.stderr()).toContain(`loaded as uid ${nobody}`);
       expect((await swaks(d.port, "--to", "user@example.org")).out).toContain("250 2.0.0 Queued (discarded)");
-    }
+    } else expect(d.stderr()).toContain(`loaded as uid ${process.getuid?.()}`);
     const second = await run([BINARY, "--config", dir, "-l", "127.0.0.1", "-p", String(await freePort()), "--pid-file", pidFile]);
     expect(second.code).toBe(1);
     expect(second.out).toContain("found an already running qpsmtpd");
