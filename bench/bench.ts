@@ -27,6 +27,7 @@ import {
   endedChildrenCpuMs,
   freePort,
   loadAverage,
+  median,
   memKiB,
   processTree,
   type Server,
@@ -124,7 +125,6 @@ async function measure(server: Server, run: SourceRun): Promise<Measured> {
 /** How many times the figures the targets read are measured (the rows show the first): medians of these. */
 const REPEATS = 5;
 
-const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const spread = (xs: readonly number[]): string => xs.map((x) => x.toFixed(2)).join(" ");
 
 /**
@@ -302,8 +302,8 @@ async function benchGroups(): Promise<void> {
     );
     const ratio = sinkBold ? ` ratio ${(repeated.bold.rate / sinkBold.rate).toFixed(2)} (target >= 0.5),` : "";
     say(`bold profile, median of ${REPEATS} runs:${ratio} CPU ${repeated.bold.cpu.toFixed(2)} ms/msg (target <= 0.5)`);
-    if (workers === 1) await floorRow(profiles, median(pc), repeated.bold.cpu);
     if (workers === 1) {
+      await floorRow(profiles, median(pc), repeated.bold.cpu);
       one = results;
       oneBold = repeated.bold;
     } else if (one && oneBold) {
@@ -440,13 +440,12 @@ async function startupGroup(): Promise<void> {
       listening.push(t.listening);
       greeting.push(t.greeting);
     }
-    const median = (xs: number[]): string => [...xs].sort((a, b) => a - b)[runs >> 1]!.toFixed(0);
     const range = (xs: number[]): string => `${Math.min(...xs).toFixed(0)}-${Math.max(...xs).toFixed(0)}`;
     const how = extra.length ? extra.join(" ") : hasWorkers ? `default workers (${cores})` : "as shipped";
     say(
-      `${how.padEnd(24)} first connection accepted ${median(listening)} ms (${range(listening)}), first 220 ${median(greeting)} ms (${
-        range(greeting)
-      })`,
+      `${how.padEnd(24)} first connection accepted ${median(listening).toFixed(0)} ms (${range(listening)}), first 220 ${
+        median(greeting).toFixed(0)
+      } ms (${range(greeting)})`,
     );
   }
 }

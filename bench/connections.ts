@@ -19,7 +19,7 @@ import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { BENCH_SET, cpuMs, type Server, startFloor, startOurs, writeBenchConfig } from "./procs.ts";
+import { BENCH_SET, cpuMs, median, type Server, startFloor, startOurs, writeBenchConfig } from "./procs.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const { values } = parseArgs({
@@ -92,7 +92,6 @@ try {
   rmSync(work, { recursive: true, force: true });
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 console.log(
   `server CPU ms per connection (greeting, EHLO, QUIT, close; ${N} a round, ${AT_ONCE} at once), median of ${values.rounds} rounds`,
 );

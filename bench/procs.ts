@@ -279,6 +279,9 @@ export function tail(path: string, lines = 15): string {
   }
 }
 
+/** The middle value (the upper of the two middle ones for an even count). */
+export const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
 export function loadAverage(): string {
   try {
     return readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
