@@ -142,11 +142,24 @@ async function perConnection(server: Server, p1: Profile, p2: Profile, first: [M
   return all;
 }
 
+interface Repeated {
+  cpu: number;
+  rate: number;
+  rates: number[];
+  /** How much of a core smtp-source had while it ran (its CPU per message times messages/s), median. */
+  clientCores: number;
+}
+
 /** The bold profile REPEATS times (the first is the row's): its medians of CPU and rate, and each run's rate. */
-async function boldRepeats(server: Server, p: Profile, first: Measured): Promise<{ cpu: number; rate: number; rates: number[] }> {
+async function boldRepeats(server: Server, p: Profile, first: Measured): Promise<Repeated> {
   const runs = [first];
   while (runs.length < REPEATS) runs.push(await measure(server, p));
-  return { cpu: median(runs.map((r) => r.cpu)), rate: median(runs.map((r) => r.rate)), rates: runs.map((r) => r.rate) };
+  return {
+    cpu: median(runs.map((r) => r.cpu)),
+    rate: median(runs.map((r) => r.rate)),
+    rates: runs.map((r) => r.rate),
+    clientCores: median(runs.map((r) => (r.clientCpu! * r.rate) / 1000)),
+  };
 }
 
 /** The warm-up batch (see warmUpRun); smtp-sink, compiled C, gets one batch. */
@@ -259,6 +272,31 @@ function ceiling(workers: number, one: Measured, many: Measured): string {
     `of ${workers} workers); 1.5x needs smtp-source at most ${(one.cpu * (workers - 1.5) / 1.5).toFixed(2)} ms`;
 }
 
+/**
+ * What N processes gain over one here with nothing of ours in them: the floor on our socket
+ * layer, one process against N node:cluster workers sharing the port as ours do, the bold
+ * profile, medians of REPEATS runs. Set beside ours, it shows which part of the workers' ratio is
+ * the machine's (smtp-source on the same cores, the kernel, the runtime) and which is ours.
+ */
+async function floorWorkers(workers: number, bold: Profile): Promise<void> {
+  const runs: Repeated[] = [];
+  for (const w of [1, workers]) {
+    const floor = await startFloor(process.execPath, true, w);
+    try {
+      await warmUpNamed(floor, floor.name);
+      runs.push(await boldRepeats(floor, bold, await measure(floor, bold)));
+    } finally {
+      await floor.stop();
+    }
+  }
+  const [a, b] = runs as [Repeated, Repeated];
+  say(
+    `the floor on our socket layer, ${workers} workers vs 1 on the bold profile: ${(b.rate / a.rate).toFixed(2)}x ` +
+      `(msgs/s, 1: ${a.rates.map((r) => r.toFixed(0)).join(" ")}; ${workers}: ${b.rates.map((r) => r.toFixed(0)).join(" ")}; ` +
+      `CPU ${a.cpu.toFixed(2)} and ${b.cpu.toFixed(2)} ms/msg)`,
+  );
+}
+
 // ---- groups -------------------------------------------------------------------------------
 
 async function benchGroups(): Promise<void> {
@@ -268,7 +306,7 @@ async function benchGroups(): Promise<void> {
   const sinkBy = new Map<string, Measured>();
   const measureSink = sink;
   let one: Map<string, Measured> | undefined;
-  let oneBold: { cpu: number; rate: number; rates: number[] } | undefined;
+  let oneBold: Repeated | undefined;
   for (const workers of [1, ...(hasWorkers && wanted("workers") ? [cores] : [])]) {
     if (workers === 1 && !wanted("bench")) continue;
     say();
@@ -315,6 +353,13 @@ async function benchGroups(): Promise<void> {
           }) (target >= 1.5)`,
       );
       say(ceiling(workers, { ...one.get(p3.label)!, cpu: oneBold.cpu, rate: oneBold.rate }, { ...results.get(p3.label)!, cpu: m.cpu }));
+      say(
+        `smtp-source had ${oneBold.clientCores.toFixed(2)} of a core with 1 worker, ${m.clientCores.toFixed(2)} with ${workers} ` +
+          `(medians; ${workers + 1} busy processes on ${cores} cores get ${
+            (cores / (workers + 1)).toFixed(2)
+          } each when the scheduler shares evenly)`,
+      );
+      await floorWorkers(workers, p3);
     }
   }
   if (!hasWorkers && wanted("workers")) say(`(no N-worker rows: ${binary} --help has no --workers yet)`);

@@ -5,11 +5,17 @@
  * which part of our CPU per message and per connection is the runtime and the kernel.
  * `--our-sockets` holds the same conversations on the daemon's socket layer (src/runtime/), which
  * bench/connections.ts sets beside it: the difference is what that layer costs.
+ * `--workers N` (with `--our-sockets`) runs it in N node:cluster workers sharing the port as the
+ * daemon's do: what N processes gain over one on this machine with nothing of ours in them.
  *
- *   bun bench/floor.ts PORT [--our-sockets]
+ *   bun bench/floor.ts PORT [--our-sockets [--workers N]]
  * @module
  */
+import cluster from "node:cluster";
+
 const port = Number(process.argv[2]);
+const at = process.argv.indexOf("--workers");
+const workers = at > 0 ? Number(process.argv[at + 1]) : 1;
 
 /** One client's conversation: bytes in, replies out (`bye` for the last, after which it closes). */
 function conversation(): (chunk: Uint8Array) => { out: string; bye: boolean } {
@@ -43,7 +49,14 @@ function conversation(): (chunk: Uint8Array) => { out: string; bye: boolean } {
 
 const GREETING = "220 floor ESMTP\r\n";
 
-if (process.argv.includes("--our-sockets")) {
+if (workers > 1 && cluster.isPrimary) {
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
+  for (let i = 0; i < workers; i++) cluster.fork();
+  process.on("SIGTERM", () => {
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill("SIGTERM");
+    process.exit(0);
+  });
+} else if (process.argv.includes("--our-sockets")) {
   // Loaded only here: the plain floor stays Bun's sockets and nothing else.
   void import("../src/runtime/sockets.ts").then(({ listen }) =>
     listen("127.0.0.1", port, (c) => {

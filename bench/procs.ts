@@ -204,13 +204,15 @@ export async function startOurs(binary: string, config: string, args: string[], 
 
 /**
  * bench/floor.ts (an SMTP responder that checks and keeps nothing) on a free port, run by `bun`;
- * `ourSockets`: the same on the daemon's socket layer.
+ * `ourSockets`: the same on the daemon's socket layer, in `workers` node:cluster workers if more than one.
  */
-export async function startFloor(bun: string, ourSockets = false): Promise<Server> {
+export async function startFloor(bun: string, ourSockets = false, workers = 1): Promise<Server> {
   const port = await freePort();
   const args = [join(import.meta.dirname, "floor.ts"), String(port), ...(ourSockets ? ["--our-sockets"] : [])];
+  if (workers > 1) args.push("--workers", String(workers));
   const child = spawn(bun, args, { stdio: "ignore" });
-  const s = started(ourSockets ? "floor, our sockets" : "floor", child, port) as Server & { alive(): boolean };
+  const name = ourSockets ? `floor, our sockets${workers > 1 ? `, ${workers} workers` : ""}` : "floor";
+  const s = started(name, child, port) as Server & { alive(): boolean };
   await waitForPort(port, 10000, s.alive);
   return s;
 }
