@@ -16,6 +16,11 @@ import cluster from "node:cluster";
 const port = Number(process.argv[2]);
 const at = process.argv.indexOf("--workers");
 const workers = at > 0 ? Number(process.argv[at + 1]) : 1;
+if (workers > 1 && !process.argv.includes("--our-sockets")) {
+  // Bun.listen would bind a socket per worker, not share one as the daemon's workers do.
+  console.error("floor.ts: --workers needs --our-sockets");
+  process.exit(2);
+}
 
 /** One client's conversation: bytes in, replies out (`bye` for the last, after which it closes). */
 function conversation(): (chunk: Uint8Array) => { out: string; bye: boolean } {
