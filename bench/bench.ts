@@ -126,6 +126,8 @@ async function measure(server: Server, run: SourceRun): Promise<Measured> {
 const REPEATS = 5;
 
 const spread = (xs: readonly number[]): string => xs.map((x) => x.toFixed(2)).join(" ");
+/** Each run's messages/s of `r`. */
+const eachRate = (r: { rates: readonly number[] }): string => r.rates.map((x) => x.toFixed(0)).join(" ");
 
 /**
  * The per-connection overhead (row 1's CPU minus row 2's) REPEATS times, the rows run in turn, the
@@ -292,7 +294,7 @@ async function floorWorkers(workers: number, bold: Profile): Promise<void> {
   const [a, b] = runs as [Repeated, Repeated];
   say(
     `the floor on our socket layer, ${workers} workers vs 1 on the bold profile: ${(b.rate / a.rate).toFixed(2)}x ` +
-      `(msgs/s, 1: ${a.rates.map((r) => r.toFixed(0)).join(" ")}; ${workers}: ${b.rates.map((r) => r.toFixed(0)).join(" ")}; ` +
+      `(msgs/s, 1: ${eachRate(a)}; ${workers}: ${eachRate(b)}; ` +
       `CPU ${a.cpu.toFixed(2)} and ${b.cpu.toFixed(2)} ms/msg)`,
   );
 }
@@ -348,9 +350,7 @@ async function benchGroups(): Promise<void> {
       const m = repeated.bold;
       say(
         `${workers} workers vs 1 on the bold profile: ${(m.rate / oneBold.rate).toFixed(2)}x, medians of ${REPEATS} runs each ` +
-          `(msgs/s, 1 worker: ${oneBold.rates.map((r) => r.toFixed(0)).join(" ")}; ${workers}: ${
-            m.rates.map((r) => r.toFixed(0)).join(" ")
-          }) (target >= 1.5)`,
+          `(msgs/s, 1 worker: ${eachRate(oneBold)}; ${workers}: ${eachRate(m)}) (target >= 1.5)`,
       );
       say(ceiling(workers, { ...one.get(p3.label)!, cpu: oneBold.cpu, rate: oneBold.rate }, { ...results.get(p3.label)!, cpu: m.cpu }));
       say(

@@ -49,10 +49,11 @@ export class SmtpServer {
   /** The event-loop watch's next tick, while sessions are open. */
   #tick: Timer | undefined;
   #open!: () => void;
-  /** Connections wait on this until `open()`: nothing is served before privileges are dropped. */
-  readonly #ready = new Promise<void>((r) => (this.#open = r));
-  /** `open()` was called: a connection goes on without a turn of waiting on #ready. */
-  #isReady = false;
+  /**
+   * Connections wait on this until `open()`: nothing is served before privileges are dropped.
+   * Gone once open, so a connection then goes on without a turn of waiting on it.
+   */
+  #ready: Promise<void> | undefined = new Promise<void>((r) => (this.#open = r));
 
   constructor(registry: Registry, opts: ServerOptions) {
     this.registry = registry;
@@ -63,8 +64,8 @@ export class SmtpServer {
 
   /** Starts serving the connections that `start()` lets in (call it after dropping root). */
   open(): void {
-    this.#isReady = true;
     this.#open();
+    this.#ready = undefined;
   }
 
   /** Binds every listener; resolves with the bound addresses. */
@@ -204,7 +205,7 @@ export class SmtpServer {
   }
 
   async #accept(c: AcceptedConnection, spec: ListenSpec): Promise<void> {
-    if (!this.#isReady) await this.#ready;
+    if (this.#ready) await this.#ready;
     const registry = this.registry;
     let endpoints: Endpoints = {
       remote_ip: normaliseIp(c.remoteAddress),
